@@ -1,0 +1,32 @@
+"""agegate: a neutral age screen, an ASGI gate and a purge routine for COPPA-style rules."""
+
+from .errors import (
+    AgeGateError,
+    ConfigurationError,
+    InvalidBirthDate,
+    InvalidToken,
+    KeyringError,
+    StoreError,
+    UnderAgeError,
+)
+from .gate import AgeGate, Attestation, Decision
+from .keys import Keyring
+from .policy import AgePolicy
+from .stores import open_store
+
+__all__ = [
+    "AgeGate",
+    "AgeGateError",
+    "AgePolicy",
+    "Attestation",
+    "ConfigurationError",
+    "Decision",
+    "InvalidBirthDate",
+    "InvalidToken",
+    "Keyring",
+    "KeyringError",
+    "StoreError",
+    "UnderAgeError",
+    "open_store",
+]
+__version__ = "0.1.0"

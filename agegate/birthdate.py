@@ -1,0 +1,220 @@
+"""Form input -> the latest birth date it could mean, or a stated age.
+
+Nothing missing is ever filled in from today's date: a year alone reads as 31 December, a year
+and month as the month's last day. Two-digit years are refused rather than guessed.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+from dateutil.parser import parserinfo
+
+from .errors import InvalidBirthDate
+from .policy import AgePolicy, today_aoe, today_latest
+
+DateOrder = Literal["MDY", "DMY", "YMD"]
+DATE_ORDERS: tuple[DateOrder, ...] = ("MDY", "DMY", "YMD")
+
+#: Longest accepted value of any one field; longer input is refused before any parsing.
+MAX_INPUT_LENGTH = 64
+MIN_YEAR = 1900
+MAX_AGE = 120
+
+BIRTH_FIELDS = ("birth_date", "birth_year", "birth_month", "birth_day", "age")
+
+_MONTHS = parserinfo()
+_ISO = re.compile(r"(\d{4})-(\d{1,2})(?:-(\d{1,2}))?", re.ASCII)
+_NUMERIC = re.compile(r"(\d{1,4})[/.\- ]+(\d{1,4})(?:[/.\- ]+(\d{1,4}))?", re.ASCII)
+_TOKEN = re.compile(r"\d+(?:st|nd|rd|th)?|[^\W\d_]+\.?|[,/.\-]", re.IGNORECASE | re.ASCII)
+_FILLER = frozenset({"of", "the"})
+_PUNCTUATION = frozenset({",", "/", ".", "-"})
+
+
+@dataclass(frozen=True, slots=True)
+class BirthInput:
+    """What the screen read: the latest birth date the input could mean, or a stated age."""
+
+    latest: date | None = None
+    age: int | None = None
+
+    def is_under_age(self, policy: AgePolicy, now: datetime) -> bool:
+        """Apply ``policy`` to this input at ``now``."""
+        if self.age is not None:
+            return policy.is_under_age_years(self.age)
+        assert self.latest is not None  # one of the two is always set
+        return policy.is_under_age(self.latest, now)
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts superscripts and other scripts."""
+    return text.isascii() and text.isdigit()
+
+
+def _err(
+    code: Literal["empty", "malformed", "impossible", "future", "implausible", "too_long"], msg: str
+) -> InvalidBirthDate:
+    return InvalidBirthDate(code, msg)
+
+
+def _malformed(order: DateOrder) -> InvalidBirthDate:
+    example = {"MDY": "04/23/1990", "DMY": "23/04/1990", "YMD": "1990-04-23"}[order]
+    return _err("malformed", f"Please enter your date of birth as a full date, for example {example}.")
+
+
+def _year(text: str, order: DateOrder) -> int:
+    if len(text) != 4 or not _digits(text):
+        raise _err("malformed", "Please enter the year of birth with four digits, for example 1990.")
+    return int(text)
+
+
+def _month(text: str, order: DateOrder) -> int:
+    if _digits(text):
+        month = int(text)
+    else:
+        found = _MONTHS.month(text.rstrip("."))
+        if found is None:
+            raise _malformed(order)
+        month = found
+    if not 1 <= month <= 12:
+        raise _err("impossible", "That month does not exist. Please check the date of birth.")
+    return month
+
+
+def _span(year: int, month: int | None, day: int | None) -> tuple[date, date]:
+    """The earliest and latest dates a (possibly partial) date can mean."""
+    if month is None:
+        return date(year, 1, 1), date(year, 12, 31)
+    last = calendar.monthrange(year, month)[1]
+    if day is None:
+        return date(year, month, 1), date(year, month, last)
+    if not 1 <= day <= last:
+        raise _err("impossible", "That day does not exist in that month. Please check the date of birth.")
+    exact = date(year, month, day)
+    return exact, exact
+
+
+def _parts(
+    year_text: str, month_text: str | None, day_text: str | None, order: DateOrder
+) -> tuple[date, date]:
+    if day_text is not None and month_text is None:
+        raise _malformed(order)
+    year = _year(year_text, order)
+    if year < MIN_YEAR or year > 9999:
+        raise _err("implausible", "Please check the year of birth.")
+    month = _month(month_text, order) if month_text is not None else None
+    day = None
+    if day_text is not None:
+        if not _digits(day_text):
+            raise _malformed(order)
+        day = int(day_text)
+    return _span(year, month, day)
+
+
+def _numeric(match: re.Match[str], order: DateOrder) -> tuple[date, date]:
+    a, b, c = match.group(1), match.group(2), match.group(3)
+    if c is None:
+        # Two parts: a month and a year, in either order; the year is the four-digit one.
+        if len(a) == 4:
+            return _parts(a, b, None, order)
+        if len(b) == 4:
+            return _parts(b, a, None, order)
+        raise _malformed(order)
+    if len(a) == 4:  # a leading four-digit year is unambiguous: Y M D
+        return _parts(a, b, c, order)
+    if order == "MDY":
+        return _parts(c, a, b, order)
+    if order == "DMY":
+        return _parts(c, b, a, order)
+    raise _malformed(order)
+
+
+def _worded(text: str, order: DateOrder) -> tuple[date, date]:
+    """Dates with a month name: "June 1, 2013", "1 June 2013", "13th of June 2013", "Jun 2013"."""
+    words = _TOKEN.findall(text)
+    if "".join(words) != re.sub(r"\s+", "", text):
+        raise _malformed(order)  # characters the date grammar does not know
+    month_text: str | None = None
+    numbers: list[str] = []
+    for word in words:
+        if word in _PUNCTUATION or word.lower() in _FILLER:
+            continue
+        if word[0].isdigit():
+            numbers.append(re.sub(r"(?i)(st|nd|rd|th)$", "", word))
+        elif month_text is None and _MONTHS.month(word.rstrip(".")) is not None:
+            month_text = word
+        else:
+            raise _malformed(order)
+    if month_text is None:
+        raise _malformed(order)
+    years = [n for n in numbers if len(n) == 4]
+    days = [n for n in numbers if len(n) <= 2]
+    if len(years) != 1 or len(days) > 1 or len(years) + len(days) != len(numbers):
+        raise _malformed(order)
+    return _parts(years[0], month_text, days[0] if days else None, order)
+
+
+def _one_string(text: str, order: DateOrder) -> tuple[date, date]:
+    if (m := _ISO.fullmatch(text)) is not None:
+        return _parts(m.group(1), m.group(2), m.group(3), order)
+    if _digits(text):
+        return _parts(text, None, None, order)
+    if (m := _NUMERIC.fullmatch(text)) is not None:
+        return _numeric(m, order)
+    if any(ch.isalpha() for ch in text):
+        return _worded(text, order)
+    raise _malformed(order)
+
+
+def read_birth_input(
+    fields: Mapping[str, str], *, date_order: DateOrder = "MDY", now: datetime | None = None
+) -> BirthInput:
+    """Read the screen's fields into a :class:`BirthInput`.
+
+    Accepted: ``birth_date`` (one string), or ``birth_year`` with optional ``birth_month`` and
+    ``birth_day``, or ``age`` in whole years. Raises :class:`InvalidBirthDate`.
+    """
+    values: dict[str, str] = {}
+    for name in BIRTH_FIELDS:
+        raw = fields.get(name)
+        if raw is None:
+            continue
+        if not isinstance(raw, str):
+            raise _err("malformed", "The date of birth must be given as text.")
+        if len(raw) > MAX_INPUT_LENGTH:
+            raise _err("too_long", "That entry is too long to be a date of birth.")
+        value = " ".join(raw.split())
+        if value:
+            values[name] = value
+    if not values:
+        raise _err("empty", "Please enter your date of birth.")
+
+    if "birth_date" in values:
+        earliest, latest = _one_string(values["birth_date"], date_order)
+    elif "birth_year" in values:
+        earliest, latest = _parts(
+            values["birth_year"], values.get("birth_month"), values.get("birth_day"), date_order
+        )
+    elif "age" in values:
+        text = values["age"]
+        if not _digits(text):
+            raise _err("malformed", "Please enter your age as a whole number of years.")
+        age = int(text)
+        if age > MAX_AGE:
+            raise _err("implausible", "Please check the age you entered.")
+        return BirthInput(age=age)
+    else:
+        # Only a month and/or a day: the year is what the conservative reading cannot do without.
+        raise _err("malformed", "Please enter the year of birth.")
+
+    if earliest > today_latest(now):
+        raise _err("future", "That date of birth is in the future. Please check it.")
+    today = today_aoe(now)
+    if latest <= today and AgePolicy(min_age=1).age_on(latest, today) > MAX_AGE:
+        raise _err("implausible", "Please check the year of birth.")
+    return BirthInput(latest=latest)

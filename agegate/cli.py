@@ -1,0 +1,114 @@
+"""The ``agegate`` console script.
+
+Exit status: 0 success, 1 failure (for ``check``: under age), 2 bad usage or bad input.
+Errors are one readable line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime, time
+
+from . import __version__
+from .birthdate import DATE_ORDERS
+from .errors import AgeGateError, InvalidBirthDate
+from .gate import AgeGate
+from .keys import Keyring
+from .policy import AOE, AgePolicy
+from .stores import MemoryStore
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line usage: reported on one line, exit status 2."""
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    print(Keyring.generate(args.kid).to_string())
+    return EXIT_OK
+
+
+def _parse_on(text: str) -> datetime:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise UsageError("--on takes a date as YYYY-MM-DD") from None
+    # Any moment of that calendar day Anywhere on Earth: "today" is then that day.
+    return datetime.combine(day, time(12), AOE)
+
+
+def _check(args: argparse.Namespace) -> int:
+    now = _parse_on(args.on) if args.on else None
+    # check needs no secret and stores nothing: a throwaway key and an in-memory store.
+    gate = AgeGate(
+        keys=Keyring.generate(),
+        store=MemoryStore(),
+        policy=AgePolicy(min_age=args.min_age),
+        date_order=args.date_order,
+    )
+    try:
+        decision = gate.screen({"birth_date": args.birth_date}, now=now)
+    except InvalidBirthDate as exc:
+        if args.json:
+            print(json.dumps({"error": "invalid_birth_date", "code": exc.code, "message": exc.message}))
+        else:
+            print(f"agegate: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps({"outcome": decision.outcome, "policy": decision.policy}))
+    else:
+        print(decision.outcome)
+    return EXIT_OK if decision.allowed else EXIT_FAILURE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agegate", description="Neutral age screen, ASGI gate and purge tool."
+    )
+    parser.add_argument("--version", action="version", version=f"agegate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    keygen = sub.add_parser("keygen", help="print a new key for AGEGATE_SECRET_KEYS")
+    keygen.add_argument("--kid", help="the key id (default: a random one)")
+    keygen.set_defaults(func=_keygen)
+
+    check = sub.add_parser("check", help="screen one birth date (exit 0 allowed, 1 under age, 2 bad input)")
+    check.add_argument("--birth-date", required=True, help="the birth date, e.g. 2013-06-01")
+    check.add_argument("--on", help="the day to check on, YYYY-MM-DD (default: today)")
+    check.add_argument("--min-age", type=int, default=13, help="the policy's minimum age (default 13)")
+    check.add_argument("--date-order", choices=DATE_ORDERS, default="MDY", help="how numeric dates read")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    check.set_defaults(func=_check)
+
+    from .cli_demo import register as register_demo
+    from .cli_purge import register as register_purge
+
+    register_demo(sub)
+    register_purge(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except UsageError as exc:
+        print(f"agegate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AgeGateError as exc:
+        print(f"agegate: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("agegate: interrupted", file=sys.stderr)
+        return 130
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The exception hierarchy: everything agegate raises derives from :class:`AgeGateError`.
+
+Messages are written for a person to act on and never carry personal data (birth dates,
+identifiers) or key and token material.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+InvalidBirthDateCode = Literal["empty", "malformed", "impossible", "future", "implausible", "too_long"]
+
+
+class AgeGateError(Exception):
+    """Base class of every error agegate raises."""
+
+
+class ConfigurationError(AgeGateError, ValueError):
+    """agegate was set up with an option it cannot use (a bad key, URL, policy or pattern)."""
+
+
+class KeyringError(ConfigurationError):
+    """The secret keys are missing, too short or not in ``keyid:base64key`` form."""
+
+
+class InvalidBirthDate(AgeGateError, ValueError):
+    """The birth date given to the screen cannot be used.
+
+    ``code`` says why, for programs; the message says it for people.
+    """
+
+    code: InvalidBirthDateCode
+
+    def __init__(self, code: InvalidBirthDateCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class UnderAgeError(AgeGateError):
+    """The person screened is under the policy's minimum age, or the account is blocked."""
+
+    def __init__(self, message: str = "This service is not available.", *, reason: str = "under_age") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class InvalidToken(AgeGateError):
+    """A sealed token could not be opened. Deliberately says nothing about why."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid or expired token")
+
+
+class StoreError(AgeGateError):
+    """The store cannot be opened or used (bad URL, corrupt or foreign database, unavailable)."""

@@ -1,0 +1,248 @@
+"""AgeGate: the screen, the signup hook, account status and purges, over one store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from .birthdate import DATE_ORDERS, DateOrder, read_birth_input
+from .errors import ConfigurationError, UnderAgeError
+from .keys import Keyring
+from .policy import AgePolicy, aware
+from .stores import AttestationRecord, Store, open_store
+from .tokens import Hasher, Outcome, Sealer
+
+if TYPE_CHECKING:
+    from .purge import Purger, PurgeReport
+
+Status = Literal["allowed", "under_age", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The screen's answer. It carries no birth date and no age."""
+
+    allowed: bool
+    outcome: Outcome
+    policy: str
+
+    @classmethod
+    def of(cls, outcome: Outcome, policy: str) -> Decision:
+        return cls(allowed=outcome == "allowed", outcome=outcome, policy=policy)
+
+
+@dataclass(frozen=True, slots=True)
+class Attestation:
+    """What :meth:`AgeGate.signup` stored for an account (as hashes) and when."""
+
+    outcome: Outcome
+    policy: str
+    checked_at: datetime
+    kid: str
+
+
+def normalise_identifier(kind: str, value: str) -> str:
+    """The canonical form of an identifier, so that trivially different spellings block alike:
+    emails and usernames are case-folded and trimmed, phone numbers keep only their digits."""
+    kind = kind.strip().lower()
+    value = value.strip()
+    if kind == "phone":
+        return "".join(ch for ch in value if ch.isascii() and ch.isdigit())
+    return value.casefold()
+
+
+class AgeGate:
+    """The age screen and everything built on it, for one app.
+
+    ``keys`` holds the secret keys; ``store`` is a store URL (``sqlite:///path``, ``memory://``,
+    ``postgresql://…``) or a store object; ``policy`` sets the minimum age; ``date_order`` says
+    how numeric dates with separators read. ``allowed_ttl`` and ``under_age_ttl`` are how long a
+    browser's screen result lasts (the under-age one cannot be overwritten meanwhile);
+    ``identifier_block`` is how long a purged child's identifiers stay blocked (``0`` disables).
+    """
+
+    def __init__(
+        self,
+        *,
+        keys: Keyring,
+        store: str | Store = "sqlite:///agegate.sqlite3",
+        policy: AgePolicy | None = None,
+        date_order: DateOrder = "MDY",
+        allowed_ttl: timedelta = timedelta(days=365),
+        under_age_ttl: timedelta = timedelta(days=30),
+        identifier_block: timedelta = timedelta(days=365),
+    ) -> None:
+        if not isinstance(keys, Keyring):
+            raise ConfigurationError("keys must be a Keyring (for example Keyring.from_env())")
+        if date_order not in DATE_ORDERS:
+            raise ConfigurationError(f"date_order must be one of {', '.join(DATE_ORDERS)}")
+        for name, ttl in (("allowed_ttl", allowed_ttl), ("under_age_ttl", under_age_ttl)):
+            if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+                raise ConfigurationError(f"{name} must be a positive timedelta")
+        if not isinstance(identifier_block, timedelta) or identifier_block < timedelta(0):
+            raise ConfigurationError("identifier_block must be a timedelta of zero or more")
+        self.keys = keys
+        self.policy = policy if policy is not None else AgePolicy()
+        self.date_order: DateOrder = date_order
+        self.allowed_ttl = allowed_ttl
+        self.under_age_ttl = under_age_ttl
+        self.identifier_block = identifier_block
+        self.sealer = Sealer(keys, "cookie")
+        self.subject_hasher = Hasher(keys, "subject")
+        self.attestation_hasher = Hasher(keys, "attestation")
+        self.identifier_hasher = Hasher(keys, "identifier")
+        self._store: Store = open_store(store) if isinstance(store, str) else store
+        self._opened = False
+        self._open_lock = asyncio.Lock()
+
+        from .purge import Purger
+
+        self.purger: Purger = Purger(self)
+
+    # -- the store ---------------------------------------------------------------------------
+
+    async def store(self) -> Store:
+        """The store, opened (schema created or migrated) on first use."""
+        if not self._opened:
+            async with self._open_lock:
+                if not self._opened:
+                    await self._store.open()
+                    self._opened = True
+        return self._store
+
+    async def aclose(self) -> None:
+        """Close the store's connections."""
+        if self._opened:
+            await self._store.close()
+            self._opened = False
+
+    async def __aenter__(self) -> AgeGate:
+        await self.store()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- the screen --------------------------------------------------------------------------
+
+    def screen(self, fields: Mapping[str, str], *, now: datetime | None = None) -> Decision:
+        """Screen a birth date (or a stated age) from form fields.
+
+        Raises :class:`~agegate.InvalidBirthDate` for input that cannot be used.
+        """
+        moment = aware(now)
+        reading = read_birth_input(fields, date_order=self.date_order, now=moment)
+        under = reading.is_under_age(self.policy, moment)
+        return Decision.of("under_age" if under else "allowed", self.policy.name)
+
+    # -- hashing -----------------------------------------------------------------------------
+
+    def subject_hashes(self, subject: str) -> list[bytes]:
+        """HMAC(subject key, account id) under every listed key, active first."""
+        return self.subject_hasher.digests(_subject(subject))
+
+    def identifier_hashes(self, identifiers: Mapping[str, str] | None) -> list[bytes]:
+        """HMAC(identifier key, kind | normalised value) under every listed key."""
+        out: list[bytes] = []
+        for kind, value in (identifiers or {}).items():
+            if not isinstance(kind, str) or not isinstance(value, str):
+                raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
+            normal = normalise_identifier(kind, value)
+            if normal:
+                out.extend(self.identifier_hasher.digests(kind.strip().lower(), normal))
+        return out
+
+    # -- attestations ------------------------------------------------------------------------
+
+    async def record(self, subject: str, outcome: Outcome, *, now: datetime | None = None) -> Attestation:
+        """Store a hashed attestation of ``outcome`` for ``subject`` (replacing any older one)."""
+        moment = aware(now).astimezone(UTC)
+        subject = _subject(subject)
+        kid = self.keys.active_kid
+        hashes = self.subject_hashes(subject)
+        mac = self.attestation_hasher.digest(subject, outcome, self.policy.name, kid=kid)
+        store = await self.store()
+        await store.put_attestation(
+            AttestationRecord(hashes[0], kid, mac, self.policy.name, moment), replaces=hashes[1:]
+        )
+        return Attestation(outcome, self.policy.name, moment, kid)
+
+    async def status_of(self, subject: str) -> Status:
+        """``"allowed"``, ``"under_age"`` or ``"unknown"`` for an account id.
+
+        An under-age record counts under any policy; an allowed one only under this gate's
+        policy (a stricter new policy asks again). A record whose MAC does not verify is unknown.
+        """
+        subject = _subject(subject)
+        store = await self.store()
+        record = await store.get_attestation(self.subject_hashes(subject))
+        if record is None:
+            return "unknown"
+        verify = self.attestation_hasher.verify
+        if verify(record.mac, subject, "under_age", record.policy, kid=record.kid):
+            return "under_age"
+        if record.policy == self.policy.name and verify(
+            record.mac, subject, "allowed", record.policy, kid=record.kid
+        ):
+            return "allowed"
+        return "unknown"
+
+    async def is_blocked(self, identifiers: Mapping[str, str] | None, *, now: datetime | None = None) -> bool:
+        """Whether any of these identifiers belongs to an account purged as a child's, while
+        its block lasts."""
+        hashes = self.identifier_hashes(identifiers)
+        if not hashes:
+            return False
+        store = await self.store()
+        return await store.is_blocked(hashes, now=aware(now).astimezone(UTC))
+
+    async def signup(
+        self,
+        fields: Mapping[str, str],
+        *,
+        subject: str,
+        identifiers: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> Attestation:
+        """Screen a signup and, when allowed, store a hashed attestation for ``subject``.
+
+        Raises :class:`~agegate.InvalidBirthDate` for unusable input and
+        :class:`~agegate.UnderAgeError` for an under-age person, an account already known to
+        be a child's, or identifiers of an account purged as a child's. Nothing is stored
+        unless the signup is allowed. Persist nothing of the signup before this returns.
+        """
+        subject = _subject(subject)
+        decision = self.screen(fields, now=now)
+        if not decision.allowed:
+            raise UnderAgeError()
+        if await self.is_blocked(identifiers, now=now):
+            raise UnderAgeError(reason="blocked")
+        if await self.status_of(subject) == "under_age":
+            raise UnderAgeError(reason="blocked")
+        return await self.record(subject, "allowed", now=now)
+
+    # -- purges ------------------------------------------------------------------------------
+
+    async def purge(
+        self,
+        subject: str,
+        *,
+        ticket: str,
+        operator: str,
+        identifiers: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+    ) -> PurgeReport:
+        """Delete a reported child's account data from every registered handler; see
+        :class:`~agegate.purge.Purger`."""
+        return await self.purger.purge(
+            subject, ticket=ticket, operator=operator, identifiers=identifiers, dry_run=dry_run
+        )
+
+
+def _subject(subject: str) -> str:
+    if not isinstance(subject, str) or not subject or len(subject) > 512:
+        raise ConfigurationError("subject must be a non-empty account id of at most 512 characters")
+    return subject

@@ -1,0 +1,120 @@
+"""Secret keys: ``keyid:base64key`` entries, HKDF-SHA256 purpose keys, rotation.
+
+The first key signs and seals; every listed key verifies, so a key can be retired by moving it
+behind a new one and dropped once nothing it sealed is still in use.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from typing import Literal
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import KeyringError
+
+Purpose = Literal["cookie", "attestation", "subject", "identifier", "journal", "receipt"]
+PURPOSES: tuple[Purpose, ...] = ("cookie", "attestation", "subject", "identifier", "journal", "receipt")
+
+#: Shortest accepted secret key, in bytes.
+MIN_KEY_BYTES = 32
+_KID = re.compile(r"[A-Za-z0-9_-]{1,32}", re.ASCII)
+DEFAULT_ENV_VAR = "AGEGATE_SECRET_KEYS"
+
+
+def _derive(secret: bytes, purpose: str) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"agegate/v1/" + purpose.encode()
+    ).derive(secret)
+
+
+class Keyring:
+    """An ordered set of secret keys, each with an id; the first is active.
+
+    Build one with :meth:`from_env`, :meth:`from_string` or :meth:`generate`. Purpose keys are
+    derived once, when the keyring is built, one per (key, purpose).
+    """
+
+    __slots__ = ("_derived", "_secrets")
+
+    def __init__(self, keys: Iterable[tuple[str, bytes]]) -> None:
+        entries = list(keys)
+        if not entries:
+            raise KeyringError("no secret keys given: set AGEGATE_SECRET_KEYS (see `agegate keygen`)")
+        seen: set[str] = set()
+        for kid, secret in entries:
+            if not isinstance(kid, str) or _KID.fullmatch(kid) is None:
+                raise KeyringError("a key id must be 1-32 characters of letters, digits, '_' or '-'")
+            if kid in seen:
+                raise KeyringError(f"key id {kid!r} is listed twice")
+            seen.add(kid)
+            if not isinstance(secret, bytes) or len(secret) < MIN_KEY_BYTES:
+                raise KeyringError(
+                    f"key {kid!r} is too short: it must decode to at least {MIN_KEY_BYTES} bytes"
+                )
+        self._secrets: dict[str, bytes] = dict(entries)
+        self._derived: dict[tuple[str, str], bytes] = {
+            (kid, purpose): _derive(secret, purpose) for kid, secret in entries for purpose in PURPOSES
+        }
+
+    @classmethod
+    def from_string(cls, text: str) -> Keyring:
+        """Parse ``"kid:base64key,kid2:base64key2"``; the first entry is the active key."""
+        if not isinstance(text, str) or not text.strip():
+            raise KeyringError("no secret keys given: set AGEGATE_SECRET_KEYS (see `agegate keygen`)")
+        entries: list[tuple[str, bytes]] = []
+        for position, item in enumerate(text.split(","), start=1):
+            item = item.strip()
+            kid, sep, encoded = item.partition(":")
+            if not sep or not kid or not encoded:
+                raise KeyringError(f"secret key entry {position} is not in keyid:base64key form")
+            try:
+                padded = encoded.strip() + "=" * (-len(encoded.strip()) % 4)
+                secret = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+            except (binascii.Error, ValueError):
+                raise KeyringError(f"secret key entry {position} ({kid!r}) is not valid base64") from None
+            entries.append((kid.strip(), secret))
+        return cls(entries)
+
+    @classmethod
+    def from_env(cls, var: str = DEFAULT_ENV_VAR) -> Keyring:
+        """Read the keys from the environment variable ``var``."""
+        value = os.environ.get(var)
+        if value is None or not value.strip():
+            raise KeyringError(f"{var} is not set: generate a key with `agegate keygen` and export it")
+        return cls.from_string(value)
+
+    @classmethod
+    def generate(cls, kid: str | None = None) -> Keyring:
+        """A keyring with one fresh random 256-bit key (for tests and ``agegate demo``)."""
+        return cls([(kid or "k" + secrets.token_hex(4), secrets.token_bytes(32))])
+
+    def to_string(self) -> str:
+        """The ``AGEGATE_SECRET_KEYS`` form of this keyring. Handle it as the secret it is."""
+        return ",".join(f"{kid}:{base64.b64encode(secret).decode()}" for kid, secret in self._secrets.items())
+
+    @property
+    def active_kid(self) -> str:
+        """The id of the key that signs and seals."""
+        return next(iter(self._secrets))
+
+    @property
+    def kids(self) -> tuple[str, ...]:
+        """Every key id, active first."""
+        return tuple(self._secrets)
+
+    def purpose_key(self, purpose: Purpose, kid: str | None = None) -> bytes:
+        """The 32-byte key for ``purpose`` derived from key ``kid`` (default: the active key)."""
+        try:
+            return self._derived[(kid or self.active_kid, purpose)]
+        except KeyError:
+            raise KeyringError("unknown key id or purpose") from None
+
+    def __repr__(self) -> str:
+        return f"Keyring(kids={list(self._secrets)!r})"

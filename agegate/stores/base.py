@@ -1,0 +1,136 @@
+"""The Store protocol: what agegate keeps, and the guarantees every store gives.
+
+Stores hold only keyed hashes, policy names, times and purge-job bookkeeping. Every method is
+async; a method either completes or has no effect (each is one transaction). Times are
+timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+JobState = Literal["running", "done", "failed", "dry_run"]
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationRecord:
+    """One account's screen result, as stored.
+
+    ``subject_hash`` is HMAC(subject key, account id); ``mac`` is HMAC(attestation key, account
+    id | outcome | policy) under key ``kid``: the outcome cannot be read without the key.
+    """
+
+    subject_hash: bytes
+    kid: str
+    mac: bytes
+    policy: str
+    checked_at: datetime
+
+
+@dataclass(slots=True)
+class PurgeJob:
+    """A purge of one account, as journalled.
+
+    ``subject_hash`` (under the active key when the job was made) makes a job unique per
+    account. ``sealed_subject`` holds the account id sealed with AES-GCM (journal key) so that
+    an interrupted job can be resumed; it and ``identifier_hashes`` are wiped when the job is
+    done. ``steps`` maps each finished step (handler name, or an internal step name) to its
+    count, in the order finished.
+    """
+
+    job_id: str
+    subject_hash: bytes
+    ticket: str
+    operator: str
+    handlers: tuple[str, ...]
+    state: JobState
+    created_at: datetime
+    updated_at: datetime
+    sealed_subject: bytes | None = None
+    identifier_hashes: tuple[bytes, ...] = ()
+    steps: dict[str, int] = field(default_factory=dict)
+    finished_at: datetime | None = None
+    error: str | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistent state behind an :class:`~agegate.AgeGate`. See ``tests/store_contract.py``."""
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect, create or migrate the schema forward. Idempotent."""
+
+    async def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    # -- attestations -----------------------------------------------------------------------
+
+    async def put_attestation(self, record: AttestationRecord, *, replaces: Sequence[bytes] = ()) -> None:
+        """Insert or replace the record for ``record.subject_hash``, and delete the records under
+        the hashes in ``replaces`` (the same account under older keys), atomically."""
+
+    async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
+        """The record under the first of ``subject_hashes`` that has one, or ``None``."""
+
+    async def delete_attestations(self, subject_hashes: Sequence[bytes]) -> int:
+        """Delete the records under these hashes; returns how many were deleted."""
+
+    # -- identifiers of purged child accounts --------------------------------------------------
+
+    async def block_identifiers(self, identifier_hashes: Sequence[bytes], *, until: datetime) -> None:
+        """Block these hashes until ``until`` (an existing block is extended, never shortened)."""
+
+    async def is_blocked(self, identifier_hashes: Sequence[bytes], *, now: datetime) -> bool:
+        """Whether any of these hashes is blocked at ``now``."""
+
+    async def delete_expired_blocks(self, *, now: datetime) -> int:
+        """Drop blocks that ended before ``now``; returns how many."""
+
+    # -- purge job journal -------------------------------------------------------------------
+
+    async def create_job(self, job: PurgeJob) -> tuple[PurgeJob, bool]:
+        """Insert ``job`` unless a job with its ``subject_hash`` exists; atomically.
+
+        Returns ``(the stored job, True)`` when inserted, ``(the existing job, False)`` otherwise.
+        """
+
+    async def get_job(self, job_id: str) -> PurgeJob | None:
+        """The job with this id, or ``None``."""
+
+    async def find_job(self, subject_hashes: Sequence[bytes]) -> PurgeJob | None:
+        """The job for any of these subject hashes, or ``None``."""
+
+    async def list_jobs(self, *, unfinished_only: bool = False) -> list[PurgeJob]:
+        """Every job (or every job not yet done/dry_run), oldest first."""
+
+    async def claim_job(
+        self, job_id: str, *, owner: str, until: datetime, now: datetime, takeover: str | None = None
+    ) -> bool:
+        """Take the job's lease for ``owner`` until ``until``; atomically (compare and set).
+
+        Succeeds when the job is not finished and its lease is free, expired at ``now``, already
+        held by ``owner``, or held by ``takeover`` (a holder known to be dead).
+        """
+
+    async def record_step(self, job_id: str, *, owner: str, step: str, count: int, now: datetime) -> bool:
+        """Journal a finished step with its count, if ``owner`` holds the lease. A step recorded
+        twice keeps its first count. Returns whether the lease was held."""
+
+    async def finish_job(
+        self, job_id: str, *, owner: str, state: JobState, now: datetime, error: str | None = None
+    ) -> bool:
+        """Set the job's final (or failed) state and release the lease, if ``owner`` holds it.
+
+        ``done`` and ``dry_run`` also wipe ``sealed_subject`` and ``identifier_hashes`` and set
+        ``finished_at``; ``failed`` keeps them so the job can be resumed. Returns whether the
+        lease was held."""
+
+    async def delete_job(self, job_id: str) -> bool:
+        """Remove a job (used for dry runs, which leave no journal). Returns whether it existed."""

@@ -1,0 +1,135 @@
+"""``memory://``: an in-process store for tests. Nothing survives the process."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Sequence
+from datetime import datetime
+
+from .base import AttestationRecord, JobState, PurgeJob
+
+_FINAL = ("done", "dry_run")
+
+
+class MemoryStore:
+    """Keeps everything in dictionaries; one lock makes every method atomic."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._lock = asyncio.Lock()
+        self._attestations: dict[bytes, AttestationRecord] = {}
+        self._blocks: dict[bytes, datetime] = {}
+        self._jobs: dict[str, PurgeJob] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def put_attestation(self, record: AttestationRecord, *, replaces: Sequence[bytes] = ()) -> None:
+        async with self._lock:
+            for old in replaces:
+                if old != record.subject_hash:
+                    self._attestations.pop(old, None)
+            self._attestations[record.subject_hash] = record
+
+    async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
+        for subject_hash in subject_hashes:
+            found = self._attestations.get(subject_hash)
+            if found is not None:
+                return found
+        return None
+
+    async def delete_attestations(self, subject_hashes: Sequence[bytes]) -> int:
+        async with self._lock:
+            return sum(self._attestations.pop(h, None) is not None for h in set(subject_hashes))
+
+    async def block_identifiers(self, identifier_hashes: Sequence[bytes], *, until: datetime) -> None:
+        async with self._lock:
+            for h in identifier_hashes:
+                current = self._blocks.get(h)
+                if current is None or current < until:
+                    self._blocks[h] = until
+
+    async def is_blocked(self, identifier_hashes: Sequence[bytes], *, now: datetime) -> bool:
+        return any((until := self._blocks.get(h)) is not None and until > now for h in identifier_hashes)
+
+    async def delete_expired_blocks(self, *, now: datetime) -> int:
+        async with self._lock:
+            expired = [h for h, until in self._blocks.items() if until <= now]
+            for h in expired:
+                del self._blocks[h]
+            return len(expired)
+
+    async def create_job(self, job: PurgeJob) -> tuple[PurgeJob, bool]:
+        async with self._lock:
+            for existing in self._jobs.values():
+                if existing.subject_hash == job.subject_hash:
+                    return copy.deepcopy(existing), False
+            self._jobs[job.job_id] = copy.deepcopy(job)
+            return copy.deepcopy(job), True
+
+    async def get_job(self, job_id: str) -> PurgeJob | None:
+        job = self._jobs.get(job_id)
+        return copy.deepcopy(job) if job is not None else None
+
+    async def find_job(self, subject_hashes: Sequence[bytes]) -> PurgeJob | None:
+        wanted = set(subject_hashes)
+        for job in self._jobs.values():
+            if job.subject_hash in wanted:
+                return copy.deepcopy(job)
+        return None
+
+    async def list_jobs(self, *, unfinished_only: bool = False) -> list[PurgeJob]:
+        jobs = [j for j in self._jobs.values() if not unfinished_only or j.state not in _FINAL]
+        return [copy.deepcopy(j) for j in sorted(jobs, key=lambda j: (j.created_at, j.job_id))]
+
+    async def claim_job(
+        self, job_id: str, *, owner: str, until: datetime, now: datetime, takeover: str | None = None
+    ) -> bool:
+        async with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state in _FINAL:
+                return False
+            free = (
+                job.lease_owner is None
+                or job.lease_owner == owner
+                or (takeover is not None and job.lease_owner == takeover)
+                or (job.lease_until is not None and job.lease_until <= now)
+            )
+            if not free:
+                return False
+            job.lease_owner, job.lease_until, job.updated_at = owner, until, now
+            if job.state == "failed":
+                job.state, job.error = "running", None
+            return True
+
+    async def record_step(self, job_id: str, *, owner: str, step: str, count: int, now: datetime) -> bool:
+        async with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.lease_owner != owner:
+                return False
+            job.steps.setdefault(step, count)
+            job.updated_at = now
+            return True
+
+    async def finish_job(
+        self, job_id: str, *, owner: str, state: JobState, now: datetime, error: str | None = None
+    ) -> bool:
+        async with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.lease_owner != owner:
+                return False
+            job.state, job.error, job.updated_at = state, error, now
+            job.lease_owner = job.lease_until = None
+            if state in _FINAL:
+                job.finished_at = now
+                job.sealed_subject = None
+                job.identifier_hashes = ()
+            return True
+
+    async def delete_job(self, job_id: str) -> bool:
+        async with self._lock:
+            return self._jobs.pop(job_id, None) is not None

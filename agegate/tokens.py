@@ -1,0 +1,194 @@
+"""Sealed cookie tokens (AES-GCM) and keyed hashes (HMAC-SHA256).
+
+Token layout, base64url without padding::
+
+    version (1 byte) | key id length (1) | key id | nonce (12) | AES-GCM(payload) + tag (16)
+
+The version and key id travel in the clear and are bound to the ciphertext as associated data,
+together with the token's purpose. The payload holds only the outcome, the policy name, and the
+issue and expiry times. Every failure to open raises the same :class:`InvalidToken`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hmac import HMAC
+
+from .errors import InvalidToken
+from .keys import Keyring, Purpose
+
+Outcome = Literal["allowed", "under_age"]
+OUTCOMES: tuple[Outcome, ...] = ("allowed", "under_age")
+VERSION = 1
+#: How far in the future an issue time may lie (clock skew between instances), in seconds.
+MAX_CLOCK_SKEW = 60
+_HEADER = struct.Struct(">BQQ")  # outcome index, issued-at, expires-at (Unix seconds)
+_NONCE = 12
+_MAX_TOKEN_CHARS = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What a sealed token says."""
+
+    outcome: Outcome
+    policy: str
+    issued_at: int
+    expires_at: int
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == "allowed"
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    if len(text) > _MAX_TOKEN_CHARS or not text.isascii():
+        raise InvalidToken()
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken() from None
+
+
+class Sealer:
+    """Seals and opens tokens for one purpose; AES-GCM objects are built once per key."""
+
+    __slots__ = ("_active", "_ciphers", "_purpose")
+
+    def __init__(self, keyring: Keyring, purpose: Purpose = "cookie") -> None:
+        self._purpose = purpose.encode()
+        self._active = keyring.active_kid
+        self._ciphers = {kid: AESGCM(keyring.purpose_key(purpose, kid)) for kid in keyring.kids}
+
+    def _aad(self, kid: bytes) -> bytes:
+        return b"agegate/" + self._purpose + bytes((VERSION, len(kid))) + kid
+
+    def seal_bytes(self, payload: bytes) -> bytes:
+        """Encrypt ``payload`` under the active key; returns the raw token bytes."""
+        kid = self._active.encode()
+        nonce = os.urandom(_NONCE)
+        head = bytes((VERSION, len(kid))) + kid
+        return head + nonce + self._ciphers[self._active].encrypt(nonce, payload, self._aad(kid))
+
+    def open_bytes(self, token: bytes) -> bytes:
+        """Decrypt raw token bytes sealed under any listed key; raises :class:`InvalidToken`."""
+        if len(token) < 2 or token[0] != VERSION:
+            raise InvalidToken()
+        end = 2 + token[1]
+        if len(token) < end + _NONCE + 16:
+            raise InvalidToken()
+        try:
+            kid = token[2:end].decode("ascii")
+        except UnicodeDecodeError:
+            raise InvalidToken() from None
+        cipher = self._ciphers.get(kid)
+        if cipher is None:
+            raise InvalidToken()
+        try:
+            return cipher.decrypt(token[end : end + _NONCE], token[end + _NONCE :], self._aad(token[2:end]))
+        except InvalidTag:
+            raise InvalidToken() from None
+
+    def seal(self, outcome: Outcome, policy: str, *, issued_at: int, expires_at: int) -> str:
+        """A cookie-safe token holding the outcome, policy and times."""
+        payload = _HEADER.pack(OUTCOMES.index(outcome), issued_at, expires_at) + policy.encode()
+        return _b64encode(self.seal_bytes(payload))
+
+    def open(self, token: str, *, now: datetime | int | None = None) -> Claims:
+        """Open a token from :meth:`seal`; raises :class:`InvalidToken` for any failure,
+        including expiry and an issue time in the future beyond :data:`MAX_CLOCK_SKEW`."""
+        payload = self.open_bytes(_b64decode(token))
+        if len(payload) < _HEADER.size:
+            raise InvalidToken()
+        index, issued_at, expires_at = _HEADER.unpack_from(payload)
+        if index >= len(OUTCOMES):
+            raise InvalidToken()
+        try:
+            policy = payload[_HEADER.size :].decode()
+        except UnicodeDecodeError:
+            raise InvalidToken() from None
+        current = _unix(now)
+        if current >= expires_at or issued_at > current + MAX_CLOCK_SKEW:
+            raise InvalidToken()
+        return Claims(OUTCOMES[index], policy, issued_at, expires_at)
+
+
+def _unix(now: datetime | int | None) -> int:
+    if now is None:
+        return int(datetime.now(UTC).timestamp())
+    if isinstance(now, int):
+        return now
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return int(now.timestamp())
+
+
+def _frame(*parts: str) -> bytes:
+    """Length-prefixed fields, so no two different field lists hash the same."""
+    out = bytearray()
+    for part in parts:
+        raw = part.encode("utf-8", "surrogatepass")
+        out += struct.pack(">I", len(raw)) + raw
+    return bytes(out)
+
+
+class Hasher:
+    """Keyed hashes (HMAC-SHA256) for one purpose, pre-keyed once per key id.
+
+    :meth:`digest` uses the active key; :meth:`digests` gives one per listed key, active
+    first, for lookups that must still find records written under an older key.
+    """
+
+    __slots__ = ("_active", "_macs")
+
+    def __init__(self, keyring: Keyring, purpose: Purpose) -> None:
+        self._active = keyring.active_kid
+        self._macs = {kid: HMAC(keyring.purpose_key(purpose, kid), hashes.SHA256()) for kid in keyring.kids}
+
+    @property
+    def active_kid(self) -> str:
+        return self._active
+
+    def digest(self, *parts: str, kid: str | None = None) -> bytes:
+        mac = self._macs.get(kid or self._active)
+        if mac is None:
+            raise InvalidToken()
+        h = mac.copy()
+        h.update(_frame(*parts))
+        return h.finalize()
+
+    def digests(self, *parts: str) -> list[bytes]:
+        message = _frame(*parts)
+        out = []
+        for mac in self._macs.values():
+            h = mac.copy()
+            h.update(message)
+            out.append(h.finalize())
+        return out
+
+    def verify(self, expected: bytes, *parts: str, kid: str) -> bool:
+        """Constant-time check that ``expected`` is the digest of ``parts`` under ``kid``."""
+        mac = self._macs.get(kid)
+        if mac is None:
+            return False
+        h = mac.copy()
+        h.update(_frame(*parts))
+        try:
+            h.verify(expected)
+        except InvalidSignature:
+            return False
+        return True
