@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .birthdate import DATE_ORDERS, DateOrder, read_birth_input
 from .errors import ConfigurationError, UnderAgeError
@@ -42,6 +42,22 @@ class Attestation:
     policy: str
     checked_at: datetime
     kid: str
+
+
+#: Where the middleware puts the decision in the ASGI scope of a request it passes on.
+SCOPE_KEY = "agegate"
+#: A list the middleware puts in the scope of requests on signup paths; decisions made inside the
+#: app are appended to it, so the middleware sees them even when a router copied the scope dict.
+NOTES_KEY = "agegate.notes"
+
+
+def record_decision(scope: MutableMapping[str, Any], decision: Decision) -> None:
+    """Tell the middleware about a decision the app made inline (the signup hook does this), so
+    that it writes the matching sealed cookie on the way out (a sticky one for ``under_age``)."""
+    scope[SCOPE_KEY] = decision
+    notes = scope.get(NOTES_KEY)
+    if isinstance(notes, list):
+        notes.append(decision)
 
 
 def normalise_identifier(kind: str, value: str) -> str:
