@@ -14,7 +14,7 @@ from datetime import date, datetime, time
 
 from . import __version__
 from .birthdate import DATE_ORDERS
-from .errors import AgeGateError, InvalidBirthDate
+from .errors import AgeGateError, ConfigurationError, InvalidBirthDate
 from .gate import AgeGate
 from .keys import Keyring
 from .policy import AOE, AgePolicy
@@ -43,13 +43,12 @@ def _parse_on(text: str) -> datetime:
 
 def _check(args: argparse.Namespace) -> int:
     now = _parse_on(args.on) if args.on else None
+    try:
+        policy = AgePolicy(min_age=args.min_age)
+    except ConfigurationError as exc:
+        raise UsageError(f"--min-age: {exc}") from None
     # check needs no secret and stores nothing: a throwaway key and an in-memory store.
-    gate = AgeGate(
-        keys=Keyring.generate(),
-        store=MemoryStore(),
-        policy=AgePolicy(min_age=args.min_age),
-        date_order=args.date_order,
-    )
+    gate = AgeGate(keys=Keyring.generate(), store=MemoryStore(), policy=policy, date_order=args.date_order)
     try:
         decision = gate.screen({"birth_date": args.birth_date}, now=now)
     except InvalidBirthDate as exc:
