@@ -1,13 +1,597 @@
-"""``sqlite:///path``: the embedded default store (issue 3)."""
+"""``sqlite:///path``: the embedded default store.
+
+One SQLite file in WAL mode, shared safely by several worker processes on one host. Every call
+runs on one dedicated thread that owns the store's connection, so the event loop never waits on
+disk or on a lock. Writes take the write lock up front (``BEGIN IMMEDIATE``) and a busy database
+is waited for (SQLite's busy timeout, then a bounded retry), so "database is locked" never
+reaches the caller. The schema carries an application id and a version and migrates forward on
+open; a file that is not an agegate database is refused with a :class:`~agegate.StoreError`.
+
+``sqlite:///relative/path`` is relative to the working directory; ``sqlite:////abs/path`` is
+absolute. A new file (and its ``-wal`` and ``-shm`` companions, which SQLite creates with the
+same mode) is readable and writable by its owner only.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
+
 from ..errors import StoreError
-from .memory import MemoryStore
+from .base import AttestationRecord, JobState, PurgeJob
+
+T = TypeVar("T")
+
+#: ``PRAGMA application_id`` of an agegate database ("AgGt").
+APPLICATION_ID = 0x41674774
+#: The schema version this code writes; older files are migrated forward on open.
+SCHEMA_VERSION = 1
+#: How long SQLite itself waits for a lock before reporting the database busy, in milliseconds.
+BUSY_TIMEOUT_MS = 5_000
+#: How long a call keeps retrying a busy database before giving up, in seconds.
+RETRY_FOR = 30.0
+
+_FINAL = ("done", "dry_run")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
+
+# Each entry moves the schema from version N to N + 1; append, never edit, once released.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE attestations (
+            subject_hash BLOB PRIMARY KEY,
+            kid TEXT NOT NULL,
+            mac BLOB NOT NULL,
+            policy TEXT NOT NULL,
+            checked_at INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE identifier_blocks (
+            identifier_hash BLOB PRIMARY KEY,
+            blocked_until INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE purge_jobs (
+            job_id TEXT PRIMARY KEY,
+            subject_hash BLOB NOT NULL UNIQUE,
+            ticket TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            handlers TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed', 'dry_run')),
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            sealed_subject BLOB,
+            identifier_hashes TEXT NOT NULL,
+            finished_at INTEGER,
+            error TEXT,
+            lease_owner TEXT,
+            lease_until INTEGER
+        )""",
+        "CREATE INDEX purge_jobs_created ON purge_jobs (created_at, job_id)",
+        """CREATE TABLE purge_steps (
+            job_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            step TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (job_id, step)
+        ) WITHOUT ROWID""",
+    ),
+)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+_JOB_COLUMNS = (
+    "job_id, subject_hash, ticket, operator, handlers, state, created_at, updated_at, "
+    "sealed_subject, identifier_hashes, finished_at, error, lease_owner, lease_until"
+)
+_INSERT_JOB = f"INSERT INTO purge_jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
 
 
-class SQLiteStore(MemoryStore):
-    """Placeholder until the SQLite store lands."""
+def sqlite_path(url: str) -> str:
+    """The file path in a ``sqlite:///relative`` or ``sqlite:////absolute`` URL.
+
+    Raises :class:`~agegate.StoreError` for anything else (a host part, a query string, no
+    path, or SQLite's ``:memory:``, for which ``memory://`` is the store to use).
+    """
+    if not isinstance(url, str):
+        raise StoreError("a SQLite store URL is a string like sqlite:///agegate.sqlite3")
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() != "sqlite" or not sep:
+        raise StoreError("a SQLite store URL starts with sqlite:/// (for example sqlite:///agegate.sqlite3)")
+    if not rest.startswith("/"):
+        raise StoreError(
+            "a SQLite store URL has three slashes before a relative path (sqlite:///agegate.sqlite3) "
+            "and four before an absolute one (sqlite:////var/lib/app/agegate.sqlite3)"
+        )
+    path = rest[1:]
+    if not path or path == "/":
+        raise StoreError("the SQLite store URL names no file: use sqlite:///path/to/agegate.sqlite3")
+    if "?" in path or "#" in path or "\x00" in path:
+        raise StoreError(
+            "a SQLite store URL takes a plain file path, without '?', '#' or NUL characters "
+            "(for example sqlite:///agegate.sqlite3)"
+        )
+    if path == ":memory:" or path.startswith("file:"):
+        raise StoreError("for a store that lives in memory, use memory://")
+    return path
+
+
+def _micros(moment: datetime) -> int:
+    if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
+        raise StoreError("store times must be timezone-aware datetimes")
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _moment(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _BUSY_CODES:
+        return True
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+class SQLiteStore:
+    """The store behind ``sqlite:///path``; see the module docstring for its guarantees."""
 
     def __init__(self, url: str) -> None:
-        raise StoreError("the SQLite store is not available yet")
+        self.url = url
+        self.path = sqlite_path(url)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
+        self._guard = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.url!r})"
+
+    # -- running calls on the store's thread --------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the file (creating it owner-only), switch to WAL, create or migrate the schema."""
+        with self._guard:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agegate-sqlite")
+            executor = self._executor
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._connect)
+        except BaseException:
+            await self._shutdown(executor)
+            raise
+
+    async def close(self) -> None:
+        """Close the connection and stop the store's thread. Idempotent."""
+        with self._guard:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            await self._shutdown(executor)
+
+    async def _shutdown(self, executor: ThreadPoolExecutor) -> None:
+        with self._guard:
+            if self._executor is executor:
+                self._executor = None
+        with contextlib.suppress(RuntimeError):  # already shut down by a concurrent close
+            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+        executor.shutdown(wait=False)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        executor = self._executor
+        if executor is None:
+            raise StoreError("the SQLite store is not open: call `await store.open()` first")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, self._run, fn, write)
+        except RuntimeError as exc:  # the executor was shut down under us
+            raise StoreError("the SQLite store is closed") from exc
+
+    def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        """Run ``fn`` in one transaction, retrying while the database is busy."""
+        conn = self._conn
+        if conn is None:
+            raise StoreError("the SQLite store is closed")
+        deadline = time.monotonic() + RETRY_FOR
+        delay = 0.002
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                return result
+            except sqlite3.Error as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not secrets
+                    delay = min(delay * 2, 0.1)
+                    continue
+                raise self._error(exc) from None
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        if _is_busy(exc):
+            return StoreError(f"the SQLite database {self.path!r} stayed busy for {RETRY_FOR:.0f} seconds")
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            return StoreError(
+                f"the SQLite database {self.path!r} is damaged or not an agegate database ({exc})"
+            )
+        return StoreError(f"the SQLite database {self.path!r} cannot be used ({exc})")
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self._conn is not None:
+            return
+        directory = os.path.dirname(self.path) or "."
+        if not os.path.isdir(directory):
+            raise StoreError(f"the directory for the SQLite database {self.path!r} does not exist")
+        try:
+            # Create the file ourselves so that it is owner-only from its first byte; SQLite
+            # gives the -wal and -shm files it creates the database file's mode.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open the SQLite database {self.path!r}: {exc.strerror}") from None
+        os.close(fd)
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=True
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        deadline = time.monotonic() + RETRY_FOR
+        while True:
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                self._check_identity(conn)
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(
+                        f"the SQLite database {self.path!r} cannot use WAL mode (journal mode {mode!r}); "
+                        "put it on a local file system"
+                    )
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA secure_delete = ON")  # purged rows are overwritten, not left behind
+                self._migrate(conn)
+                return
+            except sqlite3.Error as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(random.uniform(0.005, 0.05))  # noqa: S311 - jitter, not secrets
+                    continue
+                raise self._error(exc) from None
+
+    def _check_identity(self, conn: sqlite3.Connection) -> tuple[int, int]:
+        """``(application id, schema version)``, refusing files that are not ours."""
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id == 0 and version == 0:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                raise StoreError(
+                    f"{self.path!r} is another application's SQLite database, not an agegate store"
+                )
+        elif app_id != APPLICATION_ID:
+            raise StoreError(f"{self.path!r} is another application's SQLite database, not an agegate store")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the SQLite database {self.path!r} has schema version {version}, newer than this "
+                f"agegate understands ({SCHEMA_VERSION}): upgrade agegate"
+            )
+        return app_id, version
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the write lock.
+            _, version = self._check_identity(conn)
+            for statements in _MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    # -- attestations ------------------------------------------------------------------------
+
+    async def put_attestation(self, record: AttestationRecord, *, replaces: Sequence[bytes] = ()) -> None:
+        """Insert or replace ``record``; delete the records under ``replaces``; atomically."""
+        row = (bytes(record.subject_hash), record.kid, bytes(record.mac), record.policy)
+        checked_at = _micros(record.checked_at)
+        olds = [(bytes(h),) for h in replaces if bytes(h) != row[0]]
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM attestations WHERE subject_hash = ?", olds)
+            conn.execute(
+                "INSERT OR REPLACE INTO attestations (subject_hash, kid, mac, policy, checked_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (*row, checked_at),
+            )
+
+        await self._call(run, write=True)
+
+    async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
+        """The record under the first of ``subject_hashes`` that has one, or ``None``."""
+        wanted = [bytes(h) for h in subject_hashes]
+
+        def run(conn: sqlite3.Connection) -> AttestationRecord | None:
+            for subject_hash in wanted:
+                row = conn.execute(
+                    "SELECT kid, mac, policy, checked_at FROM attestations WHERE subject_hash = ?",
+                    (subject_hash,),
+                ).fetchone()
+                if row is not None:
+                    kid, mac, policy, checked_at = row
+                    return AttestationRecord(subject_hash, kid, bytes(mac), policy, _aware(checked_at))
+            return None
+
+        if not wanted:
+            return None
+        return await self._call(run, write=False)
+
+    async def delete_attestations(self, subject_hashes: Sequence[bytes]) -> int:
+        """Delete the records under these hashes; returns how many were deleted."""
+        wanted = list({bytes(h) for h in subject_hashes})
+
+        def run(conn: sqlite3.Connection) -> int:
+            return sum(
+                conn.execute("DELETE FROM attestations WHERE subject_hash = ?", (h,)).rowcount for h in wanted
+            )
+
+        return await self._call(run, write=True) if wanted else 0
+
+    # -- identifiers of purged child accounts --------------------------------------------------
+
+    async def block_identifiers(self, identifier_hashes: Sequence[bytes], *, until: datetime) -> None:
+        """Block these hashes until ``until``; an existing block is extended, never shortened."""
+        end = _micros(until)
+        rows = [(bytes(h), end) for h in identifier_hashes]
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO identifier_blocks (identifier_hash, blocked_until) VALUES (?, ?) "
+                "ON CONFLICT (identifier_hash) DO UPDATE "
+                "SET blocked_until = max(blocked_until, excluded.blocked_until)",
+                rows,
+            )
+
+        if rows:
+            await self._call(run, write=True)
+
+    async def is_blocked(self, identifier_hashes: Sequence[bytes], *, now: datetime) -> bool:
+        """Whether any of these hashes is blocked at ``now``."""
+        at = _micros(now)
+        wanted = [bytes(h) for h in identifier_hashes]
+
+        def run(conn: sqlite3.Connection) -> bool:
+            return any(
+                conn.execute(
+                    "SELECT 1 FROM identifier_blocks WHERE identifier_hash = ? AND blocked_until > ?",
+                    (h, at),
+                ).fetchone()
+                is not None
+                for h in wanted
+            )
+
+        return await self._call(run, write=False) if wanted else False
+
+    async def delete_expired_blocks(self, *, now: datetime) -> int:
+        """Drop blocks that ended at or before ``now``; returns how many."""
+        at = _micros(now)
+
+        def run(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM identifier_blocks WHERE blocked_until <= ?", (at,)).rowcount
+
+        return await self._call(run, write=True)
+
+    # -- purge job journal -------------------------------------------------------------------
+
+    async def create_job(self, job: PurgeJob) -> tuple[PurgeJob, bool]:
+        """Insert ``job`` unless a job for its ``subject_hash`` exists; atomically."""
+        row = _job_row(job)
+        steps = [(job.job_id, i, step, count) for i, (step, count) in enumerate(job.steps.items())]
+
+        def run(conn: sqlite3.Connection) -> tuple[PurgeJob, bool]:
+            existing = _select_jobs(conn, "WHERE subject_hash = ?", (row[1],))
+            if existing:
+                return existing[0], False
+            if conn.execute("SELECT 1 FROM purge_jobs WHERE job_id = ?", (job.job_id,)).fetchone():
+                raise StoreError("a purge job with this id already exists")
+            conn.execute(_INSERT_JOB, row)
+            conn.executemany(
+                "INSERT INTO purge_steps (job_id, position, step, count) VALUES (?, ?, ?, ?)", steps
+            )
+            return _select_jobs(conn, "WHERE job_id = ?", (job.job_id,))[0], True
+
+        return await self._call(run, write=True)
+
+    async def get_job(self, job_id: str) -> PurgeJob | None:
+        """The job with this id, or ``None``."""
+
+        def run(conn: sqlite3.Connection) -> PurgeJob | None:
+            found = _select_jobs(conn, "WHERE job_id = ?", (job_id,))
+            return found[0] if found else None
+
+        return await self._call(run, write=False)
+
+    async def find_job(self, subject_hashes: Sequence[bytes]) -> PurgeJob | None:
+        """The job for any of these subject hashes, or ``None``."""
+        wanted = [bytes(h) for h in subject_hashes]
+
+        def run(conn: sqlite3.Connection) -> PurgeJob | None:
+            for subject_hash in wanted:
+                found = _select_jobs(conn, "WHERE subject_hash = ?", (subject_hash,))
+                if found:
+                    return found[0]
+            return None
+
+        return await self._call(run, write=False) if wanted else None
+
+    async def list_jobs(self, *, unfinished_only: bool = False) -> list[PurgeJob]:
+        """Every job (or every job not yet done/dry_run), oldest first."""
+        where = "WHERE state NOT IN ('done', 'dry_run')" if unfinished_only else ""
+
+        def run(conn: sqlite3.Connection) -> list[PurgeJob]:
+            return _select_jobs(conn, where + " ORDER BY created_at, job_id", ())
+
+        return await self._call(run, write=False)
+
+    async def claim_job(
+        self, job_id: str, *, owner: str, until: datetime, now: datetime, takeover: str | None = None
+    ) -> bool:
+        """Take the job's lease for ``owner`` until ``until`` (compare and set); see the protocol."""
+        end, at = _micros(until), _micros(now)
+
+        def run(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE purge_jobs SET lease_owner = ?, lease_until = ?, updated_at = ?, "
+                "error = CASE WHEN state = 'failed' THEN NULL ELSE error END, "
+                "state = CASE WHEN state = 'failed' THEN 'running' ELSE state END "
+                "WHERE job_id = ? AND state NOT IN ('done', 'dry_run') AND ("
+                "lease_owner IS NULL OR lease_owner = ? OR (? IS NOT NULL AND lease_owner = ?) "
+                "OR (lease_until IS NOT NULL AND lease_until <= ?))",
+                (owner, end, at, job_id, owner, takeover, takeover, at),
+            )
+            return cursor.rowcount == 1
+
+        return await self._call(run, write=True)
+
+    async def record_step(self, job_id: str, *, owner: str, step: str, count: int, now: datetime) -> bool:
+        """Journal a finished step if ``owner`` holds the lease; a repeated step keeps its first count."""
+        at = _micros(now)
+
+        def run(conn: sqlite3.Connection) -> bool:
+            held = conn.execute(
+                "UPDATE purge_jobs SET updated_at = ? WHERE job_id = ? AND lease_owner = ?",
+                (at, job_id, owner),
+            ).rowcount
+            if held != 1:
+                return False
+            conn.execute(
+                "INSERT INTO purge_steps (job_id, position, step, count) "
+                "SELECT ?, coalesce(max(position), -1) + 1, ?, ? FROM purge_steps WHERE job_id = ? "
+                "ON CONFLICT (job_id, step) DO NOTHING",
+                (job_id, step, int(count), job_id),
+            )
+            return True
+
+        return await self._call(run, write=True)
+
+    async def finish_job(
+        self, job_id: str, *, owner: str, state: JobState, now: datetime, error: str | None = None
+    ) -> bool:
+        """Set the job's final (or failed) state and release the lease, if ``owner`` holds it."""
+        if state not in ("running", "done", "failed", "dry_run"):
+            raise StoreError(f"unknown purge job state {state!r}")
+        at = _micros(now)
+        final = state in _FINAL
+
+        def run(conn: sqlite3.Connection) -> bool:
+            if final:
+                sql = (
+                    "UPDATE purge_jobs SET state = ?, error = ?, updated_at = ?, lease_owner = NULL, "
+                    "lease_until = NULL, finished_at = ?, sealed_subject = NULL, identifier_hashes = '[]' "
+                    "WHERE job_id = ? AND lease_owner = ?"
+                )
+                params: tuple[Any, ...] = (state, error, at, at, job_id, owner)
+            else:
+                sql = (
+                    "UPDATE purge_jobs SET state = ?, error = ?, updated_at = ?, lease_owner = NULL, "
+                    "lease_until = NULL WHERE job_id = ? AND lease_owner = ?"
+                )
+                params = (state, error, at, job_id, owner)
+            return conn.execute(sql, params).rowcount == 1
+
+        return await self._call(run, write=True)
+
+    async def delete_job(self, job_id: str) -> bool:
+        """Remove a job and its steps. Returns whether it existed."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM purge_steps WHERE job_id = ?", (job_id,))
+            return conn.execute("DELETE FROM purge_jobs WHERE job_id = ?", (job_id,)).rowcount == 1
+
+        return await self._call(run, write=True)
+
+
+def _aware(micros: int) -> datetime:
+    moment = _moment(micros)
+    assert moment is not None
+    return moment
+
+
+def _job_row(job: PurgeJob) -> tuple[Any, ...]:
+    return (
+        job.job_id,
+        bytes(job.subject_hash),
+        job.ticket,
+        job.operator,
+        json.dumps(list(job.handlers)),
+        job.state,
+        _micros(job.created_at),
+        _micros(job.updated_at),
+        bytes(job.sealed_subject) if job.sealed_subject is not None else None,
+        json.dumps([bytes(h).hex() for h in job.identifier_hashes]),
+        _micros(job.finished_at) if job.finished_at is not None else None,
+        job.error,
+        job.lease_owner,
+        _micros(job.lease_until) if job.lease_until is not None else None,
+    )
+
+
+def _select_jobs(conn: sqlite3.Connection, tail: str, params: tuple[Any, ...]) -> list[PurgeJob]:
+    rows = conn.execute(f"SELECT {_JOB_COLUMNS} FROM purge_jobs {tail}", params).fetchall()  # noqa: S608
+    jobs = []
+    for row in rows:
+        (job_id, subject_hash, ticket, operator, handlers, state, created, updated, sealed, idents) = row[:10]
+        finished_at, error, lease_owner, lease_until = row[10:]
+        steps = conn.execute(
+            "SELECT step, count FROM purge_steps WHERE job_id = ? ORDER BY position", (job_id,)
+        ).fetchall()
+        jobs.append(
+            PurgeJob(
+                job_id=job_id,
+                subject_hash=bytes(subject_hash),
+                ticket=ticket,
+                operator=operator,
+                handlers=tuple(json.loads(handlers)),
+                state=cast(JobState, state),
+                created_at=_aware(created),
+                updated_at=_aware(updated),
+                sealed_subject=bytes(sealed) if sealed is not None else None,
+                identifier_hashes=tuple(bytes.fromhex(h) for h in json.loads(idents)),
+                steps={step: count for step, count in steps},
+                finished_at=_moment(finished_at),
+                error=error,
+                lease_owner=lease_owner,
+                lease_until=_moment(lease_until),
+            )
+        )
+    return jobs

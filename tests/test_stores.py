@@ -1,0 +1,286 @@
+"""The store contract on the memory and SQLite stores, and what only the SQLite store promises."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from store_contract import StoreContract, h, job, record
+
+from agegate import AgeGate, AgeGateError, Keyring, StoreError, open_store
+from agegate.stores import MemoryStore, Store
+from agegate.stores.sqlite import APPLICATION_ID, SCHEMA_VERSION, SQLiteStore, sqlite_path
+
+pytestmark = pytest.mark.anyio
+
+
+class TestMemoryStore(StoreContract):
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[Store]:
+        store = MemoryStore()
+        await store.open()
+        yield store
+        await store.close()
+
+
+class TestSQLiteStore(StoreContract):
+    persistent = True
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
+        store = SQLiteStore(f"sqlite:///{tmp_path}/agegate.sqlite3")
+        await store.open()
+        yield store
+        await store.close()
+        await store.close()
+
+    async def reopen(self, store: Store) -> Store:
+        await store.close()
+        again = SQLiteStore(store.url)
+        await again.open()
+        return again
+
+
+# -- URLs ------------------------------------------------------------------------------------
+
+
+def test_sqlite_urls() -> None:
+    assert sqlite_path("sqlite:///agegate.sqlite3") == "agegate.sqlite3"
+    assert sqlite_path("sqlite:///data/agegate.db") == "data/agegate.db"
+    assert sqlite_path("sqlite:////var/lib/app/agegate.db") == "/var/lib/app/agegate.db"
+    assert sqlite_path("SQLITE:///x.db") == "x.db"
+    assert isinstance(open_store("sqlite:///x.db"), SQLiteStore)
+    assert isinstance(open_store("memory://"), MemoryStore)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite://",
+        "sqlite:///",
+        "sqlite:////",
+        "sqlite://host/agegate.db",
+        "sqlite:agegate.db",
+        "sqlite:///agegate.db?mode=ro",
+        "sqlite:///agegate.db#x",
+        "sqlite:///:memory:",
+        "sqlite:///file:agegate.db",
+        "agegate.db",
+        "mysql://localhost/agegate",
+        "",
+    ],
+)
+def test_malformed_store_urls_are_refused_clearly(url: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        open_store(url)
+    assert isinstance(caught.value, AgeGateError)
+    assert "://" in str(caught.value)  # the message shows what a good URL looks like
+
+
+def test_postgresql_is_not_available_yet() -> None:
+    for url in ("postgresql://postgres@127.0.0.1/test", "postgres://x/y"):
+        with pytest.raises(StoreError, match="not available yet"):
+            open_store(url)
+
+
+# -- the file --------------------------------------------------------------------------------
+
+
+async def test_files_are_owner_only_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "agegate.sqlite3"
+    old_umask = os.umask(0o022)
+    try:
+        store = SQLiteStore(f"sqlite:///{path}")
+        await store.open()
+        try:
+            await store.put_attestation(record("a"))
+            for suffix in ("", "-wal", "-shm"):
+                mode = stat.S_IMODE(os.stat(f"{path}{suffix}").st_mode)
+                assert mode == 0o600, (suffix, oct(mode))
+        finally:
+            await store.close()
+    finally:
+        os.umask(old_umask)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+async def test_relative_url_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    store = open_store("sqlite:///data/agegate.sqlite3")
+    await store.open()
+    await store.close()
+    assert (tmp_path / "data" / "agegate.sqlite3").is_file()
+
+
+async def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path}/nowhere/agegate.sqlite3")
+    with pytest.raises(StoreError, match="does not exist"):
+        await store.open()
+    await store.close()
+
+
+async def test_calls_run_off_the_event_loop_thread(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path}/agegate.sqlite3")
+    await store.open()
+    try:
+        worker = await store._call(lambda conn: threading.get_ident(), write=False)
+        assert worker != threading.get_ident()
+    finally:
+        await store.close()
+
+
+async def test_use_before_open_or_after_close_is_a_store_error(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path}/agegate.sqlite3")
+    with pytest.raises(StoreError, match="not open"):
+        await store.get_attestation([h("a")])
+    await store.open()
+    await store.close()
+    with pytest.raises(StoreError, match="not open"):
+        await store.put_attestation(record("a"))
+    await store.open()  # a closed store can be opened again
+    await store.put_attestation(record("a"))
+    assert await store.get_attestation([h("a")]) == record("a")
+    await store.close()
+
+
+# -- schema versions -------------------------------------------------------------------------
+
+
+async def test_an_older_schema_is_migrated_forward(tmp_path: Path) -> None:
+    # Version 0: a file claimed by agegate before any table was made (a crash mid-creation).
+    path = tmp_path / "agegate.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.open()
+    try:
+        await store.put_attestation(record("a"))
+        assert await store.get_attestation([h("a")]) == record("a")
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "agegate.sqlite3"
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.open()
+    await store.close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        await SQLiteStore(f"sqlite:///{path}").open()
+
+
+async def test_reopening_keeps_data_and_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/agegate.sqlite3"
+    for _ in range(3):
+        store = SQLiteStore(url)
+        await store.open()
+        await store.create_job(job("s", job_id="job-1"))
+        await store.close()
+    store = SQLiteStore(url)
+    await store.open()
+    try:
+        assert [j.job_id for j in await store.list_jobs()] == ["job-1"]
+    finally:
+        await store.close()
+
+
+# -- corrupted and foreign files ----------------------------------------------------------------
+
+
+def _random_file(path: Path) -> None:
+    path.write_bytes(os.urandom(8192))
+
+
+def _foreign_sqlite(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)")
+    conn.commit()
+    conn.close()
+
+
+def _foreign_app_id(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA application_id = 1234")
+    conn.execute("CREATE TABLE attestations (x)")
+    conn.commit()
+    conn.close()
+
+
+def _text_file(path: Path) -> None:
+    path.write_text("this is not a database\n" * 100)
+
+
+def _corrupt_agegate_db(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    data = bytearray(path.read_bytes())
+    data[100:4096] = os.urandom(4096 - 100)  # the schema page, after the 100-byte header
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "make", [_random_file, _foreign_sqlite, _foreign_app_id, _text_file, _corrupt_agegate_db]
+)
+async def test_corrupted_or_foreign_file_is_a_clear_error(tmp_path: Path, make: object) -> None:
+    path = tmp_path / "agegate.sqlite3"
+    make(path)  # type: ignore[operator]
+    before = path.read_bytes()
+    gate = AgeGate(keys=Keyring.generate("k"), store=f"sqlite:///{path}")
+    with pytest.raises(AgeGateError) as caught:
+        await gate.status_of("acct-1")
+    assert isinstance(caught.value, StoreError)
+    assert not isinstance(caught.value, sqlite3.Error)
+    assert str(path) in str(caught.value)
+    assert caught.value.__cause__ is None or not isinstance(caught.value.__cause__, sqlite3.Error)
+    await gate.aclose()
+    assert path.read_bytes() == before  # someone else's file is left exactly as it was
+
+
+async def test_damage_found_after_opening_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "agegate.sqlite3"
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.open()
+    for i in range(300):
+        await store.put_attestation(record(f"a{i}"))
+    await store.close()  # checkpoints the WAL into the file
+    pages = path.stat().st_size // 4096
+    assert pages > 4
+    data = bytearray(path.read_bytes())  # keep page 1 (header and schema), break the table's pages
+    data[4096 * 2 :] = os.urandom(len(data) - 4096 * 2)
+    path.write_bytes(bytes(data))
+    again = SQLiteStore(f"sqlite:///{path}")
+
+    async def read_everything() -> None:
+        await again.open()
+        for i in range(300):
+            await again.get_attestation([h(f"a{i}")])
+
+    try:
+        with pytest.raises(StoreError, match="damaged"):
+            await read_everything()
+    finally:
+        await again.close()
