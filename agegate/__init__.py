@@ -11,12 +11,14 @@ from .errors import (
 )
 from .gate import AgeGate, Attestation, Decision
 from .keys import Keyring
+from .middleware import AgeGateMiddleware
 from .policy import AgePolicy
 from .stores import open_store
 
 __all__ = [
     "AgeGate",
     "AgeGateError",
+    "AgeGateMiddleware",
     "AgePolicy",
     "Attestation",
     "ConfigurationError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -78,6 +79,8 @@ class AgeGate:
     how numeric dates with separators read. ``allowed_ttl`` and ``under_age_ttl`` are how long a
     browser's screen result lasts (the under-age one cannot be overwritten meanwhile);
     ``identifier_block`` is how long a purged child's identifiers stay blocked (``0`` disables).
+    ``status_cache_ttl`` is how many seconds :meth:`cached_status` may answer from process memory
+    (``0`` disables the cache).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class AgeGate:
         allowed_ttl: timedelta = timedelta(days=365),
         under_age_ttl: timedelta = timedelta(days=30),
         identifier_block: timedelta = timedelta(days=365),
+        status_cache_ttl: float = 5.0,
     ) -> None:
         if not isinstance(keys, Keyring):
             raise ConfigurationError("keys must be a Keyring (for example Keyring.from_env())")
@@ -100,12 +104,24 @@ class AgeGate:
                 raise ConfigurationError(f"{name} must be a positive timedelta")
         if not isinstance(identifier_block, timedelta) or identifier_block < timedelta(0):
             raise ConfigurationError("identifier_block must be a timedelta of zero or more")
+        if (
+            isinstance(status_cache_ttl, bool)
+            or not isinstance(status_cache_ttl, int | float)
+            or not 0 <= status_cache_ttl <= 3600
+        ):
+            raise ConfigurationError("status_cache_ttl must be a number of seconds between 0 and 3600")
         self.keys = keys
         self.policy = policy if policy is not None else AgePolicy()
         self.date_order: DateOrder = date_order
         self.allowed_ttl = allowed_ttl
         self.under_age_ttl = under_age_ttl
         self.identifier_block = identifier_block
+        self.status_cache_ttl = float(status_cache_ttl)
+        # Raw account id -> (monotonic expiry, status), in process memory only: never persisted,
+        # logged or shown. The generation stops a lookup that raced an invalidation from
+        # caching the older answer.
+        self._status_cache: dict[str, tuple[float, Status]] = {}
+        self._status_generation = 0
         self.sealer = Sealer(keys, "cookie")
         self.subject_hasher = Hasher(keys, "subject")
         self.attestation_hasher = Hasher(keys, "attestation")
@@ -184,6 +200,7 @@ class AgeGate:
         await store.put_attestation(
             AttestationRecord(hashes[0], kid, mac, self.policy.name, moment), replaces=hashes[1:]
         )
+        self.forget_status(subject)
         return Attestation(outcome, self.policy.name, moment, kid)
 
     async def status_of(self, subject: str) -> Status:
@@ -205,6 +222,42 @@ class AgeGate:
         ):
             return "allowed"
         return "unknown"
+
+    def peek_status(self, subject: str) -> Status | None:
+        """The status :meth:`cached_status` would answer from memory, or ``None`` when it
+        would have to ask the store. Never awaits: the middleware's fast path."""
+        hit = self._status_cache.get(subject)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
+    async def cached_status(self, subject: str) -> Status:
+        """:meth:`status_of`, answered from process memory for ``status_cache_ttl`` seconds.
+
+        The gate forgets an account's cached status whenever it writes that account's
+        attestation; other processes see a change within ``status_cache_ttl``.
+        """
+        hit = self.peek_status(subject)
+        if hit is not None:
+            return hit
+        generation = self._status_generation
+        status = await self.status_of(subject)
+        if self.status_cache_ttl and generation == self._status_generation:
+            cache = self._status_cache
+            if len(cache) >= _STATUS_CACHE_SIZE:
+                # Oldest first (dicts keep insertion order): bounded memory under many accounts.
+                del cache[next(iter(cache))]
+            cache[subject] = (time.monotonic() + self.status_cache_ttl, status)
+        return status
+
+    def forget_status(self, subject: str | None = None) -> None:
+        """Drop the cached status of ``subject`` (of every account when ``None``), so the next
+        lookup asks the store. Call it after changing an account's attestation elsewhere."""
+        self._status_generation += 1
+        if subject is None:
+            self._status_cache.clear()
+        else:
+            self._status_cache.pop(subject, None)
 
     async def is_blocked(self, identifiers: Mapping[str, str] | None, *, now: datetime | None = None) -> bool:
         """Whether any of these identifiers belongs to an account purged as a child's, while
@@ -256,6 +309,10 @@ class AgeGate:
         return await self.purger.purge(
             subject, ticket=ticket, operator=operator, identifiers=identifiers, dry_run=dry_run
         )
+
+
+#: Most accounts whose status :meth:`AgeGate.cached_status` keeps in memory at once.
+_STATUS_CACHE_SIZE = 10_000
 
 
 def _subject(subject: str) -> str:
