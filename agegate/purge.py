@@ -1,42 +1,306 @@
-"""Purging a reported child's account: handler registry, job journal, reports, receipts."""
+"""Purging a reported child's account: handler registry, job journal, reports, receipts.
+
+A purge is a job journalled in the store, unique per account (by its keyed hash). Its steps
+run in this order, and each finished step is recorded with its count before the next starts::
+
+    freeze              the account's attestation becomes under_age: blocked at once, everywhere
+    <each handler>      in registration order; each deletes the account's data from one place
+    block_identifiers   the hashed email/phone/username may not sign up again for a while
+    done                the account id and identifier hashes are wiped from the job
+
+A crash at any point leaves a job that :meth:`Purger.resume` (``agegate purge --resume``)
+finishes, skipping the steps already recorded. So that it can, the job holds the account id
+sealed with AES-GCM under the ``journal`` key until it is done; nothing else about the account
+is kept but keyed hashes. A handler interrupted after deleting but before its step was recorded
+runs again on resume (handlers are idempotent), and then reports only what it deleted that time.
+
+One process at a time works on a job: it holds a lease (``host:pid:random``) that it renews
+while it runs. Another purge of the same account waits for it and then reports
+``already_done``; a lease held by a process that no longer exists on this host is taken over at
+once, and any other lease when it expires.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+import contextlib
+import math
+import os
+import re
+import secrets
+import socket
+import time
+import unicodedata
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from .coverage import Uncovered, find_uncovered
+from .errors import AgeGateError, ConfigurationError, InvalidToken
+from .handlers import TableRef
+from .receipts import make_receipt
+from .stores import PurgeJob, Store
+from .tokens import Sealer
 
 if TYPE_CHECKING:
     from .gate import AgeGate
 
 Handler = Callable[[str], Awaitable[int]]
+Counter = Callable[[str], Awaitable[int]]
+H = TypeVar("H", bound=Handler)
+
+#: Steps that are not handlers; no handler may take these names.
+FREEZE, BLOCK = "freeze", "block_identifiers"
+RESERVED_STEPS = (FREEZE, BLOCK)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}", re.ASCII)
+_MAX_LABEL = 200
+#: Owners of leases held by purges running in this process (a lease of this pid not listed
+#: here was left by a purge that was cancelled, and may be taken over).
+_LIVE_OWNERS: set[str] = set()
+
+
+class PurgeError(AgeGateError):
+    """A purge could not finish. The message names the step or handler, never the account; the
+    job (``job_id``) stays in the journal and ``agegate purge --resume`` finishes it."""
+
+    def __init__(self, message: str, *, job_id: str = "") -> None:
+        super().__init__(message)
+        self.job_id = job_id
 
 
 @dataclass(frozen=True, slots=True)
 class PurgeReport:
-    """The outcome of a purge job."""
+    """The outcome of a purge job.
+
+    ``deleted`` maps each handler to the rows (or files) it deleted — for a dry run, what it
+    would delete. ``already_done`` says the job had finished before this call (nothing was
+    deleted now). ``uncounted`` lists handlers without a ``count`` side (dry runs only).
+    A dry run makes no job: its ``job_id`` is that of an earlier purge of the account, or ``""``.
+    """
 
     job_id: str
     state: str
     deleted: dict[str, int] = field(default_factory=dict)
     already_done: bool = False
+    ticket: str = ""
+    operator: str = ""
+    finished_at: datetime | None = None
+    identifiers_blocked: int = 0
+    uncounted: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeEvent:
+    """What a purge is doing, for listeners (progress display, metrics, tests).
+
+    ``kind`` is ``start`` (a step begins), ``done`` (a step was recorded, with its ``count``),
+    ``skip`` (a step was already recorded by an earlier run), ``wait`` (another process holds
+    the job), or ``count`` (a dry run counted a handler; ``count`` is ``None`` if it cannot).
+    """
+
+    kind: Literal["start", "done", "skip", "wait", "count"]
+    job_id: str
+    step: str
+    count: int | None = None
+
+
+Listener = Callable[[PurgeEvent], None]
+
+
+class PurgeHandler(Protocol):
+    """A handler object: awaitable with the account id, returning the rows deleted. It may also
+    have ``name``, ``async count(subject) -> int`` and ``covers`` (tables, for the coverage check)."""
+
+    def __call__(self, subject: str) -> Awaitable[int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Registered:
+    name: str
+    run: Handler
+    count: Counter | None
+    covers: tuple[TableRef, ...]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _label(what: str, value: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"a purge needs a {what}")
+    value = value.strip()
+    if len(value) > _MAX_LABEL or any(unicodedata.category(ch).startswith("C") for ch in value):
+        raise ConfigurationError(f"the {what} must be one line of at most {_MAX_LABEL} characters")
+    return value
+
+
+def _holder_is_dead(owner: str | None) -> bool:
+    """Whether a lease holder is a process on this host that no longer runs this purge."""
+    if owner is None:
+        return False
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname():
+        return False
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return owner not in _LIVE_OWNERS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 class Purger:
-    """The handlers that delete an account's data, and the purge job that runs them."""
+    """The handlers that delete an account's data, and the purge jobs that run them.
+
+    Reach it as ``gate.purger``. ``lease`` is how long a job's lease lasts without renewal (it
+    is renewed every third of it while a purge runs); ``wait_timeout`` is how long a purge waits
+    for another process working on the same account before giving up.
+    """
 
     def __init__(self, gate: AgeGate) -> None:
         self._gate = gate
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, _Registered] = {}
+        self._listeners: list[Listener] = []
+        self._exempt: list[tuple[TableRef, str | None]] = []
+        self._subject_format: tuple[re.Pattern[str], str] | None = None
+        self._sealer: Sealer | None = None
+        self.lease = timedelta(seconds=60)
+        self.wait_timeout = timedelta(minutes=10)
+        self.poll_interval = 0.05
 
-    def handler(self, name: str) -> Callable[[Handler], Handler]:
-        """Register ``async def f(subject) -> rows deleted`` under ``name``."""
+    # -- registry ----------------------------------------------------------------------------
 
-        def register(func: Handler) -> Handler:
-            self._handlers[name] = func
+    def handler(
+        self, name: str, *, count: Counter | None = None, covers: Iterable[TableRef] = ()
+    ) -> Callable[[H], H]:
+        """Register ``async def f(subject) -> rows deleted`` under ``name``.
+
+        Handlers run in registration order and must be idempotent (a second run deletes nothing
+        more). ``count`` is an optional ``async def (subject) -> rows`` used by dry runs;
+        ``covers`` names tables the handler purges (``db.table("orders")``) for the coverage check.
+        """
+
+        def register(func: H) -> H:
+            self._register(name, func, count, tuple(covers))
             return func
 
         return register
+
+    def add(
+        self,
+        handler: PurgeHandler,
+        *,
+        name: str | None = None,
+        count: Counter | None = None,
+        covers: Iterable[TableRef] | None = None,
+    ) -> PurgeHandler:
+        """Register a handler object, such as the built-in :class:`~agegate.handlers.SQLRows`
+        or :class:`~agegate.handlers.AccountFiles`; its ``name``, ``count`` and ``covers``
+        attributes are used unless given here."""
+        resolved = name or getattr(handler, "name", None)
+        if not isinstance(resolved, str):
+            raise ConfigurationError("this handler has no name: pass name=")
+        counter = count if count is not None else getattr(handler, "count", None)
+        refs = tuple(covers) if covers is not None else tuple(getattr(handler, "covers", ()))
+        self._register(resolved, handler, counter, refs)
+        return handler
+
+    def _register(self, name: str, run: Any, count: Any, covers: tuple[TableRef, ...]) -> None:
+        if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+            raise ConfigurationError(
+                "a handler name is 1-64 letters, digits, '_', '.', ':' or '-', starting with a letter "
+                "or digit"
+            )
+        if name in RESERVED_STEPS:
+            raise ConfigurationError(f"{name!r} is the name of a purge step; choose another handler name")
+        if name in self._handlers:
+            raise ConfigurationError(f"a purge handler named {name!r} is already registered")
+        if not callable(run) or (count is not None and not callable(count)):
+            raise ConfigurationError(f"purge handler {name!r} must be callable")
+        if any(not isinstance(ref, TableRef) for ref in covers):
+            raise ConfigurationError("covers= takes tables such as SQLiteDatabase(...).table('orders')")
+        self._handlers[name] = _Registered(name, run, count, covers)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The registered handlers' names, in the order they run."""
+        return tuple(self._handlers)
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every :class:`PurgeEvent`; returns a function that
+        stops it. Listeners run inline: keep them quick."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def exempt(self, table: TableRef, *columns: str) -> None:
+        """Tell the coverage check that these columns (or the whole table, with no columns)
+        hold no personal data although their names look like it (``products.name``)."""
+        if not isinstance(table, TableRef):
+            raise ConfigurationError("exempt() takes a table such as SQLiteDatabase(...).table('products')")
+        if columns:
+            self._exempt.extend((table, column) for column in columns)
+        else:
+            self._exempt.append((table, None))
+
+    def subject_format(self, pattern: str, description: str) -> None:
+        """Refuse purges of account ids that do not fully match ``pattern``; the error says the id
+        does not look like ``description`` (e.g. ``"a numeric account id"``)."""
+        self._subject_format = (re.compile(pattern), description)
+
+    def _emit(self, kind: Any, job_id: str, step: str, count: int | None = None) -> None:
+        event = PurgeEvent(kind, job_id, step, count)
+        for listener in list(self._listeners):
+            listener(event)
+
+    def _journal(self) -> Sealer:
+        if self._sealer is None:
+            self._sealer = Sealer(self._gate.keys, "journal")
+        return self._sealer
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def check_subject(self, subject: str) -> str:
+        """The account id if it is usable, else :class:`ConfigurationError` (which never
+        repeats the id)."""
+        if not isinstance(subject, str) or not subject or len(subject) > 512:
+            raise ConfigurationError("the account id must be 1 to 512 characters")
+        if subject != subject.strip() or any(unicodedata.category(ch).startswith("C") for ch in subject):
+            raise ConfigurationError(
+                "the account id has spaces around it or invisible characters: copy it again"
+            )
+        if self._subject_format is not None:
+            pattern, description = self._subject_format
+            if pattern.fullmatch(subject) is None:
+                raise ConfigurationError(f"the account id does not look like {description}")
+        return subject
+
+    @staticmethod
+    def _refuse_pii_in_labels(
+        subject: str, identifiers: Mapping[str, str] | None, labels: Mapping[str, str]
+    ) -> None:
+        # The ticket and operator are kept in the clear in the audit log: they must not
+        # smuggle the account id or an identifier into it. Very short values would match by
+        # accident, so only values of five characters or more are looked for.
+        secrets_ = [subject, *(v for v in (identifiers or {}).values() if isinstance(v, str))]
+        for what, text in labels.items():
+            folded = text.casefold()
+            if any(len(s.strip()) >= 5 and s.strip().casefold() in folded for s in secrets_):
+                raise ConfigurationError(
+                    f"the {what} must not contain the account id or an identifier: "
+                    "use the support system's ticket number and your own name"
+                )
+
+    # -- purging -----------------------------------------------------------------------------
 
     async def purge(
         self,
@@ -47,4 +311,282 @@ class Purger:
         identifiers: Mapping[str, str] | None = None,
         dry_run: bool = False,
     ) -> PurgeReport:
-        raise NotImplementedError("purge lands with issue 5")
+        """Freeze the account, run every handler, block its identifiers; see the module docs.
+
+        Idempotent: a finished purge of the account returns its report with
+        ``already_done=True``. Raises :class:`PurgeError` when a step fails (the job is then
+        ``failed`` and resumable) and :class:`ConfigurationError` for unusable input.
+        """
+        subject = self.check_subject(subject)
+        ticket, operator = _label("ticket", ticket), _label("operator", operator)
+        self._refuse_pii_in_labels(subject, identifiers, {"ticket": ticket, "operator": operator})
+        subject_hashes = self._gate.subject_hashes(subject)
+        identifier_hashes = tuple(self._gate.identifier_hashes(identifiers))
+        store = await self._gate.store()
+        if dry_run:
+            return await self._dry_run(store, subject, subject_hashes, ticket, operator, identifier_hashes)
+        job = await store.find_job(subject_hashes)
+        if job is None:
+            now = _now()
+            job, _ = await store.create_job(
+                PurgeJob(
+                    job_id=secrets.token_hex(8),
+                    subject_hash=subject_hashes[0],
+                    ticket=ticket,
+                    operator=operator,
+                    handlers=self.names,
+                    state="running",
+                    created_at=now,
+                    updated_at=now,
+                    sealed_subject=self._journal().seal_bytes(subject.encode("utf-8")),
+                    identifier_hashes=identifier_hashes,
+                )
+            )
+        return await self._drive(store, job, subject, identifier_hashes)
+
+    async def resume(self) -> list[PurgeReport]:
+        """Finish every unfinished purge job (running with an expired or dead lease, or failed).
+
+        Returns one report per job; a job that failed again has ``state="failed"`` and an
+        ``error`` naming the step, instead of raising.
+        """
+        store = await self._gate.store()
+        reports = []
+        for job in await store.list_jobs(unfinished_only=True):
+            if job.state == "dry_run":
+                continue
+            try:
+                if job.sealed_subject is None:
+                    raise PurgeError("the job holds no account id to resume with", job_id=job.job_id)
+                try:
+                    subject = self._journal().open_bytes(job.sealed_subject).decode("utf-8")
+                except (InvalidToken, UnicodeDecodeError):
+                    raise PurgeError(
+                        f"job {job.job_id} cannot be opened: was its key removed from AGEGATE_SECRET_KEYS?",
+                        job_id=job.job_id,
+                    ) from None
+                reports.append(await self._drive(store, job, subject, ()))
+            except PurgeError as exc:
+                reports.append(
+                    PurgeReport(job.job_id, "failed", dict(job.steps), ticket=job.ticket, error=str(exc))
+                )
+        return reports
+
+    async def _dry_run(
+        self,
+        store: Store,
+        subject: str,
+        subject_hashes: list[bytes],
+        ticket: str,
+        operator: str,
+        identifier_hashes: tuple[bytes, ...],
+    ) -> PurgeReport:
+        existing = await store.find_job(subject_hashes)
+        job_id = existing.job_id if existing is not None else ""
+        counts: dict[str, int] = {}
+        uncounted: list[str] = []
+        for registered in self._handlers.values():
+            if registered.count is None:
+                uncounted.append(registered.name)
+                self._emit("count", job_id, registered.name, None)
+                continue
+            try:
+                counts[registered.name] = _rows(await registered.count(subject), registered.name)
+            except Exception as exc:
+                raise PurgeError(
+                    f"counting handler {registered.name!r} failed ({type(exc).__name__})"
+                ) from None
+            self._emit("count", job_id, registered.name, counts[registered.name])
+        return PurgeReport(
+            job_id,
+            "dry_run",
+            counts,
+            already_done=existing is not None and existing.state == "done",
+            ticket=ticket,
+            operator=operator,
+            identifiers_blocked=self._identifier_count(identifier_hashes),
+            uncounted=tuple(uncounted),
+        )
+
+    def _identifier_count(self, hashes: Iterable[bytes]) -> int:
+        if self._gate.identifier_block <= timedelta(0):
+            return 0
+        return math.ceil(len(set(hashes)) / len(self._gate.keys.kids))
+
+    async def _drive(
+        self, store: Store, job: PurgeJob, subject: str, extra_identifiers: tuple[bytes, ...]
+    ) -> PurgeReport:
+        if job.state != "done":
+            owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+            _LIVE_OWNERS.add(owner)
+            try:
+                claimed = await self._acquire(store, job.job_id, owner)
+                if claimed is not None:
+                    return await self._run(store, claimed, owner, subject, extra_identifiers)
+            finally:
+                _LIVE_OWNERS.discard(owner)
+        finished = await store.get_job(job.job_id)
+        if finished is None or finished.state != "done":
+            raise PurgeError(f"purge job {job.job_id} did not finish", job_id=job.job_id)
+        if extra_identifiers and self._gate.identifier_block > timedelta(0):
+            # A repeated purge may name identifiers the first one did not know.
+            await store.block_identifiers(extra_identifiers, until=_now() + self._gate.identifier_block)
+        return self._report(finished, already_done=True)
+
+    async def _acquire(self, store: Store, job_id: str, owner: str) -> PurgeJob | None:
+        """Take the job's lease, waiting while another live process holds it. Returns the job,
+        or ``None`` when it was finished meanwhile by someone else."""
+        deadline = time.monotonic() + self.wait_timeout.total_seconds()
+        announced = False
+        while True:
+            current = await store.get_job(job_id)
+            if current is None:
+                raise PurgeError(f"purge job {job_id} is no longer in the journal", job_id=job_id)
+            if current.state == "done":
+                return None
+            now = _now()
+            takeover = current.lease_owner if _holder_is_dead(current.lease_owner) else None
+            if await store.claim_job(job_id, owner=owner, until=now + self.lease, now=now, takeover=takeover):
+                return await store.get_job(job_id)
+            if not announced:
+                self._emit("wait", job_id, "lease")
+                announced = True
+            if time.monotonic() > deadline:
+                raise PurgeError(
+                    f"another process is still running purge job {job_id}; try again later",
+                    job_id=job_id,
+                )
+            await asyncio.sleep(self.poll_interval)
+
+    async def _heartbeat(self, store: Store, job_id: str, owner: str) -> None:
+        interval = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            now = _now()
+            await store.claim_job(job_id, owner=owner, until=now + self.lease, now=now)
+
+    async def _run(
+        self, store: Store, job: PurgeJob, owner: str, subject: str, extra_identifiers: tuple[bytes, ...]
+    ) -> PurgeReport:
+        missing = [name for name in job.handlers if name not in self._handlers]
+        plan: list[tuple[str, Callable[[], Awaitable[int]]]] = [(FREEZE, lambda: self._freeze(subject))]
+        plan += [(r.name, _bind(r, subject)) for r in self._handlers.values()]
+        identifiers = tuple(dict.fromkeys(job.identifier_hashes + extra_identifiers))
+        plan.append((BLOCK, lambda: self._block(store, identifiers)))
+        heartbeat = asyncio.create_task(self._heartbeat(store, job.job_id, owner))
+        step = FREEZE
+        try:
+            if missing:
+                raise _StepFailed(
+                    f"handler {missing[0]!r} of this job is not registered in the app; "
+                    "register it again, then resume"
+                )
+            for step, run in plan:
+                if step in job.steps:
+                    self._emit("skip", job.job_id, step, job.steps[step])
+                    continue
+                self._emit("start", job.job_id, step)
+                count = _rows(await run(), step)
+                if not await store.record_step(job.job_id, owner=owner, step=step, count=count, now=_now()):
+                    raise _LostLease()
+                job.steps[step] = count
+                self._emit("done", job.job_id, step, count)
+            if not await store.finish_job(job.job_id, owner=owner, state="done", now=_now()):
+                raise _LostLease()
+        except _LostLease:
+            raise PurgeError(
+                f"another process took over purge job {job.job_id}; it will finish it", job_id=job.job_id
+            ) from None
+        except Exception as exc:
+            what = "step" if step in RESERVED_STEPS else "handler"
+            reason = (
+                str(exc) if isinstance(exc, _StepFailed) else f"{what} {step!r} failed ({type(exc).__name__})"
+            )
+            # If even this fails the job stays "running"; its lease lapses and resume finishes it.
+            with contextlib.suppress(Exception):
+                await store.finish_job(job.job_id, owner=owner, state="failed", now=_now(), error=reason)
+            raise PurgeError(f"{reason}; purge job {job.job_id} can be resumed", job_id=job.job_id) from None
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        finished = await store.get_job(job.job_id)
+        assert finished is not None
+        return self._report(finished, already_done=False)
+
+    async def _freeze(self, subject: str) -> int:
+        await self._gate.record(subject, "under_age")
+        return 1
+
+    async def _block(self, store: Store, identifiers: tuple[bytes, ...]) -> int:
+        if not identifiers or self._gate.identifier_block <= timedelta(0):
+            return 0
+        await store.block_identifiers(identifiers, until=_now() + self._gate.identifier_block)
+        return self._identifier_count(identifiers)
+
+    def _report(self, job: PurgeJob, *, already_done: bool) -> PurgeReport:
+        return PurgeReport(
+            job.job_id,
+            job.state,
+            {name: n for name, n in job.steps.items() if name not in RESERVED_STEPS},
+            already_done=already_done,
+            ticket=job.ticket,
+            operator=job.operator,
+            finished_at=job.finished_at,
+            identifiers_blocked=job.steps.get(BLOCK, 0),
+            error=job.error,
+        )
+
+    # -- audit, receipts, coverage -----------------------------------------------------------
+
+    async def jobs(self) -> list[PurgeJob]:
+        """Every purge job in the journal, oldest first (the audit log)."""
+        store = await self._gate.store()
+        return await store.list_jobs()
+
+    async def find(self, *, job_id: str | None = None, ticket: str | None = None) -> PurgeJob | None:
+        """The job with this id, or the latest job for this ticket."""
+        store = await self._gate.store()
+        if job_id is not None:
+            return await store.get_job(job_id)
+        matches = [job for job in await store.list_jobs() if job.ticket == ticket]
+        return matches[-1] if matches else None
+
+    def receipt(self, job: PurgeJob) -> str:
+        """The signed deletion receipt (JSON text) of a finished job; see :mod:`agegate.receipts`."""
+        if job.state != "done" or job.finished_at is None:
+            raise PurgeError(f"purge job {job.job_id} is not finished: no receipt yet", job_id=job.job_id)
+        report = self._report(job, already_done=True)
+        return make_receipt(
+            self._gate.keys,
+            job_id=job.job_id,
+            ticket=job.ticket,
+            completed_at=job.finished_at,
+            deleted=report.deleted,
+            policy=self._gate.policy.name,
+            identifiers_blocked=report.identifiers_blocked,
+        )
+
+    async def coverage(self) -> tuple[list[Uncovered], int]:
+        """Personal-looking columns of the handlers' SQL databases that no handler purges, and
+        the number of tables checked; see :mod:`agegate.coverage`."""
+        refs = [ref for registered in self._handlers.values() for ref in registered.covers]
+        return await find_uncovered(refs, self._exempt)
+
+
+class _StepFailed(Exception):
+    pass
+
+
+class _LostLease(Exception):
+    pass
+
+
+def _bind(registered: _Registered, subject: str) -> Callable[[], Awaitable[int]]:
+    return lambda: registered.run(subject)
+
+
+def _rows(value: object, step: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _StepFailed(f"handler {step!r} returned {type(value).__name__}, not a count of rows deleted")
+    return value
