@@ -13,6 +13,7 @@ from .gate import AgeGate, Attestation, Decision
 from .keys import Keyring
 from .middleware import AgeGateMiddleware
 from .policy import AgePolicy
+from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
 
 __all__ = [
@@ -24,11 +25,14 @@ __all__ = [
     "ConfigurationError",
     "Decision",
     "InvalidBirthDate",
+    "InvalidSignupForm",
     "InvalidToken",
     "Keyring",
     "KeyringError",
     "StoreError",
     "UnderAgeError",
     "open_store",
+    "signup_fields",
+    "signup_form",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,193 @@
+"""Signup helpers: the age screen inside an app's own signup endpoint, in a few lines.
+
+::
+
+    @app.post("/signup")  # Starlette route or FastAPI path operation
+    async def signup(request: Request) -> Response:
+        try:
+            fields = await signup_form(request, gate, subject=new_account_id(),
+                                       identifier_fields=("email",))
+        except InvalidBirthDate as exc:
+            return JSONResponse({"error": "invalid_birth_date", "code": exc.code}, status_code=400)
+        except UnderAgeError:
+            return JSONResponse({"error": "age_restricted"}, status_code=403)
+        create_account(fields)  # the birth-date fields are gone from ``fields``
+
+The helpers screen the birth date, store only a keyed hash of an allowed result, and tell
+:class:`~agegate.AgeGateMiddleware` the decision (:func:`~agegate.gate.record_decision`) so that
+it sets the browser's sealed cookie, a sticky one for an under-age result. Forms are read
+without python-multipart: ``application/x-www-form-urlencoded`` (what an HTML form without
+files sends) and JSON objects, up to :data:`MAX_BODY_BYTES`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import aclosing
+from datetime import datetime
+from typing import Literal
+from urllib.parse import parse_qsl
+
+from starlette.requests import ClientDisconnect, Request
+
+from .birthdate import BIRTH_FIELDS
+from .errors import AgeGateError, UnderAgeError
+from .gate import AgeGate, Decision, record_decision
+
+__all__ = ["MAX_BODY_BYTES", "InvalidSignupForm", "read_form", "signup_fields", "signup_form"]
+
+#: The largest signup body :func:`read_form` accepts, in bytes.
+MAX_BODY_BYTES = 64 * 1024
+#: The most fields :func:`read_form` accepts in one body.
+MAX_FIELDS = 200
+
+InvalidSignupFormCode = Literal["too_large", "unsupported_media_type", "malformed"]
+Subject = str | Callable[[Mapping[str, str]], str]
+Identifiers = Mapping[str, str] | Callable[[Mapping[str, str]], Mapping[str, str]] | None
+_STATUS: dict[InvalidSignupFormCode, int] = {
+    "too_large": 413,
+    "unsupported_media_type": 415,
+    "malformed": 400,
+}
+
+
+class InvalidSignupForm(AgeGateError, ValueError):
+    """The signup request body could not be read as a form.
+
+    ``code`` is ``too_large``, ``unsupported_media_type`` or ``malformed``; ``status_code`` is
+    the HTTP status to answer with (413, 415 or 400).
+    """
+
+    def __init__(self, code: InvalidSignupFormCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status_code = _STATUS[code]
+
+
+async def read_form(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, str]:
+    """Read an urlencoded form or a JSON object of strings from ``request``, at most
+    ``max_bytes`` long; a repeated field keeps its last value.
+
+    The body is consumed: use the returned fields. Raises :class:`InvalidSignupForm`.
+    """
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type not in ("application/x-www-form-urlencoded", "application/json"):
+        raise InvalidSignupForm(
+            "unsupported_media_type",
+            "Send the signup form as application/x-www-form-urlencoded or application/json.",
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise InvalidSignupForm("too_large", "The signup form is too large.")
+    body = bytearray()
+    try:
+        async with aclosing(request.stream()) as stream:
+            async for chunk in stream:
+                body += chunk
+                if len(body) > max_bytes:
+                    raise InvalidSignupForm("too_large", "The signup form is too large.")
+    except ClientDisconnect:
+        raise InvalidSignupForm("malformed", "The signup form was not sent completely.") from None
+    if media_type == "application/json":
+        return _json_fields(bytes(body))
+    return _urlencoded_fields(bytes(body))
+
+
+def _urlencoded_fields(body: bytes) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=False,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidSignupForm("malformed", "The signup form could not be read.") from None
+    return dict(pairs)
+
+
+def _json_fields(body: bytes) -> dict[str, str]:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidSignupForm("malformed", "The signup form is not valid JSON.") from None
+    if not isinstance(data, dict) or len(data) > MAX_FIELDS:
+        raise InvalidSignupForm("malformed", "The signup form must be a JSON object of fields.")
+    fields: dict[str, str] = {}
+    for name, value in data.items():
+        if isinstance(value, bool) or value is None:
+            raise InvalidSignupForm("malformed", "Each signup field must be text or a number.")
+        if isinstance(value, int | float | str):
+            fields[name] = str(value)
+        else:
+            raise InvalidSignupForm("malformed", "Each signup field must be text or a number.")
+    return fields
+
+
+async def signup_fields(
+    request: Request,
+    gate: AgeGate,
+    fields: Mapping[str, str],
+    *,
+    subject: Subject,
+    identifiers: Identifiers = None,
+    identifier_fields: Iterable[str] = (),
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """Run :meth:`AgeGate.signup <agegate.AgeGate.signup>` on fields the app already read, tell
+    the middleware the decision, and return the fields without the birth-date fields.
+
+    ``subject`` is the new account's id, or a function of the fields giving it. The identifiers
+    checked against blocked (purged child) accounts are ``identifiers`` (a mapping of kind to
+    value, or a function of the fields giving one) plus the fields named in
+    ``identifier_fields`` (the field name is the kind: ``"email"``, ``"phone"``, ``"username"``).
+
+    Raises :class:`~agegate.InvalidBirthDate` (nothing recorded) and
+    :class:`~agegate.UnderAgeError` (the under-age decision is recorded for the middleware;
+    nothing is stored server-side). Persist nothing of the signup before this returns.
+    """
+    account = subject(fields) if callable(subject) else subject
+    named = dict(identifiers(fields) if callable(identifiers) else identifiers or {})
+    for name in identifier_fields:
+        value = fields.get(name)
+        if value:
+            named[name] = value
+    try:
+        attestation = await gate.signup(fields, subject=account, identifiers=named, now=now)
+    except UnderAgeError:
+        record_decision(request.scope, Decision.of("under_age", gate.policy.name))
+        raise
+    record_decision(request.scope, Decision.of(attestation.outcome, attestation.policy))
+    return {name: value for name, value in fields.items() if name not in BIRTH_FIELDS}
+
+
+async def signup_form(
+    request: Request,
+    gate: AgeGate,
+    *,
+    subject: Subject,
+    identifiers: Identifiers = None,
+    identifier_fields: Iterable[str] = (),
+    max_bytes: int = MAX_BODY_BYTES,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """Read the signup form from ``request`` (:func:`read_form`) and screen it
+    (:func:`signup_fields`); returns the form's fields without the birth-date fields.
+
+    Raises :class:`InvalidSignupForm`, :class:`~agegate.InvalidBirthDate` or
+    :class:`~agegate.UnderAgeError`, for the app to render.
+    """
+    fields = await read_form(request, max_bytes=max_bytes)
+    return await signup_fields(
+        request,
+        gate,
+        fields,
+        subject=subject,
+        identifiers=identifiers,
+        identifier_fields=identifier_fields,
+        now=now,
+    )
