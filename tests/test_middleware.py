@@ -1,0 +1,847 @@
+"""The HTTP contract of AgeGateMiddleware, through the real ASGI stack (Starlette + httpx)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from http.cookies import SimpleCookie
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.requests import Request, cookie_parser
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from agegate import AgeGate, AgeGateMiddleware, AgePolicy, ConfigurationError, Keyring, UnderAgeError
+from agegate.gate import NOTES_KEY, SCOPE_KEY, Decision, record_decision
+from agegate.middleware import MAX_SCREEN_BODY, read_cookie, safe_next
+from agegate.stores import MemoryStore
+
+HTML = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+ADULT = {"birth_year": "1990", "birth_month": "3", "birth_day": "4"}
+CHILD = {"birth_year": str(time.gmtime().tm_year - 8), "birth_month": "1", "birth_day": "1"}
+COOKIE = "__Host-agegate"
+
+
+class Shop:
+    """A small app that records every call, so tests can prove it was (not) called."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.scopes: list[Any] = []
+
+    async def endpoint(self, request: Request) -> Response:
+        self.calls.append((request.method, request.url.path))
+        self.scopes.append(request.scope)
+        body = await request.body()
+        return PlainTextResponse(f"{request.method} {len(body)}")
+
+    async def signup(self, request: Request) -> Response:
+        self.calls.append((request.method, request.url.path))
+        form = dict(await request.form())
+        gate: AgeGate = request.app.state.gate
+        try:
+            await gate.signup({k: str(v) for k, v in form.items()}, subject=str(form.get("account")))
+        except UnderAgeError:
+            record_decision(request.scope, Decision.of("under_age", gate.policy.name))
+            return PlainTextResponse("refused", headers={"cache-control": "max-age=60"})
+        record_decision(request.scope, Decision.of("allowed", gate.policy.name))
+        return PlainTextResponse("welcome")
+
+    async def socket(self, websocket: WebSocket) -> None:
+        self.calls.append(("WS", websocket.url.path))
+        await websocket.accept()
+        await websocket.send_text("hello")
+        await websocket.close()
+
+
+def build(gate: AgeGate, shop: Shop, **options: Any) -> Starlette:
+    methods = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+    app = Starlette(
+        routes=[
+            Route("/signup", shop.signup, methods=["POST"]),
+            Route("/{path:path}", shop.endpoint, methods=methods),
+            WebSocketRoute("/ws/{name}", shop.socket),
+        ]
+    )
+    app.state.gate = gate
+    app.add_middleware(AgeGateMiddleware, gate=gate, **options)
+    return app
+
+
+@pytest.fixture
+async def gate() -> AsyncIterator[AgeGate]:
+    async with AgeGate(keys=Keyring.generate("t1"), store=MemoryStore()) as g:
+        yield g
+
+
+@pytest.fixture
+def shop() -> Shop:
+    return Shop()
+
+
+def client_for(app: Any, **kw: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://shop.example", **kw)
+
+
+@pytest.fixture
+async def client(gate: AgeGate, shop: Shop) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(build(gate, shop, signup_paths=["/signup"])) as c:
+        yield c
+
+
+def sealed(
+    gate: AgeGate, outcome: str, *, ttl: int = 3600, issued: int | None = None, policy: str = ""
+) -> str:
+    now = int(time.time()) if issued is None else issued
+    return gate.sealer.seal(
+        outcome,  # type: ignore[arg-type]
+        policy or gate.policy.name,
+        issued_at=now,
+        expires_at=now + ttl,
+    )
+
+
+def jar(value: str, name: str = COOKIE) -> dict[str, str]:
+    return {"cookie": f"{name}={value}"}
+
+
+def attributes(set_cookie: str) -> dict[str, str]:
+    parts = [p.strip() for p in set_cookie.split(";")]
+    return {p.split("=", 1)[0].lower(): (p.split("=", 1)[1] if "=" in p else "") for p in parts[1:]}
+
+
+def assert_private(response: httpx.Response) -> None:
+    assert response.headers["cache-control"] == "no-store"
+    assert "cookie" in response.headers["vary"].lower()
+
+
+# -- GET /agegate ------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_screen_form_is_neutral_and_accessible(client: httpx.AsyncClient) -> None:
+    response = await client.get("/agegate?next=/checkout", headers=HTML)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert_private(response)
+    page = response.text
+    for name in ("birth_year", "birth_month", "birth_day"):
+        assert f'name="{name}"' in page
+    # Nothing pre-selected or pre-filled, and the cut-off age appears nowhere.
+    assert "selected" not in page
+    assert re.findall(r'<input[^>]*value="([^"]*)"', page) == ["/checkout"]  # only the hidden next
+    assert not re.search(r"\b13\b", page)
+    assert "min=" not in page and "max=" not in page
+    # A fieldset with a legend; every control has a label.
+    assert "<fieldset>" in page and "<legend>" in page
+    for control in re.findall(r"<(?:input|select)[^>]*>", page):
+        if 'type="hidden"' in control:
+            continue
+        ident = re.search(r'id="([^"]+)"', control)
+        assert ident, control
+        assert f'<label for="{ident.group(1)}">' in page
+    assert "<script" not in page
+    assert 'method="post"' in page and 'action="/agegate"' in page
+
+
+@pytest.mark.anyio
+async def test_screen_never_names_another_policys_cut_off(shop: Shop) -> None:
+    gate = AgeGate(keys=Keyring.generate(), store=MemoryStore(), policy=AgePolicy(min_age=16))
+    async with client_for(build(gate, shop)) as c:
+        page = (await c.get("/agegate", headers=HTML)).text
+    assert not re.search(r"\b16\b", page)
+
+
+@pytest.mark.anyio
+async def test_screen_orders_fields_as_the_gate_reads_dates(shop: Shop) -> None:
+    gate = AgeGate(keys=Keyring.generate(), store=MemoryStore(), date_order="DMY")
+    async with client_for(build(gate, shop)) as c:
+        page = (await c.get("/agegate", headers=HTML)).text
+    assert page.index('name="birth_day"') < page.index('name="birth_month"') < page.index('name="birth_year"')
+
+
+@pytest.mark.anyio
+async def test_screen_json_and_head_and_other_methods(client: httpx.AsyncClient) -> None:
+    response = await client.get("/agegate")
+    assert response.json() == {
+        "screen": "/agegate",
+        "fields": ["birth_year", "birth_month", "birth_day"],
+        "outcome": None,
+    }
+    assert_private(response)
+    head = await client.head("/agegate", headers=HTML)
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) > 0
+    put = await client.put("/agegate", content=b"x")
+    assert put.status_code == 405 and put.headers["allow"] == "GET, HEAD, POST"
+
+
+# -- POST /agegate -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_allowed_form_redirects_to_next_and_sets_sealed_cookie(client: httpx.AsyncClient) -> None:
+    response = await client.post("/agegate", data={**ADULT, "next": "/checkout?item=3"}, headers=HTML)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/checkout?item=3"
+    assert_private(response)
+    set_cookie = response.headers["set-cookie"]
+    assert set_cookie.startswith(f"{COOKIE}=")
+    attrs = attributes(set_cookie)
+    assert attrs["max-age"] == str(365 * 24 * 3600)
+    assert attrs["path"] == "/" and attrs["samesite"] == "Lax"
+    assert "httponly" in attrs and "secure" in attrs and "domain" not in attrs
+    token = set_cookie.split(";")[0].split("=", 1)[1]
+    assert "1990" not in token and "allowed" not in token  # opaque
+
+
+@pytest.mark.anyio
+async def test_under_age_form_gets_kind_page_and_sticky_cookie(
+    client: httpx.AsyncClient, gate: AgeGate
+) -> None:
+    response = await client.post("/agegate", data={**CHILD, "next": "/checkout"}, headers=HTML)
+    assert response.status_code == 200
+    assert_private(response)
+    page = response.text.lower()
+    assert "try again" not in page and 'href="/agegate' not in page and 'name="birth_' not in page
+    assert not re.search(r"\b13\b", page)
+    attrs = attributes(response.headers["set-cookie"])
+    assert attrs["max-age"] == str(30 * 24 * 3600)
+    # Sticky: an adult date now changes nothing, in HTML or JSON, and sets no new cookie.
+    again = await client.post("/agegate", data={**ADULT, "next": "/checkout"}, headers=HTML)
+    assert again.status_code == 200 and "set-cookie" not in again.headers
+    assert "try again" not in again.text.lower()
+    as_json = await client.post("/agegate", json={"birth_date": "1970-01-01"})
+    assert as_json.json() == {"outcome": "under_age"} and "set-cookie" not in as_json.headers
+    screen = await client.get("/agegate", headers=HTML)
+    assert 'name="birth_year"' not in screen.text  # the screen is not offered again
+    assert (await client.get("/agegate")).json()["outcome"] == "under_age"
+
+
+@pytest.mark.anyio
+async def test_sticky_period_ends_with_the_cookie(gate: AgeGate, shop: Shop) -> None:
+    # A cookie issued 31 days ago with the 30-day lifetime has expired: a new answer counts.
+    old = sealed(gate, "under_age", issued=int(time.time()) - 31 * 86400, ttl=30 * 86400)
+    async with client_for(build(gate, shop)) as c:
+        response = await c.post("/agegate", json={"birth_date": "1990-03-04"}, headers=jar(old))
+    assert response.json() == {"outcome": "allowed"}
+
+
+@pytest.mark.anyio
+async def test_allowed_can_still_become_under_age(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/agegate", json={"birth_date": "1990-03-04"})).json() == {"outcome": "allowed"}
+    assert (await client.post("/agegate", json={"birth_date": "2020-01-01"})).json() == {
+        "outcome": "under_age"
+    }
+    assert (await client.post("/checkout")).status_code == 403
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "outcome"),
+    [
+        ({"birth_date": "1990-03-04"}, "allowed"),
+        ({"birth_date": "June 1, 2020"}, "under_age"),
+        ({"birth_year": 1990, "birth_month": 3, "birth_day": 4}, "allowed"),
+        ({"age": 40}, "allowed"),
+    ],
+)
+async def test_json_screen(client: httpx.AsyncClient, body: dict[str, Any], outcome: str) -> None:
+    response = await client.post("/agegate", json=body)
+    assert response.status_code == 200
+    assert response.json() == {"outcome": outcome}
+    assert response.headers["content-type"] == "application/json"
+    assert_private(response)
+    assert "set-cookie" in response.headers
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("birth_date", "code"),
+    [
+        ("", "empty"),
+        ("next tuesday", "malformed"),
+        ("2011-02-30", "impossible"),
+        ("2999-01-01", "future"),
+        ("1850-01-01", "implausible"),
+        ("1" * 65, "too_long"),
+    ],
+)
+async def test_bad_input_json(client: httpx.AsyncClient, birth_date: str, code: str) -> None:
+    response = await client.post("/agegate", json={"birth_date": birth_date})
+    assert response.status_code == 400
+    data = response.json()
+    assert data["error"] == "invalid_birth_date" and data["code"] == code and data["message"]
+    assert "set-cookie" not in response.headers
+
+
+@pytest.mark.anyio
+async def test_bad_input_form_keeps_what_was_typed(client: httpx.AsyncClient) -> None:
+    typed = {"birth_year": '19"><b>9', "birth_month": "2", "birth_day": "30", "next": "/profile"}
+    response = await client.post("/agegate", data=typed, headers=HTML)
+    assert response.status_code == 400
+    assert_private(response)
+    page = response.text
+    assert "<b>" not in page and "19&quot;&gt;&lt;b&gt;9" in page  # kept, and escaped
+    assert '<option value="2" selected>' in page
+    assert 'value="30"' in page and 'value="/profile"' in page
+    error_id = re.search(r'<p class="error" id="([^"]+)"', page)
+    assert error_id
+    controls = [c for c in re.findall(r"<(?:input|select)[^>]*>", page) if "hidden" not in c]
+    assert len(controls) == 3
+    assert all(
+        f'aria-describedby="{error_id.group(1)}"' in c and 'aria-invalid="true"' in c for c in controls
+    )
+
+
+@pytest.mark.anyio
+async def test_year_alone_is_a_partial_date_not_an_error(client: httpx.AsyncClient) -> None:
+    response = await client.post("/agegate", data={"birth_year": "1990", "birth_month": "", "birth_day": ""})
+    assert response.json() == {"outcome": "allowed"}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "error"),
+    [
+        (b"x" * (MAX_SCREEN_BODY + 1), "application/x-www-form-urlencoded", 413, "request_too_large"),
+        (b"{nope", "application/json", 400, "invalid_request"),
+        (b"[1, 2]", "application/json", 400, "invalid_request"),
+        (b'{"birth_date": ["1990"]}', "application/json", 400, "invalid_request"),
+        (b"[" * 5000, "application/json", 400, "invalid_request"),
+        (b"\xff\xfe", "application/x-www-form-urlencoded", 400, "invalid_request"),
+        (b"--b\r\n", "multipart/form-data; boundary=b", 415, "unsupported_media_type"),
+        (b"a=1&" * 100, "application/x-www-form-urlencoded", 400, "invalid_request"),
+    ],
+)
+async def test_unreadable_bodies_are_refused_not_500(
+    client: httpx.AsyncClient, content: bytes, content_type: str, status: int, error: str
+) -> None:
+    response = await client.post("/agegate", content=content, headers={"content-type": content_type})
+    assert response.status_code == status
+    assert response.json() == {"error": error}
+    html = await client.post("/agegate", content=content, headers={"content-type": content_type, **HTML})
+    assert html.status_code == status and html.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.anyio
+async def test_cross_site_screen_post_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/agegate", json={"birth_date": "2020-01-01"}, headers={"sec-fetch-site": "cross-site"}
+    )
+    assert response.status_code == 403 and "set-cookie" not in response.headers
+
+
+@pytest.mark.anyio
+async def test_screen_stores_nothing(gate: AgeGate, client: httpx.AsyncClient) -> None:
+    await client.post("/agegate", data=ADULT)
+    await client.post("/agegate", data=CHILD)
+    store = await gate.store()
+    assert isinstance(store, MemoryStore)
+    assert all(not value for value in vars(store).values() if isinstance(value, dict | list | set))
+
+
+# -- next ----------------------------------------------------------------------------------------
+
+EVIL = [
+    "//evil.example",
+    "///evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "https://evil.example",
+    "http:/evil.example",
+    "javascript:alert(1)",
+    "/%2Fevil.example",
+    "/%2fevil.example",
+    "/%5Cevil.example",
+    "/%252F%252Fevil.example",
+    "%2F%2Fevil.example",
+    "/\tevil",
+    "/\r\nLocation: https://evil.example",
+    "/%0d%0aSet-Cookie:x=1",
+    " /x",
+    "/ü",
+    "",
+    "evil.example",
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("target", EVIL)
+async def test_open_redirects_stay_on_site(client: httpx.AsyncClient, target: str) -> None:
+    response = await client.post("/agegate", data={**ADULT, "next": target}, headers=HTML)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
+    form = await client.get("/agegate", params={"next": target}, headers=HTML)
+    assert 'name="next" value="/"' in form.text
+
+
+@pytest.mark.parametrize("target", ["/", "/checkout", "/a/b?c=d&e=%20f#top", "/search?q=%2F"])
+def test_same_site_paths_are_kept(target: str) -> None:
+    assert safe_next(target) == target
+
+
+# -- unsafe methods on protected paths -------------------------------------------------------
+
+
+class Probe:
+    """A raw ASGI call that records whether the app ran and whether ``receive`` was awaited."""
+
+    def __init__(self, shop_app: Any = None) -> None:
+        self.app_called = False
+        self.received = 0
+        self.sent: list[dict[str, Any]] = []
+        self.shop_app = shop_app
+
+    async def app(self, scope: Any, receive: Any, send: Any) -> None:
+        self.app_called = True
+        if self.shop_app is not None:
+            await self.shop_app(scope, receive, send)
+
+    async def receive(self) -> dict[str, Any]:
+        self.received += 1
+        return {"type": "http.request", "body": b"secret=1", "more_body": False}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    @property
+    def status(self) -> int:
+        return int(self.sent[0]["status"])
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.sent[1:])
+
+
+def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": list(headers),
+        "server": ("shop.example", 443),
+        "client": ("127.0.0.1", 5000),
+    }
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+async def test_under_age_is_blocked_before_body_and_app(gate: AgeGate, method: str) -> None:
+    probe = Probe()
+    middleware = AgeGateMiddleware(probe.app, gate=gate)
+    cookie = f"other=1; {COOKIE}={sealed(gate, 'under_age')}".encode()
+    await middleware(http_scope(method, "/checkout", [(b"cookie", cookie)]), probe.receive, probe.send)
+    assert probe.status == 403
+    assert not probe.app_called and probe.received == 0
+    assert json.loads(probe.body) == {"error": "age_restricted"}
+    headers = dict(probe.sent[0]["headers"])
+    assert headers[b"cache-control"] == b"no-store" and b"Cookie" in headers[b"vary"]
+
+
+@pytest.mark.anyio
+async def test_blocked_browser_gets_the_kind_page(gate: AgeGate, shop: Shop) -> None:
+    async with client_for(build(gate, shop)) as c:
+        response = await c.post("/checkout", headers={**HTML, **jar(sealed(gate, "under_age"))})
+    assert response.status_code == 403
+    assert "text/html" in response.headers["content-type"] and "Thank you" in response.text
+    assert_private(response)
+    assert shop.calls == []
+
+
+@pytest.mark.anyio
+async def test_no_result_gets_428_before_body_and_app(gate: AgeGate) -> None:
+    probe = Probe()
+    middleware = AgeGateMiddleware(probe.app, gate=gate)
+    await middleware(http_scope("POST", "/checkout"), probe.receive, probe.send)
+    assert probe.status == 428
+    assert json.loads(probe.body) == {"error": "age_screen_required", "screen": "/agegate"}
+    assert not probe.app_called and probe.received == 0
+
+
+@pytest.mark.anyio
+async def test_428_for_browsers_links_to_the_screen(gate: AgeGate, shop: Shop) -> None:
+    async with client_for(build(gate, shop, prefix="/age-check")) as c:
+        response = await c.post("/checkout/pay", headers=HTML)
+        assert response.status_code == 428
+        assert 'href="/age-check?next=/checkout/pay"' in response.text
+        assert (await c.post("/checkout/pay")).json()["screen"] == "/age-check"
+
+
+@pytest.mark.anyio
+async def test_allowed_passes_untouched_with_decision(gate: AgeGate, shop: Shop) -> None:
+    async with client_for(build(gate, shop)) as c:
+        response = await c.put("/profile", content=b"name=Ann", headers=jar(sealed(gate, "allowed")))
+    assert response.status_code == 200 and response.text == "PUT 8"
+    assert "set-cookie" not in response.headers
+    assert shop.scopes[0][SCOPE_KEY] == Decision.of("allowed", gate.policy.name)
+
+
+@pytest.mark.anyio
+async def test_allowed_cookie_of_another_policy_does_not_count(gate: AgeGate, shop: Shop) -> None:
+    async with client_for(build(gate, shop)) as c:
+        old = sealed(gate, "allowed", policy="min-age-12")
+        assert (await c.post("/checkout", headers=jar(old))).status_code == 428
+        child = sealed(gate, "under_age", policy="min-age-12")
+        assert (await c.post("/checkout", headers=jar(child))).status_code == 403
+
+
+@pytest.mark.anyio
+async def test_large_upload_streams_through_unbuffered(gate: AgeGate) -> None:
+    chunk_size, total = 64 * 1024, 10 * 1024 * 1024
+    payload = bytes(range(256)) * (total // 256)
+    events: list[str] = []
+    received = bytearray()
+    chunks_seen = 0
+
+    async def receive() -> dict[str, Any]:
+        offset = len(events) and sum(1 for e in events if e == "receive") * chunk_size
+        events.append("receive")
+        piece = payload[offset : offset + chunk_size]
+        return {"type": "http.request", "body": piece, "more_body": offset + chunk_size < total}
+
+    async def app(scope: Any, app_receive: Any, send: Any) -> None:
+        nonlocal chunks_seen
+        assert app_receive is receive  # the original receive: nothing in between
+        assert scope[SCOPE_KEY].allowed
+        more = True
+        while more:
+            message = await app_receive()
+            received.extend(message["body"])
+            chunks_seen += 1
+            events.append("app")
+            more = message["more_body"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    middleware = AgeGateMiddleware(app, gate=gate)
+    cookie = f"{COOKIE}={sealed(gate, 'allowed')}".encode()
+    await middleware(http_scope("POST", "/upload", [(b"cookie", cookie)]), receive, send)
+    assert bytes(received) == payload
+    assert chunks_seen == total // chunk_size
+    # Each chunk reached the app before the next one was read: no buffering.
+    assert events == ["receive", "app"] * chunks_seen
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+async def test_safe_methods_pass_even_under_age(gate: AgeGate, shop: Shop, method: str) -> None:
+    async with client_for(build(gate, shop)) as c:
+        response = await c.request(method, "/checkout", headers=jar(sealed(gate, "under_age")))
+    assert response.status_code == 200
+    assert shop.calls == [(method, "/checkout")]
+    assert SCOPE_KEY not in shop.scopes[0]  # not even parsed
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "garbage",
+        "",
+        "A" * 5000,
+        "AQ",
+        "%%%%",
+        "\u00e9t\u00e9",
+        "tampered",
+        "expired",
+        "future",
+        "foreign",
+    ],
+)
+async def test_bad_cookies_are_no_result_never_500(gate: AgeGate, shop: Shop, cookie: str) -> None:
+    good = sealed(gate, "allowed")
+    value = {
+        "tampered": good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"),
+        "expired": sealed(gate, "allowed", issued=int(time.time()) - 7200, ttl=3600),
+        "future": sealed(gate, "allowed", issued=int(time.time()) + 3600),
+        "foreign": AgeGate(keys=Keyring.generate("t1"), store=MemoryStore()).sealer.seal(
+            "allowed", gate.policy.name, issued_at=int(time.time()), expires_at=int(time.time()) + 60
+        ),
+    }.get(cookie, cookie)
+    async with client_for(build(gate, shop)) as c:
+        c.headers["cookie"] = f"{COOKIE}={value}".encode().decode("latin-1")
+        assert (await c.post("/checkout")).status_code == 428
+        assert (await c.post("/agegate", json={"birth_date": "1990-01-01"})).status_code == 200
+        assert (await c.get("/agegate")).status_code == 200
+    assert shop.calls == []
+
+
+@pytest.mark.anyio
+async def test_insecure_cookie_mode_for_local_development(gate: AgeGate, shop: Shop) -> None:
+    async with client_for(build(gate, shop, secure_cookies=False)) as c:
+        response = await c.post("/agegate", json={"birth_date": "1990-01-01"})
+        set_cookie = response.headers["set-cookie"]
+        assert set_cookie.startswith("agegate=") and "secure" not in attributes(set_cookie)
+        assert (await c.post("/checkout")).status_code == 200
+        # the secure name is not read in this mode, and vice versa
+        c.cookies.clear()
+        assert (await c.post("/checkout", headers=jar(sealed(gate, "allowed")))).status_code == 428
+
+
+# -- path patterns ----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_protect_exempt_and_prefix(gate: AgeGate, shop: Shop) -> None:
+    app = build(gate, shop, protect=["/checkout/*", "/api/*/orders"], exempt=["/checkout/help"])
+    async with client_for(app) as c:
+        assert (await c.post("/checkout")).status_code == 428
+        assert (await c.post("/checkout/pay/now")).status_code == 428
+        assert (await c.post("/api/v2/orders")).status_code == 428
+        assert (await c.post("/checkout/help")).status_code == 200
+        assert (await c.post("/checkoutx")).status_code == 200
+        assert (await c.post("/contact")).status_code == 200
+        assert (await c.post("/agegate/anything")).status_code == 200  # the prefix is exempt
+
+
+@pytest.mark.anyio
+async def test_root_path_is_respected(gate: AgeGate) -> None:
+    probe = Probe()
+    middleware = AgeGateMiddleware(probe.app, gate=gate, protect=["/checkout"])
+    scope = http_scope("POST", "/shop/checkout")
+    scope["root_path"] = "/shop"
+    await middleware(scope, probe.receive, probe.send)
+    assert probe.status == 428
+    assert json.loads(probe.body)["screen"] == "/shop/agegate"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"protect": "/checkout/*"},
+        {"exempt": ["checkout"]},
+        {"signup_paths": ["/sign up"]},
+        {"protect": [3]},
+        {"prefix": "agegate"},
+        {"prefix": "/agegate/"},
+        {"subject": "user"},
+        {"secure_cookies": "yes"},
+    ],
+)
+def test_bad_options_are_refused_clearly(options: dict[str, Any]) -> None:
+    gate = AgeGate(keys=Keyring.generate(), store=MemoryStore())
+    with pytest.raises(ConfigurationError):
+        AgeGateMiddleware(Probe().app, gate=gate, **options)
+
+
+# -- signup paths ------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_signup_path_screens_inline_and_sets_sticky_cookie(
+    client: httpx.AsyncClient, gate: AgeGate
+) -> None:
+    response = await client.post("/signup", data={**CHILD, "account": "kid-1"})
+    assert response.text == "refused"
+    assert_private(response)  # the app's cache-control was replaced
+    assert attributes(response.headers["set-cookie"])["max-age"] == str(30 * 24 * 3600)
+    assert await gate.status_of("kid-1") == "unknown"  # nothing stored for a child
+    assert (await client.post("/checkout")).status_code == 403
+    assert (await client.post("/signup", data={**ADULT, "account": "kid-1"})).status_code == 403
+
+
+@pytest.mark.anyio
+async def test_signup_path_allowed_sets_allowed_cookie(client: httpx.AsyncClient, gate: AgeGate) -> None:
+    response = await client.post("/signup", data={**ADULT, "account": "acct-9"})
+    assert response.text == "welcome"
+    assert attributes(response.headers["set-cookie"])["max-age"] == str(365 * 24 * 3600)
+    assert await gate.status_of("acct-9") == "allowed"
+    assert (await client.post("/checkout")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_signup_path_without_a_decision_writes_no_cookie(gate: AgeGate) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope[NOTES_KEY])
+        await send({"type": "http.response.start", "status": 204, "headers": [(b"x-app", b"1")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    probe = Probe(app)
+    middleware = AgeGateMiddleware(probe.app, gate=gate, signup_paths=["/signup"])
+    await middleware(http_scope("POST", "/signup"), probe.receive, probe.send)
+    assert seen == [[]]
+    assert probe.sent[0]["headers"] == [(b"x-app", b"1")]
+
+
+# -- logged-in accounts ----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("is_async", [False, True])
+async def test_subject_attestation_counts(gate: AgeGate, shop: Shop, is_async: bool) -> None:
+    def who(scope: Any) -> str | None:
+        for name, value in scope["headers"]:
+            if name == b"x-account":
+                return str(value.decode())
+        return None
+
+    async def who_async(scope: Any) -> str | None:
+        return who(scope)
+
+    await gate.signup({"birth_date": "1990-01-01"}, subject="adult")
+    await gate.record("child", "under_age")
+    app = build(gate, shop, subject=who_async if is_async else who)
+    async with client_for(app) as c:
+        assert (await c.post("/checkout", headers={"x-account": "adult"})).status_code == 200
+        assert (await c.post("/checkout", headers={"x-account": "child"})).status_code == 403
+        assert (await c.post("/checkout", headers={"x-account": "nobody"})).status_code == 428
+        # an under-age account is blocked even with an allowed cookie in the browser
+        allowed = jar(sealed(gate, "allowed"))
+        assert (await c.post("/checkout", headers={"x-account": "child", **allowed})).status_code == 403
+        # and an under-age browser stays blocked whoever is logged in
+        under = jar(sealed(gate, "under_age"))
+        assert (await c.post("/checkout", headers={"x-account": "adult", **under})).status_code == 403
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    async def get_attestation(self, subject_hashes: Any) -> Any:
+        self.lookups += 1
+        return await super().get_attestation(subject_hashes)
+
+
+@pytest.mark.anyio
+async def test_subject_lookups_are_cached_and_invalidated_on_record(shop: Shop) -> None:
+    store = CountingStore()
+    async with AgeGate(keys=Keyring.generate(), store=store, status_cache_ttl=60) as gate:
+        await gate.record("acct", "allowed")
+        app = build(gate, shop, subject=lambda scope: "acct")
+        async with client_for(app) as c:
+            for _ in range(5):
+                assert (await c.post("/checkout")).status_code == 200
+            assert store.lookups == 1
+            await gate.record("acct", "under_age")  # reported as a child's: this instance knows now
+            assert (await c.post("/checkout")).status_code == 403
+            assert store.lookups == 2
+
+
+@pytest.mark.anyio
+async def test_status_cache_expires_and_can_be_disabled(shop: Shop) -> None:
+    store = CountingStore()
+    async with AgeGate(keys=Keyring.generate(), store=store, status_cache_ttl=0) as gate:
+        for _ in range(3):
+            assert await gate.cached_status("acct") == "unknown"
+        assert store.lookups == 3 and gate.peek_status("acct") is None
+    store2 = CountingStore()
+    async with AgeGate(keys=Keyring.generate(), store=store2, status_cache_ttl=0.05) as gate:
+        await gate.cached_status("acct")
+        await gate.cached_status("acct")
+        assert store2.lookups == 1
+        await anyio.sleep(0.06)
+        await gate.cached_status("acct")
+        assert store2.lookups == 2
+        gate.forget_status()
+        await gate.cached_status("acct")
+        assert store2.lookups == 3
+
+
+@pytest.mark.parametrize("ttl", [-1, "5", True, 10_000])
+def test_status_cache_ttl_is_validated(ttl: Any) -> None:
+    with pytest.raises(ConfigurationError):
+        AgeGate(keys=Keyring.generate(), store=MemoryStore(), status_cache_ttl=ttl)
+
+
+# -- websockets and lifespan --------------------------------------------------------------------
+
+
+async def websocket(middleware: Any, cookie: str | None) -> tuple[list[dict[str, Any]], bool]:
+    probe = Probe()
+    headers = [(b"cookie", f"{COOKIE}={cookie}".encode())] if cookie else []
+    scope = {**http_scope("GET", "/ws/chat", headers), "type": "websocket", "scheme": "wss"}
+    del scope["method"]
+    app_called = False
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal app_called
+        app_called = True
+        await receive()
+        await send({"type": "websocket.accept"})
+
+    async def receive() -> dict[str, Any]:
+        probe.received += 1
+        return {"type": "websocket.connect"}
+
+    middleware.app = app
+    await middleware(scope, receive, probe.send)
+    return probe.sent, app_called
+
+
+@pytest.mark.anyio
+async def test_websocket_under_age_closed_1008_before_app(gate: AgeGate) -> None:
+    middleware = AgeGateMiddleware(Probe().app, gate=gate)
+    sent, called = await websocket(middleware, sealed(gate, "under_age"))
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "age_restricted"}] and not called
+    sent, called = await websocket(middleware, None)
+    assert sent[0]["code"] == 1008 and not called
+    sent, called = await websocket(middleware, sealed(gate, "allowed"))
+    assert sent == [{"type": "websocket.accept"}] and called
+
+
+@pytest.mark.anyio
+async def test_lifespan_passes(gate: AgeGate) -> None:
+    events: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        while True:
+            message = await receive()
+            events.append(message["type"])
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(incoming)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+
+    await AgeGateMiddleware(app, gate=gate)({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert events == ["lifespan.startup", "lifespan.shutdown"]
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+# -- the cookie scan ----------------------------------------------------------------------------
+
+cookie_text = st.text(alphabet=st.sampled_from('ab_-=; "\\\t,%AQ' + COOKIE[:4]), max_size=40)
+
+
+@given(before=cookie_text, value=cookie_text, after=cookie_text)
+def test_cookie_scan_agrees_with_starlette(before: str, value: str, after: str) -> None:
+    for header in (before, f"{before}; {COOKIE}={value}; {after}", f"{COOKIE}={value}{after}"):
+        assert read_cookie(header, COOKIE) == cookie_parser(header).get(COOKIE)
+
+
+def test_cookie_scan_survives_what_simplecookie_drops() -> None:
+    header = f'bad"cookie=1; {COOKIE}=abc; other=x y'
+    assert SimpleCookie(header).get(COOKIE) is None  # the standard library gives up
+    assert read_cookie(header, COOKIE) == "abc"
