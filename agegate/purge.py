@@ -505,7 +505,10 @@ class Purger:
             # If even this fails the job stays "running"; its lease lapses and resume finishes it.
             with contextlib.suppress(Exception):
                 await store.finish_job(job.job_id, owner=owner, state="failed", now=_now(), error=reason)
-            raise PurgeError(f"{reason}; purge job {job.job_id} can be resumed", job_id=job.job_id) from None
+            raise PurgeError(
+                f"{reason}; fix the cause, then finish purge job {job.job_id} with `agegate purge --resume`",
+                job_id=job.job_id,
+            ) from None
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
