@@ -1,0 +1,420 @@
+"""The purge routine through its Python API, on the memory store and on the SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agegate import AgeGate, ConfigurationError, Keyring, UnderAgeError
+from agegate.purge import PurgeError, PurgeEvent
+from agegate.stores import MemoryStore
+
+pytestmark = pytest.mark.anyio
+
+ADULT = {"birth_date": "1990-01-01"}
+EMAIL = "Kid.Player@Example.org"
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def gate(request: pytest.FixtureRequest, keyring: Keyring, tmp_path: Path) -> AsyncIterator[AgeGate]:
+    store = MemoryStore() if request.param == "memory" else f"sqlite:///{tmp_path}/agegate.sqlite3"
+    async with AgeGate(keys=keyring, store=store) as g:
+        yield g
+
+
+class Data:
+    """A toy app's data: rows per account, with idempotent handlers that count calls."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, int]] = {"orders": {}, "messages": {}}
+        self.calls: list[str] = []
+
+    def add(self, account: str, orders: int, messages: int) -> None:
+        self.rows["orders"][account] = orders
+        self.rows["messages"][account] = messages
+
+    def register(self, gate: AgeGate) -> None:
+        for table in self.rows:
+            self._register(gate, table)
+
+    def _register(self, gate: AgeGate, table: str) -> None:
+        async def count(subject: str) -> int:
+            return self.rows[table].get(subject, 0)
+
+        @gate.purger.handler(table, count=count)
+        async def delete(subject: str) -> int:
+            self.calls.append(table)
+            return self.rows[table].pop(subject, 0)
+
+
+async def test_purge_freezes_deletes_in_order_and_blocks(gate: AgeGate) -> None:
+    data = Data()
+    data.add("acct-1", 3, 5)
+    data.add("acct-2", 1, 1)
+    data.register(gate)
+    await gate.signup(ADULT, subject="acct-1", identifiers={"email": EMAIL})
+    assert await gate.status_of("acct-1") == "allowed"
+    events: list[PurgeEvent] = []
+    gate.purger.listen(events.append)
+
+    report = await gate.purge("acct-1", ticket="T-1", operator="alice", identifiers={"email": EMAIL})
+
+    assert report.state == "done" and not report.already_done
+    assert report.deleted == {"orders": 3, "messages": 5}
+    assert report.identifiers_blocked == 1
+    assert data.calls == ["orders", "messages"]
+    assert data.rows == {"orders": {"acct-2": 1}, "messages": {"acct-2": 1}}
+    assert [(e.kind, e.step) for e in events if e.kind in ("start", "done")] == [
+        (kind, step)
+        for step in ("freeze", "orders", "messages", "block_identifiers")
+        for kind in ("start", "done")
+    ]
+    assert await gate.status_of("acct-1") == "under_age"
+    assert await gate.status_of("acct-2") == "unknown"
+    # The block is on the normalised email: another spelling is refused too.
+    with pytest.raises(UnderAgeError):
+        await gate.signup(ADULT, subject="acct-new", identifiers={"email": "  kid.player@EXAMPLE.ORG "})
+    assert await gate.status_of("acct-new") == "unknown"
+    # The purged account itself cannot sign up again either.
+    with pytest.raises(UnderAgeError):
+        await gate.signup(ADULT, subject="acct-1")
+    jobs = await gate.purger.jobs()
+    assert len(jobs) == 1
+    assert jobs[0].state == "done" and jobs[0].sealed_subject is None and jobs[0].identifier_hashes == ()
+    assert jobs[0].steps == {"freeze": 1, "orders": 3, "messages": 5, "block_identifiers": 1}
+
+
+async def test_the_account_is_under_age_before_any_handler_runs(gate: AgeGate) -> None:
+    seen: list[str] = []
+
+    @gate.purger.handler("orders")
+    async def orders(subject: str) -> int:
+        seen.append(await gate.status_of(subject))
+        return 0
+
+    await gate.signup(ADULT, subject="acct-1")
+    await gate.purge("acct-1", ticket="T-1", operator="alice")
+    assert seen == ["under_age"]
+
+
+async def test_a_second_purge_is_already_done_and_counts_nothing_twice(gate: AgeGate) -> None:
+    data = Data()
+    data.add("acct-1", 2, 2)
+    data.register(gate)
+    first = await gate.purge("acct-1", ticket="T-1", operator="alice")
+    again = await gate.purge("acct-1", ticket="T-1", operator="alice")
+    other_ticket = await gate.purge("acct-1", ticket="T-2", operator="bob")
+    assert not first.already_done
+    assert again.already_done and other_ticket.already_done
+    assert again.job_id == other_ticket.job_id == first.job_id
+    assert again.deleted == first.deleted == {"orders": 2, "messages": 2}
+    assert data.calls == ["orders", "messages"]
+    assert len(await gate.purger.jobs()) == 1
+
+
+async def test_concurrent_purges_in_one_process_share_one_job(gate: AgeGate) -> None:
+    release = asyncio.Event()
+    started = asyncio.Event()
+    calls = 0
+
+    @gate.purger.handler("orders")
+    async def orders(subject: str) -> int:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await release.wait()
+        return 4
+
+    gate.purger.poll_interval = 0.01
+    waiting = asyncio.Event()
+    gate.purger.listen(lambda e: waiting.set() if e.kind == "wait" else None)
+    first = asyncio.create_task(gate.purge("acct-1", ticket="T-1", operator="a"))
+    await started.wait()
+    second = asyncio.create_task(gate.purge("acct-1", ticket="T-1", operator="b"))
+    await waiting.wait()
+    release.set()
+    one, two = await first, await second
+    assert calls == 1
+    assert (one.already_done, two.already_done) == (False, True)
+    assert one.deleted == two.deleted == {"orders": 4}
+    assert [j.state for j in await gate.purger.jobs()] == ["done"]
+
+
+async def test_a_failing_handler_names_itself_and_the_job_resumes(gate: AgeGate) -> None:
+    broken = True
+    calls: list[str] = []
+
+    @gate.purger.handler("orders")
+    async def orders(subject: str) -> int:
+        calls.append("orders")
+        return 2
+
+    @gate.purger.handler("search-index")
+    async def index(subject: str) -> int:
+        calls.append("index")
+        if broken:
+            raise OSError(f"connection refused while deleting {subject} / {EMAIL}")
+        return 7
+
+    with pytest.raises(PurgeError) as caught:
+        await gate.purge("acct-secret-42", ticket="T-9", operator="alice", identifiers={"email": EMAIL})
+    message = str(caught.value)
+    assert "'search-index'" in message and "OSError" in message
+    assert "acct-secret-42" not in message and EMAIL.lower() not in message.lower()
+    assert "connection refused" not in message
+    (job,) = await gate.purger.jobs()
+    assert job.state == "failed" and job.error == "handler 'search-index' failed (OSError)"
+    assert job.steps == {"freeze": 1, "orders": 2}
+    assert job.lease_owner is None
+    assert await gate.status_of("acct-secret-42") == "under_age"
+    assert not await gate.is_blocked({"email": EMAIL})
+
+    broken = False
+    (report,) = await gate.purger.resume()
+    assert report.state == "done" and report.deleted == {"orders": 2, "search-index": 7}
+    assert calls == ["orders", "index", "index"]
+    assert await gate.is_blocked({"email": EMAIL})
+    assert await gate.purger.resume() == []
+
+
+async def test_a_handler_must_return_a_row_count(gate: AgeGate) -> None:
+    @gate.purger.handler("orders")
+    async def orders(subject: str) -> int:
+        return None  # type: ignore[return-value]
+
+    with pytest.raises(PurgeError, match="'orders' returned NoneType"):
+        await gate.purge("acct-1", ticket="T-1", operator="alice")
+
+
+async def test_dry_run_counts_and_changes_nothing(gate: AgeGate) -> None:
+    data = Data()
+    data.add("acct-1", 3, 1)
+    data.register(gate)
+
+    @gate.purger.handler("uncountable")
+    async def uncountable(subject: str) -> int:
+        return 0
+
+    await gate.signup(ADULT, subject="acct-1")
+    report = await gate.purge(
+        "acct-1", ticket="T-1", operator="alice", identifiers={"email": EMAIL}, dry_run=True
+    )
+    assert report.state == "dry_run" and report.job_id == "" and not report.already_done
+    assert report.deleted == {"orders": 3, "messages": 1}
+    assert report.uncounted == ("uncountable",)
+    assert report.identifiers_blocked == 1
+    assert data.calls == [] and data.rows["orders"] == {"acct-1": 3}
+    assert await gate.status_of("acct-1") == "allowed"
+    assert not await gate.is_blocked({"email": EMAIL})
+    assert await gate.purger.jobs() == []
+    # A dry run after the purge says it was done, and counts what is left (nothing).
+    await gate.purge("acct-1", ticket="T-1", operator="alice")
+    after = await gate.purge("acct-1", ticket="T-1", operator="alice", dry_run=True)
+    assert after.already_done and after.deleted == {"orders": 0, "messages": 0}
+
+
+async def test_block_expires_after_its_period(keyring: Keyring) -> None:
+    async with AgeGate(keys=keyring, store=MemoryStore(), identifier_block=timedelta(days=30)) as gate:
+        await gate.purge(
+            "acct-1", ticket="T-1", operator="a", identifiers={"email": EMAIL, "phone": "+1 555 0100"}
+        )
+        soon = datetime.now(UTC) + timedelta(days=29)
+        later = datetime.now(UTC) + timedelta(days=31)
+        with pytest.raises(UnderAgeError):
+            await gate.signup(ADULT, subject="acct-2", identifiers={"phone": "15550100"}, now=soon)
+        attestation = await gate.signup(ADULT, subject="acct-2", identifiers={"email": EMAIL}, now=later)
+        assert attestation.outcome == "allowed"
+
+
+async def test_a_zero_block_disables_blocking(keyring: Keyring) -> None:
+    async with AgeGate(keys=keyring, store=MemoryStore(), identifier_block=timedelta(0)) as gate:
+        report = await gate.purge("acct-1", ticket="T-1", operator="a", identifiers={"email": EMAIL})
+        assert report.identifiers_blocked == 0
+        assert not await gate.is_blocked({"email": EMAIL})
+        assert await gate.status_of("acct-1") == "under_age"
+
+
+async def test_a_repeated_purge_blocks_identifiers_the_first_did_not_know(gate: AgeGate) -> None:
+    await gate.purge("acct-1", ticket="T-1", operator="a")
+    assert not await gate.is_blocked({"email": EMAIL})
+    report = await gate.purge("acct-1", ticket="T-1", operator="a", identifiers={"email": EMAIL})
+    assert report.already_done
+    assert await gate.is_blocked({"email": EMAIL})
+
+
+@pytest.mark.parametrize(
+    ("subject", "message"),
+    [
+        ("", "1 to 512"),
+        (" acct-1", "spaces around it"),
+        ("acct-1\n", "spaces around it"),
+        ("acct\x00-1", "invisible"),
+        ("x" * 513, "1 to 512"),
+    ],
+)
+async def test_unusable_account_ids_are_refused_without_echoing_them(
+    memory_gate: AgeGate, subject: str, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        await memory_gate.purge(subject, ticket="T-1", operator="a")
+    if subject.strip():
+        assert subject.strip() not in str(caught.value)
+    assert await memory_gate.purger.jobs() == []
+
+
+async def test_an_app_can_declare_its_account_id_format(memory_gate: AgeGate) -> None:
+    memory_gate.purger.subject_format(r"acct-\d+", "an account id such as acct-123")
+    with pytest.raises(ConfigurationError, match="does not look like an account id such as acct-123"):
+        await memory_gate.purge("someone@example.org", ticket="T-1", operator="a")
+    assert (await memory_gate.purge("acct-77", ticket="T-1", operator="a")).state == "done"
+
+
+@pytest.mark.parametrize(
+    ("ticket", "operator"),
+    [
+        ("T-1 for acct-12345", "alice"),
+        ("T-1", "kid.player@example.org"),
+        ("", "alice"),
+        ("T-1", " "),
+        ("T\n1", "a"),
+    ],
+)
+async def test_ticket_and_operator_cannot_carry_personal_data(
+    memory_gate: AgeGate, ticket: str, operator: str
+) -> None:
+    with pytest.raises(ConfigurationError):
+        await memory_gate.purge("acct-12345", ticket=ticket, operator=operator, identifiers={"email": EMAIL})
+    assert await memory_gate.purger.jobs() == []
+
+
+def _dead_pid() -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    return int(done.stdout)
+
+
+def _all_bytes(directory: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file())
+
+
+def test_handler_names_are_checked(keyring: Keyring) -> None:
+    async def f(subject: str) -> int:
+        return 0
+
+    memory_gate = AgeGate(keys=keyring, store=MemoryStore())
+    memory_gate.purger.handler("orders")(f)
+    for bad in ("orders", "freeze", "block_identifiers", "", "has space", "x" * 65):
+        with pytest.raises(ConfigurationError):
+            memory_gate.purger.handler(bad)(f)
+    assert memory_gate.purger.names == ("orders",)
+
+
+async def test_resume_refuses_a_job_whose_key_was_removed(tmp_path: Path) -> None:
+    old = Keyring.generate("old")
+    url = f"sqlite:///{tmp_path}/agegate.sqlite3"
+    async with AgeGate(keys=old, store=url) as gate:
+
+        @gate.purger.handler("orders")
+        async def orders(subject: str) -> int:
+            raise RuntimeError("down")
+
+        with pytest.raises(PurgeError):
+            await gate.purge("acct-1", ticket="T-1", operator="a")
+    async with AgeGate(keys=Keyring.generate("new"), store=url) as gate:
+        (report,) = await gate.purger.resume()
+        assert report.state == "failed" and "key removed" in (report.error or "")
+
+
+async def test_a_lease_of_a_dead_process_is_taken_over_at_once(gate: AgeGate) -> None:
+    @gate.purger.handler("orders")
+    async def orders(subject: str) -> int:
+        return 1
+
+    # A purge that died (SIGKILL) after creating and claiming its job: its pid no longer exists.
+    pid = _dead_pid()
+    store = await gate.store()
+    now = datetime.now(UTC)
+    from agegate.stores import PurgeJob
+
+    await store.create_job(
+        PurgeJob(
+            job_id="deadbeef",
+            subject_hash=gate.subject_hashes("acct-1")[0],
+            ticket="T-1",
+            operator="a",
+            handlers=("orders",),
+            state="running",
+            created_at=now,
+            updated_at=now,
+            sealed_subject=gate.purger._journal().seal_bytes(b"acct-1"),
+        )
+    )
+    owner = f"{socket.gethostname()}:{pid}:0000"
+    assert await store.claim_job("deadbeef", owner=owner, until=now + timedelta(hours=1), now=now)
+    gate.purger.wait_timeout = timedelta(seconds=5)
+    report = await gate.purge("acct-1", ticket="T-1", operator="a")
+    assert report.job_id == "deadbeef" and report.state == "done" and not report.already_done
+
+
+async def test_a_live_lease_is_waited_for_then_times_out(gate: AgeGate) -> None:
+    store = await gate.store()
+    now = datetime.now(UTC)
+    from agegate.stores import PurgeJob
+
+    await store.create_job(
+        PurgeJob(
+            job_id="busy",
+            subject_hash=gate.subject_hashes("acct-1")[0],
+            ticket="T-1",
+            operator="a",
+            handlers=(),
+            state="running",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    # Held by this very process's parent: alive, so it must not be taken over.
+    owner = f"{socket.gethostname()}:{os.getppid()}:beef"
+    assert await store.claim_job("busy", owner=owner, until=now + timedelta(hours=1), now=now)
+    gate.purger.wait_timeout = timedelta(seconds=0.2)
+    gate.purger.poll_interval = 0.01
+    with pytest.raises(PurgeError, match="another process is still running purge job busy"):
+        await gate.purge("acct-1", ticket="T-1", operator="a")
+
+
+async def test_the_store_holds_no_account_id_or_identifier(keyring: Keyring, tmp_path: Path) -> None:
+    subject, email, phone = "acct-PRIVATE-9931", "private.child@example.org", "+1 (555) 010-9931"
+    async with AgeGate(keys=keyring, store=f"sqlite:///{tmp_path}/agegate.sqlite3") as gate:
+        broken = True
+
+        @gate.purger.handler("orders")
+        async def orders(subject: str) -> int:
+            if broken:
+                raise RuntimeError(f"failed for {subject} {email}")
+            return 1
+
+        await gate.signup(ADULT, subject=subject, identifiers={"email": email})
+        with pytest.raises(PurgeError) as caught:
+            await gate.purge(
+                subject, ticket="T-5", operator="alice", identifiers={"email": email, "phone": phone}
+            )
+        # Even while the job is unfinished (the account id is sealed in it), nothing is in the clear.
+        written = _all_bytes(tmp_path)
+        for needle in (subject, email, "5550109931", "555) 010"):
+            assert needle.encode() not in written
+            assert needle.encode("utf-16-le") not in written
+            assert needle not in str(caught.value)
+        broken = False
+        (report,) = await gate.purger.resume()
+        assert report.state == "done"
+    written = _all_bytes(tmp_path)
+    assert subject.encode() not in written and email.encode() not in written
