@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import stat
@@ -284,3 +285,54 @@ async def test_damage_found_after_opening_is_a_store_error(tmp_path: Path) -> No
             await read_everything()
     finally:
         await again.close()
+
+
+# -- a busy database -----------------------------------------------------------------------------
+
+
+async def test_a_busy_database_is_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agegate.stores.sqlite as sqlite_module
+
+    # SQLite's own wait gives up quickly here, so the store's retry is what carries the write.
+    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_MS", 20)
+    path = tmp_path / "agegate.sqlite3"
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        write = asyncio.create_task(store.put_attestation(record("a")))
+        await asyncio.sleep(0.3)
+        assert not write.done()
+        reader = SQLiteStore(store.url)  # readers are not blocked meanwhile (WAL)
+        await reader.open()
+        assert await reader.get_attestation([h("a")]) is None
+        await reader.close()
+        other.execute("COMMIT")
+        await write
+        assert await store.get_attestation([h("a")]) == record("a")
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_a_database_that_stays_busy_is_a_store_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agegate.stores.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_MS", 20)
+    monkeypatch.setattr(sqlite_module, "RETRY_FOR", 0.2)
+    path = tmp_path / "agegate.sqlite3"
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="stayed busy") as caught:
+            await store.put_attestation(record("a"))
+        assert "locked" not in str(caught.value)
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        await store.close()
