@@ -26,7 +26,7 @@ from typing import Any, TextIO, TypeVar
 from .errors import AgeGateError, ConfigurationError
 from .gate import AgeGate
 from .keys import Keyring
-from .purge import PurgeEvent, PurgeReport
+from .purge import PLANNED, PurgeEvent, PurgeReport
 from .receipts import InvalidReceipt, parse_public_key, public_key_text, verify_receipt
 from .stores import PurgeJob
 
@@ -334,7 +334,7 @@ def _audit(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'JOB':<17} {'TICKET':<16} {'OPERATOR':<14} {'STATE':<8} {'STARTED':<21} {'FINISHED':<21} STEPS")
     for job in jobs:
-        steps = " ".join(f"{name}={count}" for name, count in job.steps.items())
+        steps = " ".join(f"{n}={c}" for n, c in job.steps.items() if not n.startswith(PLANNED))
         line = (
             f"{job.job_id:<17} {job.ticket:<16} {job.operator:<14} {job.state:<8} "
             f"{_when(job.created_at):<21} {_when(job.finished_at):<21} {steps}"

@@ -53,7 +53,9 @@ H = TypeVar("H", bound=Handler)
 #: Steps that are not handlers; no handler may take these names.
 FREEZE, BLOCK = "freeze", "block_identifiers"
 RESERVED_STEPS = (FREEZE, BLOCK)
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}", re.ASCII)
+#: Journal entries ``planned:NAME`` hold what a handler's ``count`` side saw before it ran.
+PLANNED = "planned:"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 _MAX_LABEL = 200
 #: Owners of leases held by purges running in this process (a lease of this pid not listed
 #: here was left by a purge that was cancelled, and may be taken over).
@@ -218,8 +220,7 @@ class Purger:
     def _register(self, name: str, run: Any, count: Any, covers: tuple[TableRef, ...]) -> None:
         if not isinstance(name, str) or _NAME.fullmatch(name) is None:
             raise ConfigurationError(
-                "a handler name is 1-64 letters, digits, '_', '.', ':' or '-', starting with a letter "
-                "or digit"
+                "a handler name is 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
             )
         if name in RESERVED_STEPS:
             raise ConfigurationError(f"{name!r} is the name of a purge step; choose another handler name")
@@ -469,10 +470,11 @@ class Purger:
         self, store: Store, job: PurgeJob, owner: str, subject: str, extra_identifiers: tuple[bytes, ...]
     ) -> PurgeReport:
         missing = [name for name in job.handlers if name not in self._handlers]
-        plan: list[tuple[str, Callable[[], Awaitable[int]]]] = [(FREEZE, lambda: self._freeze(subject))]
-        plan += [(r.name, _bind(r, subject)) for r in self._handlers.values()]
+        Step = Callable[[], Awaitable[int]]
+        plan: list[tuple[str, Step, Step | None]] = [(FREEZE, lambda: self._freeze(subject), None)]
+        plan += [(r.name, _call(r.run, subject), _bind(r.count, subject)) for r in self._handlers.values()]
         identifiers = tuple(dict.fromkeys(job.identifier_hashes + extra_identifiers))
-        plan.append((BLOCK, lambda: self._block(store, identifiers)))
+        plan.append((BLOCK, lambda: self._block(store, identifiers), None))
         heartbeat = asyncio.create_task(self._heartbeat(store, job.job_id, owner))
         step = FREEZE
         try:
@@ -481,12 +483,25 @@ class Purger:
                     f"handler {missing[0]!r} of this job is not registered in the app; "
                     "register it again, then resume"
                 )
-            for step, run in plan:
+            for step, run, counter in plan:
                 if step in job.steps:
                     self._emit("skip", job.job_id, step, job.steps[step])
                     continue
                 self._emit("start", job.job_id, step)
+                # A handler that can count is counted first, and the count journalled: the account
+                # is frozen, so nothing new arrives, and if this run is interrupted half-way the
+                # resumed run still reports everything deleted, not just the rest.
+                interrupted_before = job.steps.get(PLANNED + step)
+                if counter is not None and interrupted_before is None:
+                    planned = _rows(await counter(), step)
+                    if not await store.record_step(
+                        job.job_id, owner=owner, step=PLANNED + step, count=planned, now=_now()
+                    ):
+                        raise _LostLease()
+                    job.steps[PLANNED + step] = planned
                 count = _rows(await run(), step)
+                if interrupted_before is not None:
+                    count = max(count, interrupted_before)
                 if not await store.record_step(job.job_id, owner=owner, step=step, count=count, now=_now()):
                     raise _LostLease()
                 job.steps[step] = count
@@ -531,7 +546,7 @@ class Purger:
         return PurgeReport(
             job.job_id,
             job.state,
-            {name: n for name, n in job.steps.items() if name not in RESERVED_STEPS},
+            {n: c for n, c in job.steps.items() if n not in RESERVED_STEPS and not n.startswith(PLANNED)},
             already_done=already_done,
             ticket=job.ticket,
             operator=job.operator,
@@ -585,8 +600,12 @@ class _LostLease(Exception):
     pass
 
 
-def _bind(registered: _Registered, subject: str) -> Callable[[], Awaitable[int]]:
-    return lambda: registered.run(subject)
+def _call(func: Handler, subject: str) -> Callable[[], Awaitable[int]]:
+    return lambda: func(subject)
+
+
+def _bind(func: Handler | None, subject: str) -> Callable[[], Awaitable[int]] | None:
+    return None if func is None else _call(func, subject)
 
 
 def _rows(value: object, step: str) -> int:

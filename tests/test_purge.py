@@ -89,7 +89,14 @@ async def test_purge_freezes_deletes_in_order_and_blocks(gate: AgeGate) -> None:
     jobs = await gate.purger.jobs()
     assert len(jobs) == 1
     assert jobs[0].state == "done" and jobs[0].sealed_subject is None and jobs[0].identifier_hashes == ()
-    assert jobs[0].steps == {"freeze": 1, "orders": 3, "messages": 5, "block_identifiers": 1}
+    assert jobs[0].steps == {
+        "freeze": 1,
+        "planned:orders": 3,
+        "orders": 3,
+        "planned:messages": 5,
+        "messages": 5,
+        "block_identifiers": 1,
+    }
 
 
 async def test_the_account_is_under_age_before_any_handler_runs(gate: AgeGate) -> None:
@@ -183,6 +190,32 @@ async def test_a_failing_handler_names_itself_and_the_job_resumes(gate: AgeGate)
     assert calls == ["orders", "index", "index"]
     assert await gate.is_blocked({"email": EMAIL})
     assert await gate.purger.resume() == []
+
+
+async def test_a_handler_interrupted_half_way_still_reports_all_it_deleted(gate: AgeGate) -> None:
+    files = {"a", "b", "c"}
+    crash = True
+
+    async def count(subject: str) -> int:
+        return len(files)
+
+    @gate.purger.handler("files", count=count)
+    async def delete(subject: str) -> int:
+        deleted = 0
+        for name in sorted(files):
+            files.discard(name)
+            deleted += 1
+            if crash:
+                raise OSError("disk went away")
+        return deleted
+
+    with pytest.raises(PurgeError):
+        await gate.purge("acct-1", ticket="T-1", operator="a")
+    assert files == {"b", "c"}
+    crash = False
+    (report,) = await gate.purger.resume()
+    assert files == set()
+    assert report.deleted == {"files": 3}
 
 
 async def test_a_handler_must_return_a_row_count(gate: AgeGate) -> None:
