@@ -1,20 +1,70 @@
-"""``agegate demo``: the example shop on an embedded SQLite store (issue 4)."""
+"""``agegate demo``: the example shop behind the gate, on an embedded SQLite store.
+
+Keys come from ``AGEGATE_SECRET_KEYS`` when it is set; otherwise the demo makes ephemeral ones
+and says so (the only command that may). Data lives in a temporary folder removed on exit,
+unless ``--data-dir`` names one.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
+
+from .keys import DEFAULT_ENV_VAR, Keyring
+
+#: The source checkout's root, where ``examples/`` lives.
+_CHECKOUT = Path(__file__).resolve().parent.parent
 
 
 def register(sub: Any) -> None:
     """Add the ``demo`` command to the ``agegate`` parser."""
-    demo = sub.add_parser("demo", help="run the example app on an embedded SQLite store")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
+    demo = sub.add_parser("demo", help="run the example shop on an embedded SQLite store")
+    demo.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8000, help="the port to listen on (default 8000)")
+    demo.add_argument(
+        "--data-dir", help="keep the shop's and the gate's data here (default: a temporary folder)"
+    )
     demo.set_defaults(func=_demo)
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _load_example() -> Any:
     from .cli import UsageError
 
-    raise UsageError("agegate demo is not available yet")
+    if not (_CHECKOUT / "examples" / "starlette_app.py").is_file():
+        raise UsageError("agegate demo runs examples/starlette_app.py from a source checkout of agegate")
+    if str(_CHECKOUT) not in sys.path:
+        sys.path.insert(0, str(_CHECKOUT))
+    return importlib.import_module("examples.starlette_app")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .cli import EXIT_FAILURE, EXIT_OK
+
+    try:
+        import uvicorn
+    except ImportError:
+        print("agegate: the demo needs uvicorn: pip install 'agegate[server]'", file=sys.stderr)
+        return EXIT_FAILURE
+    example = _load_example()
+    if os.environ.get(DEFAULT_ENV_VAR):
+        keys = Keyring.from_env()
+        print(f"agegate demo: using the keys in {DEFAULT_ENV_VAR}")
+    else:
+        keys = Keyring.generate("demo")
+        print(
+            f"agegate demo: {DEFAULT_ENV_VAR} is not set, so these keys are EPHEMERAL: cookies and "
+            "stored results stop working when the demo stops. Never run a real site like this."
+        )
+    with tempfile.TemporaryDirectory(prefix="agegate-demo-") as scratch:
+        folder = Path(args.data_dir) if args.data_dir else Path(scratch)
+        app = example.create_app(keys=keys, data_dir=folder, secure_cookies=False)
+        print(f"agegate demo: data in {folder} (SQLite){'' if args.data_dir else ', removed on exit'}")
+        print(f"agegate demo: open http://{args.host}:{args.port}/ (Ctrl+C stops it)", flush=True)
+        # No access log: it would write visitors' IP addresses.
+        uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    return EXIT_OK

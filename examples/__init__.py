@@ -1,0 +1,1 @@
+"""Runnable example apps behind agegate (see README, "Drop it into your app")."""

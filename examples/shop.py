@@ -1,0 +1,257 @@
+"""The parts of the example shop that have nothing to do with agegate: its SQLite tables, its
+log-in sessions and its HTML. ``starlette_app.py`` and ``fastapi_app.py`` show the agegate parts.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Callable, Mapping
+from contextlib import closing
+from html import escape
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from agegate.middleware import read_cookie
+from agegate.signup import InvalidSignupForm, read_form
+
+T = TypeVar("T")
+
+PRODUCTS = {
+    "kite": ("A red kite", 1500),
+    "tent": ("A two-person tent", 8900),
+    "lamp": ("A camping lamp", 2400),
+}
+SESSION_COOKIE = "shop_session"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, username TEXT UNIQUE NOT NULL, email TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS profiles (account_id TEXT PRIMARY KEY, display_name TEXT, city TEXT);
+CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, account_id TEXT NOT NULL, product TEXT NOT NULL);
+"""
+
+
+class ShopDB:
+    """The shop's own tables in one SQLite file (a connection per call, off the event loop)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._call(lambda db: db.executescript(_SCHEMA))
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with closing(sqlite3.connect(self.path)) as db, db:
+            return work(db)
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await anyio.to_thread.run_sync(self._call, work)
+
+    async def create_account(self, account_id: str, username: str, email: str) -> None:
+        await self._run(
+            lambda db: db.execute("INSERT INTO accounts VALUES (?, ?, ?)", (account_id, username, email))
+        )
+
+    async def username_taken(self, username: str) -> bool:
+        row = await self._run(
+            lambda db: db.execute("SELECT 1 FROM accounts WHERE username = ?", (username,)).fetchone()
+        )
+        return row is not None
+
+    async def account(self, account_id: str) -> dict[str, Any] | None:
+        def read(db: sqlite3.Connection) -> dict[str, Any] | None:
+            db.row_factory = sqlite3.Row
+            row = db.execute(
+                "SELECT a.username, a.email, p.display_name, p.city FROM accounts a "
+                "LEFT JOIN profiles p ON p.account_id = a.id WHERE a.id = ?",
+                (account_id,),
+            ).fetchone()
+            return dict(row) if row else None
+
+        return await self._run(read)
+
+    async def save_profile(self, account_id: str, display_name: str, city: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO profiles VALUES (?, ?, ?) ON CONFLICT (account_id) DO UPDATE "
+                "SET display_name = excluded.display_name, city = excluded.city",
+                (account_id, display_name, city),
+            )
+        )
+
+    async def place_order(self, account_id: str, product: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO orders (account_id, product) VALUES (?, ?)", (account_id, product)
+            )
+        )
+
+    async def orders(self, account_id: str) -> list[str]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT product FROM orders WHERE account_id = ? ORDER BY id", (account_id,)
+            ).fetchall()
+        )
+        return [row[0] for row in rows]
+
+    async def delete(self, table: str, column: str, account_id: str) -> int:
+        """Delete an account's rows from one of the shop's tables; returns how many."""
+        if (table, column) not in {("accounts", "id"), ("profiles", "account_id"), ("orders", "account_id")}:
+            raise ValueError("not a shop table")
+        sql = f"DELETE FROM {table} WHERE {column} = ?"  # the names come from the set above
+        return await self._run(lambda db: db.execute(sql, (account_id,)).rowcount)
+
+
+async def form_fields(request: Any) -> dict[str, str]:
+    """One of the shop's own small forms, read without python-multipart ({} if unreadable)."""
+    try:
+        return await read_form(request, max_bytes=4096)
+    except InvalidSignupForm:
+        return {}
+
+
+class Sessions:
+    """Who is logged in, by a random cookie token (kept in memory: the demo forgets on restart)."""
+
+    def __init__(self, *, secure: bool) -> None:
+        self._accounts: dict[str, str] = {}
+        self._attrs = "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+
+    def start(self, account_id: str) -> str:
+        """A new session for ``account_id``; returns the ``Set-Cookie`` header value."""
+        token = secrets.token_urlsafe(24)
+        self._accounts[token] = account_id
+        return f"{SESSION_COOKIE}={token}{self._attrs}"
+
+    def end(self, headers: Mapping[str, str]) -> str:
+        """Forget the session of a request; returns the ``Set-Cookie`` header that clears it."""
+        token = read_cookie(headers.get("cookie", ""), SESSION_COOKIE)
+        if token:
+            self._accounts.pop(token, None)
+        return f"{SESSION_COOKIE}=; Max-Age=0{self._attrs}"
+
+    def end_all(self, account_id: str) -> int:
+        """Log an account out everywhere (a purged account); returns how many sessions ended."""
+        tokens = [t for t, a in self._accounts.items() if a == account_id]
+        for token in tokens:
+            del self._accounts[token]
+        return len(tokens)
+
+    def account_of(self, scope: Mapping[str, Any]) -> str | None:
+        """The logged-in account id of an ASGI scope, or ``None``: agegate's ``subject=``."""
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                token = read_cookie(value.decode("latin-1"), SESSION_COOKIE)
+                return self._accounts.get(token) if token else None
+        return None
+
+
+# -- HTML -----------------------------------------------------------------------------------------
+
+_CSS = """
+body{margin:0;font:1rem/1.5 system-ui,sans-serif;color:#1f2328;background:#f6f7f9}
+header{background:#24303f;color:#fff;padding:.75rem 1.5rem;display:flex;gap:1.25rem;align-items:center}
+header a{color:#fff}header strong{margin-right:auto}
+main{max-width:36rem;margin:2rem auto;padding:1.5rem 2rem;background:#fff;border:1px solid #d0d4da;
+border-radius:.75rem}
+label{display:block;margin:.75rem 0 .25rem}
+input,select{font:inherit;padding:.4rem .55rem;border:1px solid #b9bec6;border-radius:.35rem}
+fieldset{border:0;padding:0;margin:1rem 0}legend{font-weight:600}
+.parts{display:flex;gap:.75rem}.parts label{margin-top:.25rem}
+button{font:inherit;font-weight:600;margin-top:1rem;padding:.55rem 1.1rem;border:0;border-radius:.35rem;
+background:#2458b3;color:#fff;cursor:pointer}
+.error{color:#b3261e;font-weight:600}
+:focus-visible{outline:3px solid #2458b3;outline-offset:2px}
+""".strip()
+
+
+def page(title: str, body: str, *, account: Mapping[str, Any] | None = None) -> str:
+    """A shop page around ``body`` (HTML)."""
+    who = (
+        f"<span>Signed in as {escape(account['username'])}</span>"
+        '<form method="post" action="/logout"><button type="submit">Sign out</button></form>'
+        if account
+        else '<a href="/signup">Sign up</a>'
+    )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)} · Trail Shop'
+        f'</title><meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style>'
+        f'</head><body><header><strong>Trail Shop</strong><a href="/">Home</a><a href="/profile">Profile</a>'
+        f'<a href="/checkout">Checkout</a>{who}</header><main>{body}</main></body></html>'
+    )
+
+
+def home_page(account: Mapping[str, Any] | None) -> str:
+    items = "".join(f"<li>{escape(name)}: ${cents / 100:.2f}</li>" for name, cents in PRODUCTS.values())
+    return page(
+        "Home",
+        f"<h1>Welcome to Trail Shop</h1><ul>{items}</ul>"
+        '<p><a href="/checkout">Go to checkout</a> or <a href="/signup">create an account</a>.</p>',
+        account=account,
+    )
+
+
+def _text(name: str, label: str, values: Mapping[str, str], *, kind: str = "text", auto: str = "") -> str:
+    value = escape(values.get(name, ""))
+    return (
+        f'<label for="{name}">{label}</label><input id="{name}" name="{name}" type="{kind}" '
+        f'value="{value}" autocomplete="{auto or "off"}" required>'
+    )
+
+
+def signup_page(values: Mapping[str, str] | None = None, error: str | None = None) -> str:
+    """The signup form: the birth date is asked here too, and screened before anything is stored."""
+    values = values or {}
+    err = f'<p class="error" id="signup-error" role="alert">{escape(error)}</p>' if error else ""
+    described = ' aria-describedby="signup-error"' if error else ""
+    month = values.get("birth_month", "")
+    months = ['<option value="">Choose…</option>'] + [
+        f'<option value="{n}"{" selected" if month == str(n) else ""}>{n:02d}</option>' for n in range(1, 13)
+    ]
+    body = (
+        f"<h1>Create an account</h1>{err}"
+        '<form method="post" action="/signup">'
+        f"{_text('username', 'Username', values, auto='username')}"
+        f"{_text('email', 'Email', values, kind='email', auto='email')}"
+        f"<fieldset{described}><legend>Date of birth</legend><div class='parts'>"
+        f'<div><label for="birth_month">Month</label><select id="birth_month" name="birth_month">'
+        f"{''.join(months)}</select></div>"
+        f'<div><label for="birth_day">Day</label><input id="birth_day" name="birth_day" inputmode="numeric" '
+        f'size="3" value="{escape(values.get("birth_day", ""))}"></div>'
+        f'<div><label for="birth_year">Year</label><input id="birth_year" name="birth_year" '
+        f'inputmode="numeric" size="5" value="{escape(values.get("birth_year", ""))}"></div>'
+        "</div></fieldset>"
+        '<button type="submit">Create account</button></form>'
+    )
+    return page("Sign up", body)
+
+
+def profile_page(account: Mapping[str, Any], *, saved: bool = False) -> str:
+    note = "<p role='status'>Profile saved.</p>" if saved else ""
+    values = {"display_name": account.get("display_name") or "", "city": account.get("city") or ""}
+    body = (
+        f"<h1>Your profile</h1>{note}"
+        '<form method="post" action="/profile">'
+        f"{_text('display_name', 'Display name', values, auto='nickname')}"
+        f"{_text('city', 'City', values, auto='address-level2')}"
+        '<button type="submit">Save profile</button></form>'
+    )
+    return page("Profile", body, account=account)
+
+
+def checkout_page(account: Mapping[str, Any] | None, orders: list[str], *, placed: bool = False) -> str:
+    note = "<p role='status'>Thank you for your order!</p>" if placed else ""
+    options = "".join(
+        f'<option value="{key}">{escape(name)} (${cents / 100:.2f})</option>'
+        for key, (name, cents) in PRODUCTS.items()
+    )
+    mine = "".join(f"<li>{escape(PRODUCTS.get(p, (p, 0))[0])}</li>" for p in orders)
+    history = f"<h2>Your orders</h2><ul>{mine}</ul>" if mine else ""
+    login = "" if account else '<p>Please <a href="/signup">create an account</a> first.</p>'
+    body = (
+        f"<h1>Checkout</h1>{note}{login}"
+        '<form method="post" action="/checkout">'
+        f'<label for="product">Product</label><select id="product" name="product">{options}</select>'
+        f'<button type="submit">Place order</button></form>{history}'
+    )
+    return page("Checkout", body, account=account)
