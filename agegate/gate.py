@@ -259,6 +259,24 @@ class AgeGate:
         else:
             self._status_cache.pop(subject, None)
 
+    async def forget_account(self, subject: str) -> int:
+        """Delete the stored attestation of ``subject`` (under every listed key), for an account
+        the app deletes for an ordinary reason; returns how many records were deleted.
+
+        A reported child's account is purged with :meth:`purge` instead, which keeps it blocked.
+        """
+        subject = _subject(subject)
+        store = await self.store()
+        deleted = await store.delete_attestations(self.subject_hashes(subject))
+        self.forget_status(subject)
+        return deleted
+
+    async def delete_expired_blocks(self, *, now: datetime | None = None) -> int:
+        """Delete identifier blocks that have ended (they no longer count anyway); returns how
+        many. Run it from time to time, for example next to a daily backup."""
+        store = await self.store()
+        return await store.delete_expired_blocks(now=aware(now).astimezone(UTC))
+
     async def is_blocked(self, identifiers: Mapping[str, str] | None, *, now: datetime | None = None) -> bool:
         """Whether any of these identifiers belongs to an account purged as a child's, while
         its block lasts."""
