@@ -1,0 +1,179 @@
+"""The example shops end to end over HTTP, on real SQLite files; and ``agegate demo``."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agegate import AgeGate, Keyring
+from agegate.cli import main
+
+HTML = {"accept": "text/html"}
+ADULT = {"birth_year": "1988", "birth_month": "7", "birth_day": "9"}
+CHILD = {"birth_year": str(time.gmtime().tm_year - 9), "birth_month": "5", "birth_day": "2"}
+
+
+@pytest.fixture(params=["starlette_app", "fastapi_app"])
+async def shop(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Any, Path]]:
+    module = __import__(f"examples.{request.param}", fromlist=["create_app"])
+    app = module.create_app(keys=Keyring.generate("ex"), data_dir=tmp_path)
+    async with app.router.lifespan_context(app):
+        yield app, tmp_path
+
+
+def client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://shop.example")
+
+
+def account_id(app: Any, data_dir: Path) -> str:
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(data_dir / "shop.sqlite3")) as db:
+        (found,) = db.execute("SELECT id FROM accounts").fetchone()
+    return str(found)
+
+
+@pytest.mark.anyio
+async def test_adult_screens_signs_up_edits_profile_and_checks_out(shop: tuple[Any, Path]) -> None:
+    app, data_dir = shop
+    async with client(app) as c:
+        assert (await c.get("/")).status_code == 200
+        blocked = await c.post("/checkout", data={"product": "kite"}, headers=HTML)
+        assert blocked.status_code == 428 and "/agegate?next=/checkout" in blocked.text
+        screened = await c.post("/agegate", data={**ADULT, "next": "/signup"}, headers=HTML)
+        assert screened.status_code == 303 and screened.headers["location"] == "/signup"
+        signup = {"username": "ann", "email": "ann@example.org", **ADULT}
+        made = await c.post("/signup", data=signup, headers=HTML)
+        assert made.status_code == 303 and made.headers["location"] == "/profile"
+        saved = await c.post("/profile", data={"display_name": "Ann", "city": "Oslo"})
+        assert saved.status_code == 303
+        assert "Oslo" in (await c.get("/profile")).text
+        ordered = await c.post("/checkout", data={"product": "tent"})
+        assert ordered.status_code == 303
+        assert "A two-person tent" in (await c.get("/checkout")).text
+
+    gate: AgeGate = app.state.gate
+    subject = account_id(app, data_dir)
+    assert await gate.status_of(subject) == "allowed"
+    # Nothing the person typed about themselves reaches the gate's database.
+    stored = b"".join(p.read_bytes() for p in data_dir.glob("agegate.sqlite3*"))
+    for secret in (b"1988", subject.encode(), b"ann@example.org"):
+        assert secret not in stored
+
+
+@pytest.mark.anyio
+async def test_child_is_refused_inline_and_stays_refused(shop: tuple[Any, Path]) -> None:
+    app, data_dir = shop
+    async with client(app) as c:
+        refused = await c.post("/signup", data={"username": "kid", "email": "kid@example.org", **CHILD})
+        assert refused.status_code == 403
+        assert "try again" not in refused.text.lower()
+        assert "max-age=2592000" in refused.headers["set-cookie"].lower()
+        again = await c.post("/signup", data={"username": "kid2", "email": "k2@example.org", **ADULT})
+        assert again.status_code == 403
+        assert (await c.post("/checkout", data={"product": "kite"})).status_code == 403
+        assert (await c.get("/checkout")).status_code == 200  # reading stays open
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(data_dir / "shop.sqlite3")) as db:
+        assert db.execute("SELECT COUNT(*) FROM accounts").fetchone() == (0,)
+
+
+@pytest.mark.anyio
+async def test_bad_signup_input_is_shown_again(shop: tuple[Any, Path]) -> None:
+    app, _ = shop
+    async with client(app) as c:
+        bad = {
+            "username": "bo",
+            "email": "bo@example.org",
+            "birth_year": "1990",
+            "birth_month": "2",
+            "birth_day": "31",
+        }
+        response = await c.post("/signup", data=bad)
+        assert response.status_code == 400
+        assert 'value="bo@example.org"' in response.text and 'role="alert"' in response.text
+        assert "set-cookie" not in response.headers
+
+
+@pytest.mark.anyio
+async def test_purge_handlers_delete_the_shops_rows(shop: tuple[Any, Path]) -> None:
+    app, data_dir = shop
+    gate: AgeGate = app.state.gate
+    assert set(gate.purger.names) >= {"orders", "profiles", "accounts"}
+    async with client(app) as c:
+        await c.post("/signup", data={"username": "cy", "email": "cy@example.org", **ADULT})
+        await c.post("/profile", data={"display_name": "Cy", "city": "Rome"})
+        await c.post("/checkout", data={"product": "lamp"})
+        await c.post("/checkout", data={"product": "kite"})
+        subject = account_id(app, data_dir)
+        report = await gate.purge(subject, ticket="T-1", operator="support")
+        assert report.deleted["orders"] == 2 and report.deleted["profiles"] == 1
+        assert report.deleted["accounts"] == 2  # the account row and its session
+        assert await gate.status_of(subject) == "under_age"
+        # the logged-out browser can still read, and the purged account is gone
+        assert (await c.get("/profile")).status_code == 303
+
+
+def test_demo_explains_a_missing_checkout(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import agegate.cli_demo as demo
+
+    monkeypatch.setattr(demo, "_CHECKOUT", Path("/nonexistent"))
+    assert main(["demo"]) == 2
+    assert "source checkout" in capsys.readouterr().err
+
+
+def test_demo_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = capsys.readouterr().out
+    assert re.search(r"--host", out) and re.search(r"--port", out)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_agegate_demo_serves_the_shop(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "AGEGATE_SECRET_KEYS"}
+    command = [sys.executable, "-m", "agegate", "demo", "--port", str(port), "--data-dir", str(tmp_path)]
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    home = httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None and time.monotonic() < deadline, "the demo did not start"
+                    time.sleep(0.1)
+            assert home.status_code == 200 and "Trail Shop" in home.text
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+                assert c.post("/agegate", json={"birth_date": "1990-01-01"}).json() == {"outcome": "allowed"}
+                assert c.post("/checkout", data={"product": "kite"}).status_code == 303
+        finally:
+            proc.terminate()
+            output, _ = proc.communicate(timeout=10)
+    assert "EPHEMERAL" in output
+    assert (tmp_path / "agegate.sqlite3").exists()
