@@ -33,6 +33,7 @@ _ISO = re.compile(r"(\d{4})-(\d{1,2})(?:-(\d{1,2}))?", re.ASCII)
 _NUMERIC = re.compile(r"(\d{1,4})[/.\- ]+(\d{1,4})(?:[/.\- ]+(\d{1,4}))?", re.ASCII)
 _TOKEN = re.compile(r"\d+(?:st|nd|rd|th)?|[^\W\d_]+\.?|[,/.\-]", re.IGNORECASE | re.ASCII)
 _FILLER = frozenset({"of", "the"})
+_DAY = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?", re.IGNORECASE | re.ASCII)
 _PUNCTUATION = frozenset({",", "/", ".", "-"})
 
 
@@ -75,6 +76,8 @@ def _year(text: str, order: DateOrder) -> int:
 
 def _month(text: str, order: DateOrder) -> int:
     if _digits(text):
+        if len(text) > 2:
+            raise _malformed(order)
         month = int(text)
     else:
         found = _MONTHS.month(text.rstrip("."))
@@ -110,7 +113,7 @@ def _parts(
     month = _month(month_text, order) if month_text is not None else None
     day = None
     if day_text is not None:
-        if not _digits(day_text):
+        if not _digits(day_text) or len(day_text) > 2:
             raise _malformed(order)
         day = int(day_text)
     return _span(year, month, day)
@@ -140,21 +143,23 @@ def _worded(text: str, order: DateOrder) -> tuple[date, date]:
     if "".join(words) != re.sub(r"\s+", "", text):
         raise _malformed(order)  # characters the date grammar does not know
     month_text: str | None = None
-    numbers: list[str] = []
+    years: list[str] = []
+    days: list[str] = []
     for word in words:
         if word in _PUNCTUATION or word.lower() in _FILLER:
             continue
         if word[0].isdigit():
-            numbers.append(re.sub(r"(?i)(st|nd|rd|th)$", "", word))
+            if len(word) == 4 and _digits(word):
+                years.append(word)
+            elif (m := _DAY.fullmatch(word)) is not None:  # an ordinal suffix only on a day
+                days.append(m.group(1))
+            else:
+                raise _malformed(order)
         elif month_text is None and _MONTHS.month(word.rstrip(".")) is not None:
             month_text = word
-        else:
+        elif _MONTHS.weekday(word.rstrip(".")) is None:  # "Saturday, June 1, 2013"
             raise _malformed(order)
-    if month_text is None:
-        raise _malformed(order)
-    years = [n for n in numbers if len(n) == 4]
-    days = [n for n in numbers if len(n) <= 2]
-    if len(years) != 1 or len(days) > 1 or len(years) + len(days) != len(numbers):
+    if month_text is None or len(years) != 1 or len(days) > 1:
         raise _malformed(order)
     return _parts(years[0], month_text, days[0] if days else None, order)
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, time
 
 from . import __version__
 from .birthdate import DATE_ORDERS
-from .errors import AgeGateError, ConfigurationError, InvalidBirthDate
+from .errors import AgeGateError, ConfigurationError, InvalidBirthDate, KeyringError
 from .gate import AgeGate
 from .keys import Keyring
 from .policy import AOE, AgePolicy
@@ -28,15 +29,24 @@ class UsageError(Exception):
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    print(Keyring.generate(args.kid).to_string())
+    try:
+        ring = Keyring.generate(args.kid)
+    except KeyringError as exc:
+        raise UsageError(f"--kid: {exc}") from None
+    print(ring.to_string())
     return EXIT_OK
 
 
 def _parse_on(text: str) -> datetime:
     try:
+        # fromisoformat alone would also take 20260601 and week dates such as 2026-W22-7
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text, re.ASCII) is None:
+            raise ValueError(text)
         day = date.fromisoformat(text)
     except ValueError:
         raise UsageError("--on takes a date as YYYY-MM-DD") from None
+    if not 1900 <= day.year <= 9000:
+        raise UsageError("--on takes a date between the years 1900 and 9000")
     # Any moment of that calendar day Anywhere on Earth: "today" is then that day.
     return datetime.combine(day, time(12), AOE)
 

@@ -36,13 +36,20 @@ class InvalidBirthDate(AgeGateError, ValueError):
         self.code = code
         self.message = message
 
+    def __reduce__(self) -> tuple[type[InvalidBirthDate], tuple[InvalidBirthDateCode, str]]:
+        return (type(self), (self.code, self.message))
+
 
 class UnderAgeError(AgeGateError):
     """The person screened is under the policy's minimum age, or the account is blocked."""
 
     def __init__(self, message: str = "This service is not available.", *, reason: str = "under_age") -> None:
         super().__init__(message)
+        self.message = message
         self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_under_age, (type(self), self.message, self.reason))
 
 
 class InvalidToken(AgeGateError):
@@ -50,6 +57,13 @@ class InvalidToken(AgeGateError):
 
     def __init__(self) -> None:
         super().__init__("invalid or expired token")
+
+    def __reduce__(self) -> tuple[type[InvalidToken], tuple[()]]:
+        return (type(self), ())
+
+
+def _rebuild_under_age(cls: type[UnderAgeError], message: str, reason: str) -> UnderAgeError:
+    return cls(message, reason=reason)
 
 
 class StoreError(AgeGateError):

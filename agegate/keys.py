@@ -78,7 +78,9 @@ class Keyring:
                 padded = encoded.strip() + "=" * (-len(encoded.strip()) % 4)
                 secret = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
             except (binascii.Error, ValueError):
-                raise KeyringError(f"secret key entry {position} ({kid!r}) is not valid base64") from None
+                # Name the id only when it is one: a swapped entry would put the secret here.
+                named = f" ({kid.strip()!r})" if _KID.fullmatch(kid.strip()) else ""
+                raise KeyringError(f"secret key entry {position}{named} is not valid base64") from None
             entries.append((kid.strip(), secret))
         return cls(entries)
 
@@ -93,7 +95,7 @@ class Keyring:
     @classmethod
     def generate(cls, kid: str | None = None) -> Keyring:
         """A keyring with one fresh random 256-bit key (for tests and ``agegate demo``)."""
-        return cls([(kid or "k" + secrets.token_hex(4), secrets.token_bytes(32))])
+        return cls([(kid if kid is not None else "k" + secrets.token_hex(4), secrets.token_bytes(32))])
 
     def to_string(self) -> str:
         """The ``AGEGATE_SECRET_KEYS`` form of this keyring. Handle it as the secret it is."""

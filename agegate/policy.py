@@ -25,14 +25,21 @@ def aware(now: datetime | None) -> datetime:
     return now
 
 
+def _date_in(zone: timezone, now: datetime | None) -> date:
+    try:
+        return aware(now).astimezone(zone).date()
+    except OverflowError:
+        raise ConfigurationError("now is outside the range of dates agegate can work with") from None
+
+
 def today_aoe(now: datetime | None = None) -> date:
     """The calendar date Anywhere on Earth (UTC-12) at ``now``: the earliest date still current."""
-    return aware(now).astimezone(AOE).date()
+    return _date_in(AOE, now)
 
 
 def today_latest(now: datetime | None = None) -> date:
     """The latest calendar date current anywhere on Earth (UTC+14) at ``now``."""
-    return aware(now).astimezone(EARLIEST_ZONE).date()
+    return _date_in(EARLIEST_ZONE, now)
 
 
 def birthday_in(birth: date, year: int) -> date:

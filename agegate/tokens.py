@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ MAX_CLOCK_SKEW = 60
 _HEADER = struct.Struct(">BQQ")  # outcome index, issued-at, expires-at (Unix seconds)
 _NONCE = 12
 _MAX_TOKEN_CHARS = 512
+_B64URL = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +58,17 @@ def _b64encode(raw: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    if len(text) > _MAX_TOKEN_CHARS or not text.isascii():
+    # Strict: only the canonical unpadded base64url spelling of the bytes opens, so no two
+    # different cookie strings carry the same token.
+    if not isinstance(text, str) or len(text) > _MAX_TOKEN_CHARS or _B64URL.fullmatch(text) is None:
         raise InvalidToken()
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise InvalidToken() from None
+    if _b64encode(raw) != text:
+        raise InvalidToken()
+    return raw
 
 
 class Sealer:

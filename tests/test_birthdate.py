@@ -175,6 +175,12 @@ def test_screen_outcomes(fields: dict[str, str], now: datetime, outcome: str) ->
         ({"birth_date": "1" * 65}, "too_long"),
         ({"birth_year": "2013", "birth_month": "x" * 65}, "too_long"),
         ({"age": " " * 70}, "too_long"),
+        ({"birth_date": "06/001/2013"}, "malformed"),
+        ({"birth_year": "2013", "birth_month": "6", "birth_day": "0001"}, "malformed"),
+        ({"birth_date": "2013 2014"}, "malformed"),
+        ({"birth_date": "June 2013th"}, "malformed"),
+        ({"birth_date": "June 1st 1st 2013"}, "malformed"),
+        ({"birth_date": "June 1, 2013 10:00"}, "malformed"),
     ],
 )
 def test_error_codes(fields: dict[str, str], code: str) -> None:
@@ -190,6 +196,35 @@ def test_error_codes(fields: dict[str, str], code: str) -> None:
 def test_today_in_the_earliest_zone_is_not_the_future() -> None:
     # 12:00Z on 1 June is already 2 June in UTC+14: a baby born there today is real, and under age.
     assert GATE.screen({"birth_date": "2026-06-02"}, now=NOW).outcome == "under_age"
+
+
+def test_weekday_names_are_skipped() -> None:
+    assert latest({"birth_date": "Saturday, June 1, 2013"}) == date(2013, 6, 1)
+
+
+def test_ymd_order_refuses_a_trailing_year() -> None:
+    with pytest.raises(InvalidBirthDate) as info:
+        GATES["YMD"].screen({"birth_date": "04/05/2013"}, now=NOW)
+    assert info.value.code == "malformed"
+    assert "1990-04-23" in info.value.message
+
+
+def test_64_characters_are_read_and_65_are_not() -> None:
+    padded = "June 1, 2013".ljust(64, " ")
+    assert len(padded) == 64
+    assert GATE.screen({"birth_date": padded}, now=NOW).allowed
+    with pytest.raises(InvalidBirthDate) as info:
+        GATE.screen({"birth_date": padded + " "}, now=NOW)
+    assert info.value.code == "too_long"
+
+
+def test_screen_refuses_a_naive_or_out_of_range_now() -> None:
+    from agegate import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="timezone-aware"):
+        GATE.screen({"birth_date": "2000-01-01"}, now=datetime(2026, 1, 1))
+    with pytest.raises(ConfigurationError, match="range"):
+        GATE.screen({"birth_date": "2000-01-01"}, now=datetime(9999, 12, 31, 11, tzinfo=UTC))
 
 
 def test_just_120_is_plausible() -> None:

@@ -63,6 +63,11 @@ def test_check_json(capsys: pytest.CaptureFixture[str]) -> None:
         (["check", "--birth-date", "2013-01-01", "--min-age", "0"], "min_age"),
         (["check"], "--birth-date"),
         (["nonsense"], "invalid choice"),
+        (["check", "--birth-date", "2013-01-01", "--on", "9999-12-31"], "between the years"),
+        (["check", "--birth-date", "2013-01-01", "--on", "2026-W22-7"], "--on takes a date"),
+        (["check", "--birth-date", "2013-01-01", "--on", "20260601"], "--on takes a date"),
+        (["keygen", "--kid", "bad/id"], "key id"),
+        (["keygen", "--kid", ""], "key id"),
     ],
 )
 def test_bad_input_is_one_readable_line_with_status_2(args: list[str], message: str) -> None:

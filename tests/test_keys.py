@@ -55,6 +55,8 @@ def test_generate_gives_fresh_keys() -> None:
         (f"k:{KEY_A},k:{KEY_B}", "listed twice"),
         (f"bad id:{KEY_A}", "key id"),
         (f"{'x' * 33}:{KEY_A}", "key id"),
+        (f"{KEY_A}:key.v1", "entry 1 is not valid base64"),  # id and key swapped
+        (f"my key {KEY_A}:x!", "entry 1 is not valid base64"),
     ],
 )
 def test_bad_keys_are_refused_without_showing_them(text: str, match: str) -> None:

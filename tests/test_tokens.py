@@ -104,7 +104,42 @@ def test_the_error_says_nothing() -> None:
     with pytest.raises(InvalidToken) as info:
         sealer.open(token[:-3], now=NOW)
     assert str(info.value) == "invalid or expired token"
-    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None or info.value.__suppress_context__
+
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/="
+
+
+def test_every_single_character_change_of_the_string_is_rejected() -> None:
+    sealer = Sealer(RING)
+    token = seal(sealer)
+    for i, original in enumerate(token):
+        for replacement in ALPHABET:
+            if replacement != original:
+                with pytest.raises(InvalidToken):
+                    sealer.open(token[:i] + replacement + token[i + 1 :], now=NOW + 1)
+    for suffix in ("=", "==", "A", " "):
+        with pytest.raises(InvalidToken):
+            sealer.open(token + suffix, now=NOW + 1)
+
+
+@pytest.mark.parametrize("value", [None, b"abc", 5])
+def test_a_non_string_token_is_just_invalid(value: object) -> None:
+    with pytest.raises(InvalidToken):
+        Sealer(RING).open(value, now=NOW)  # type: ignore[arg-type]
+
+
+def test_exceptions_pickle() -> None:
+    import pickle
+
+    from agegate import InvalidBirthDate, UnderAgeError
+
+    assert isinstance(pickle.loads(pickle.dumps(InvalidToken())), InvalidToken)
+    error = pickle.loads(pickle.dumps(InvalidBirthDate("empty", "Please enter it.")))
+    assert (error.code, error.message) == ("empty", "Please enter it.")
+    under = pickle.loads(pickle.dumps(UnderAgeError(reason="blocked")))
+    assert under.reason == "blocked"
 
 
 @given(st.text(max_size=600))
