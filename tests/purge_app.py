@@ -10,6 +10,7 @@ with its handlers. ``--app purge_app:gate`` builds it from the environment:
   ``committed:profiles`` after the profiles rows are committed but before the step is journalled);
   on reaching it the app creates the file ``PURGE_APP_MARKER`` and then waits for the file
   ``PURGE_APP_RELEASE`` (if set) or simply hangs until killed, at most a minute;
+- every handler call appends the handler's name to ``calls.log`` in the directory;
 - ``PURGE_APP_FAIL``: a handler name that raises ``RuntimeError`` (message with the account id,
   to prove it never reaches the output).
 """
@@ -81,6 +82,11 @@ def _pause(point: str) -> None:
 
 
 def _fail(name: str, subject: str) -> None:
+    # Every handler call is logged (by name only), so tests can prove finished steps are not redone.
+    directory = os.environ.get("PURGE_APP_DIR")
+    if directory:
+        with open(Path(directory) / "calls.log", "a") as log:
+            log.write(name + "\n")
     if os.environ.get("PURGE_APP_FAIL") == name:
         raise RuntimeError(f"cannot reach the {name} service for {subject}")
 
