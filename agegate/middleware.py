@@ -312,15 +312,15 @@ class AgeGateMiddleware:
         html = b"text/html" in accept
         action = (scope.get("root_path") or "") + self.prefix
         if method in ("GET", "HEAD"):
-            found = self._read_result(cookie)
-            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-            if html and found is _UNDER_AGE:
-                body = self.pages.under_age().encode()
-            elif html:
+            # The form is the same for everyone (the contract's first row); a visitor already
+            # under age who answers again is still answered under age (POST is sticky).
+            if html:
+                query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
                 body = self.pages.screen(
                     ScreenForm(action, safe_next(query.get("next")), order=self.gate.date_order)
                 ).encode()
             else:
+                found = self._read_result(cookie)
                 outcome = "under_age" if found is _UNDER_AGE else ("allowed" if found else None)
                 body = json_body({"screen": action, "fields": list(DATE_FIELDS), "outcome": outcome})
             headers = self._html_headers if html else self._json_headers

@@ -223,7 +223,9 @@ async def test_under_age_form_gets_kind_page_and_sticky_cookie(
     as_json = await client.post("/agegate", json={"birth_date": "1970-01-01"})
     assert as_json.json() == {"outcome": "under_age"} and "set-cookie" not in as_json.headers
     screen = await client.get("/agegate", headers=HTML)
-    assert 'name="birth_year"' not in screen.text  # the screen is not offered again
+    assert 'name="birth_year"' in screen.text  # the same neutral form for everyone...
+    answer = await client.post("/agegate", data=ADULT, headers=HTML)
+    assert answer.status_code == 200 and "Thank you" in answer.text  # ...but the answer sticks
     assert (await client.get("/agegate")).json()["outcome"] == "under_age"
 
 
