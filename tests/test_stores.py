@@ -66,6 +66,8 @@ def test_sqlite_urls() -> None:
         "sqlite:///",
         "sqlite:////",
         "sqlite://host/agegate.db",
+        "sqlite://[::1/agegate.db",
+        "sql[ite://x",
         "sqlite:agegate.db",
         "sqlite:///agegate.db?mode=ro",
         "sqlite:///agegate.db#x",

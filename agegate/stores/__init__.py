@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from ..errors import StoreError
 from .base import AttestationRecord, JobState, PurgeJob, Store
 from .memory import MemoryStore
@@ -12,14 +10,22 @@ __all__ = ["AttestationRecord", "JobState", "MemoryStore", "PurgeJob", "Store", 
 
 
 def open_store(url: str) -> Store:
-    """Make the store for ``url``: ``memory://``, ``sqlite:///path`` or ``postgresql://…``.
+    """Make the (not yet opened) store for ``url``.
 
-    The store is connected (and its schema created or migrated) by ``await store.open()``,
-    which :class:`~agegate.AgeGate` does on first use.
+    - ``sqlite:///relative/path`` (relative to the working directory) or
+      ``sqlite:////absolute/path``: the embedded default, one SQLite file in WAL mode, safe for
+      several worker processes on one host; see :mod:`agegate.stores.sqlite`.
+    - ``memory://``: in-process dictionaries, for tests; nothing survives the process.
+    - ``postgresql://…`` / ``postgres://…``: not available yet (raises :class:`~agegate.StoreError`).
+
+    An unknown scheme or a malformed URL raises :class:`~agegate.StoreError`. The store is
+    connected, and its schema created or migrated forward, by ``await store.open()``, which
+    :class:`~agegate.AgeGate` does on first use; a file that is not an agegate database is
+    refused then, also with :class:`~agegate.StoreError`.
     """
     if not isinstance(url, str) or "://" not in url:
         raise StoreError("a store URL looks like memory://, sqlite:///path/to/file or postgresql://…")
-    scheme = urlsplit(url).scheme.lower()
+    scheme = url.partition("://")[0].lower()
     if scheme == "memory":
         return MemoryStore(url)
     if scheme == "sqlite":
