@@ -1,0 +1,312 @@
+"""``agegate purge``, ``audit``, ``keys public`` and ``receipt``, run through the real command line."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import purge_app
+import pytest
+
+from agegate import Keyring
+from agegate.cli import main
+from agegate.receipts import verify_receipt
+
+KEYS = Keyring.generate("cli")
+BASE = ["--app", "purge_app:gate"]
+PURGE = [
+    "purge", *BASE, "--subject", purge_app.CHILD, "--ticket", "T-88", "--operator", "sam",
+    "--identifier", f"email={purge_app.CHILD_EMAIL}",
+]  # fmt: skip
+SECRETS = (purge_app.CHILD, purge_app.CHILD_EMAIL)
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    purge_app.seed(tmp_path)
+    for var in ("PURGE_APP_PAUSE", "PURGE_APP_FAIL", "PURGE_APP_STORE", "AGEGATE_APP"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PURGE_APP_DIR", str(tmp_path))
+    monkeypatch.setenv("AGEGATE_SECRET_KEYS", KEYS.to_string())
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    for secret in SECRETS:
+        assert secret not in out and secret not in err
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def jobs(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
+    code, out, _ = run(capsys, "audit", *BASE, "--json")
+    assert code == 0
+    result: list[dict[str, object]] = json.loads(out)
+    return result
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_purge_without_a_terminal_needs_yes(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, *PURGE)
+    assert code == 2 and "pass --yes" in err
+    assert jobs(capsys) == []
+    assert (app_dir / "files" / purge_app.CHILD / "notes.txt").exists()
+
+
+@pytest.mark.parametrize(("answer", "expected"), [("yes\n", 0), ("no\n", 1), ("\n", 1)])
+def test_interactive_confirmation(
+    app_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+    expected: int,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeTerminal(answer))
+    code, out, err = run(capsys, *PURGE)
+    assert code == expected
+    assert "About to purge the account for ticket T-88" in err
+    assert "profiles (1), orders (6), files (3)" in err and "1 identifier(s)" in err
+    if expected == 0:
+        assert "Purge done for ticket T-88" in out
+        assert not (app_dir / "files" / purge_app.CHILD).exists()
+    else:
+        assert "nothing was done" in err
+        assert jobs(capsys) == []
+        assert (app_dir / "files" / purge_app.CHILD).exists()
+
+
+def test_purge_text_output_rerun_and_audit(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *PURGE, "--yes")
+    assert code == 0
+    assert "Purge done for ticket T-88" in out and "frozen (under_age)" in out
+    assert "profiles                     1" in out and "orders                       6" in out
+    assert "1 identifier(s) are blocked" in out
+    code, out, _ = run(capsys, *PURGE, "--yes")
+    assert code == 0 and out.startswith("Already done: this account was purged by job")
+    code, out, _ = run(capsys, "audit", *BASE)
+    assert code == 0
+    header, line = out.splitlines()
+    assert header.split()[:4] == ["JOB", "TICKET", "OPERATOR", "STATE"]
+    assert " T-88 " in line and " sam " in line and " done " in line
+    assert "profiles=1 orders=6 files=3 block_identifiers=1" in line and "planned:" not in line
+    (job,) = jobs(capsys)
+    assert set(job) == {
+        "job_id", "ticket", "operator", "state", "handlers", "steps",
+        "created_at", "updated_at", "finished_at", "error",
+    }  # fmt: skip
+    assert job["handlers"] == ["profiles", "orders", "files"]
+
+
+def test_dry_run_json(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, *PURGE, "--dry-run", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["state"] == "dry_run" and report["deleted"] == {"profiles": 1, "orders": 6, "files": 3}
+    assert jobs(capsys) == []
+    assert (app_dir / "files" / purge_app.CHILD).exists()
+
+
+def test_app_from_the_environment(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGEGATE_APP", "purge_app:gate")
+    code, out, _ = run(capsys, "audit")
+    assert (code, out) == (0, "No purge jobs.\n")
+
+
+def test_receipt_round_trip(app_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    receipt = tmp_path / "receipt.json"
+    code, out, _ = run(capsys, *PURGE, "--yes", "--json", "--receipt", str(receipt))
+    assert code == 0 and json.loads(out)["receipt"] == str(receipt)
+    text = receipt.read_text()
+    for secret in (*SECRETS, "kid.1001"):
+        assert secret not in text
+    payload = verify_receipt(text, KEYS)
+    assert payload["ticket"] == "T-88" and payload["policy"] == "min-age-13"
+    assert payload["handlers"] == [
+        {"name": "profiles", "deleted": 1},
+        {"name": "orders", "deleted": 6},
+        {"name": "files", "deleted": 3},
+    ]
+    code, public, _ = run(capsys, "keys", "public")
+    assert code == 0
+    code, out, _ = run(capsys, "receipt", "verify", str(receipt), "--public-key", public.strip())
+    assert code == 0 and out.startswith("Valid receipt: job ") and "ticket T-88" in out
+    code, out, _ = run(capsys, "receipt", "verify", str(receipt))  # the key from AGEGATE_SECRET_KEYS
+    assert code == 0
+    # Reissuing gives the very same document.
+    code, out, _ = run(capsys, "receipt", "issue", *BASE, "--ticket", "T-88")
+    assert code == 0 and out == text
+    # A changed count, or another app's key, does not verify.
+    receipt.write_text(text.replace('"deleted": 6', '"deleted": 60'))
+    code, out, _ = run(capsys, "receipt", "verify", str(receipt), "--public-key", public.strip())
+    assert code == 1 and out.startswith("INVALID")
+    receipt.write_text(text)
+    other = Keyring.generate("other")
+    from agegate.receipts import public_key_text
+
+    code, out, _ = run(capsys, "receipt", "verify", str(receipt), "--public-key", public_key_text(other))
+    assert code == 1 and "does not verify" in out
+    code, out, err = run(capsys, "receipt", "verify", str(tmp_path / "missing.json"))
+    assert code == 1 and "cannot read" in err
+    receipt.write_text("not json")
+    code, out, _ = run(capsys, "receipt", "verify", str(receipt), "--json")
+    assert code == 1 and json.loads(out)["valid"] is False
+
+
+def test_keys_public_lists_every_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = Keyring.from_string(Keyring.generate("new").to_string() + "," + KEYS.to_string())
+    monkeypatch.setenv("AGEGATE_SECRET_KEYS", keys.to_string())
+    code, out, _ = run(capsys, "keys", "public", "--all")
+    assert code == 0 and [line.split(":")[0] for line in out.splitlines()] == ["new", "cli"]
+    monkeypatch.delenv("AGEGATE_SECRET_KEYS")
+    code, _, err = run(capsys, "keys", "public")
+    assert code == 1 and "AGEGATE_SECRET_KEYS is not set" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["purge", "--resume"], 2, "--app MODULE:ATTR, or set AGEGATE_APP"),
+        (["purge", "--app", "purge_app", "--resume"], 2, "MODULE:ATTR"),
+        (
+            ["purge", "--app", "no_such_module:gate", "--resume"],
+            1,
+            "cannot find the app module 'no_such_module'",
+        ),
+        (["purge", "--app", "purge_app:nothing", "--resume"], 1, "has no 'nothing'"),
+        (["purge", "--app", "purge_app:seed", "--resume"], 1, "is not an AgeGate"),
+        (["purge", *BASE, "--subject", "x"], 2, "needs --ticket, --operator"),
+        (["purge", *BASE, "--resume", "--coverage"], 2, "cannot be used together"),
+        ([*PURGE, "--identifier", "email"], 2, "KIND=VALUE"),
+        (
+            ["purge", *BASE, "--subject", " acct-1", "--ticket", "T", "--operator", "o", "--yes"],
+            2,
+            "spaces around it",
+        ),
+        (
+            ["purge", *BASE, "--subject", "acct-1001", "--ticket", "acct-1001", "--operator", "o", "--yes"],
+            1,
+            "must not contain",
+        ),
+    ],
+)
+def test_readable_errors(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, message: str
+) -> None:
+    got, _, err = run(capsys, *args)
+    assert got == code and message in err, err
+    assert err.startswith("agegate: ") and err.count("\n") == 1
+
+
+def test_missing_keys_is_a_clear_error(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AGEGATE_SECRET_KEYS")
+    code, _, err = run(capsys, "purge", *BASE, "--resume")
+    assert code == 1 and "AGEGATE_SECRET_KEYS is not set" in err
+
+
+def test_a_failing_handler_is_named_and_resumable(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PURGE_APP_FAIL", "files")
+    code, _, err = run(capsys, *PURGE, "--yes")
+    assert code == 1 and "handler 'files' failed (RuntimeError)" in err and "--resume" in err
+    code, out, _ = run(capsys, "purge", *BASE, "--resume")
+    assert code == 1 and "failed again: handler 'files' failed (RuntimeError)" in out
+    monkeypatch.delenv("PURGE_APP_FAIL")
+    code, out, _ = run(capsys, "purge", *BASE, "--resume")
+    assert code == 0 and "Purge done for ticket T-88" in out
+    code, out, _ = run(capsys, "purge", *BASE, "--resume")
+    assert code == 0 and out == "Nothing to resume: every purge job has finished.\n"
+
+
+def test_coverage(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = run(capsys, "purge", *BASE, "--coverage")
+    assert code == 0 and "Covered: every personal-looking column in 4 table(s)" in out
+    module = tmp_path / "leaky_app.py"
+    module.write_text(
+        textwrap.dedent(
+            f"""
+            import sqlite3
+            from agegate import AgeGate, Keyring
+            from agegate.handlers import SQLiteDatabase
+            from agegate.stores import MemoryStore
+
+            with sqlite3.connect({str(app_dir / "app.sqlite3")!r}) as conn:
+                conn.execute("CREATE TABLE IF NOT EXISTS newsletter (id INTEGER PRIMARY KEY, email TEXT)")
+            conn.close()
+            gate = AgeGate(keys=Keyring.from_env(), store=MemoryStore())
+            db = SQLiteDatabase({str(app_dir / "app.sqlite3")!r})
+            gate.purger.add(db.rows("profiles", "account_id"))
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "purge", "--app", "leaky_app:gate", "--coverage")
+    assert code == 1
+    assert "newsletter.email  (looks like email)" in out
+    assert "orders.account_id  (looks like account id)" in out
+    code, out, _ = run(capsys, "purge", "--app", "leaky_app:gate", "--coverage", "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert {"database", "table", "column", "looks_like"} == set(report["uncovered"][0])
+
+
+def test_progress_is_shown_per_handler_on_a_terminal(app_dir: Path) -> None:
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "agegate.cli", *PURGE, "--yes"],
+            cwd=Path(__file__).parent,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=60,
+            check=False,
+        )
+        os.close(terminal)
+        terminal = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if terminal != -1:
+            os.close(terminal)
+        os.close(controller)
+    assert done.returncode == 0
+    text = shown.decode()
+    for step, count in (
+        ("freeze", 1),
+        ("profiles", 1),
+        ("orders", 6),
+        ("files", 3),
+        ("block_identifiers", 1),
+    ):
+        assert f"\r  {step:<28} {count}" in text
+    assert purge_app.CHILD.encode() not in shown + done.stdout
