@@ -13,6 +13,7 @@ from .gate import AgeGate, Attestation, Decision
 from .keys import Keyring
 from .middleware import AgeGateMiddleware
 from .policy import AgePolicy
+from .purge import PurgeError, PurgeReport
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
 
@@ -29,6 +30,8 @@ __all__ = [
     "InvalidToken",
     "Keyring",
     "KeyringError",
+    "PurgeError",
+    "PurgeReport",
     "StoreError",
     "UnderAgeError",
     "open_store",
