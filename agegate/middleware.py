@@ -35,6 +35,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_SCREEN_BODY = 8 * 1024
 COOKIE_NAME = "agegate"
 _UNDER_AGE = object()  # the cookie says under age (under any policy)
+#: How many opened cookie tokens the middleware remembers (they are a few hundred bytes each).
+_OPENED_TOKENS = 4096
 _PATTERN = re.compile(r"/[^\s\x00-\x1f\x7f]{0,1023}")
 _NEXT = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%#]{0,2047}", re.ASCII)
 
@@ -144,10 +146,12 @@ class AgeGateMiddleware:
         self.pages = pages or Pages()
         self._protect = None if protect is None else _compile("protect", protect)
         self._protect_all = protect is None
-        self._exempt = _compile("exempt", exempt, always=(prefix, prefix + "/*"))
+        self._exempt = _compile("exempt", exempt)
+        self._prefix_slash = prefix + "/"  # everything under the screen's prefix is exempt
         self._signup = _compile("signup_paths", signup_paths)
         self._subject = subject
         self._sealer = gate.sealer
+        self._opened: dict[str, tuple[int, Any]] = {}
         self._policy = gate.policy.name
         self._allowed = Decision.of("allowed", self._policy)
         self._under = Decision.of("under_age", self._policy)
@@ -182,12 +186,16 @@ class AgeGateMiddleware:
     # -- the request path --------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The common case first, in a small frame: a read that cannot be for the screen.
+        if scope["type"] == "http" and scope["method"] in SAFE_METHODS and self.prefix not in scope["path"]:
+            await self.app(scope, receive, send)
+        else:
+            await self._dispatch(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            path = scope["path"]
-            root = scope.get("root_path")
-            if root and path.startswith(root):
-                path = path[len(root) :]
+            path = _route_path(scope)
             if path == self.prefix:
                 await self._screen(scope, receive, send)
                 return
@@ -195,16 +203,15 @@ class AgeGateMiddleware:
                 await self.app(scope, receive, send)
                 return
         elif kind == "websocket":
-            path = scope["path"]
-            root = scope.get("root_path")
-            if root and path.startswith(root):
-                path = path[len(root) :]
+            path = _route_path(scope)
         else:
             await self.app(scope, receive, send)
             return
 
-        if (not self._protect_all and not (self._protect and self._protect.fullmatch(path))) or (
-            self._exempt is not None and self._exempt.fullmatch(path)
+        if (
+            (not self._protect_all and not (self._protect and self._protect.fullmatch(path)))
+            or path.startswith(self._prefix_slash)
+            or (self._exempt is not None and self._exempt.fullmatch(path))
         ):
             await self.app(scope, receive, send)
             return
@@ -243,14 +250,26 @@ class AgeGateMiddleware:
         token = read_cookie(cookie, self.cookie_name)
         if token is None:
             return None
+        now = int(time.time())
+        # A browser sends the same token for months: remember what a token that opened says,
+        # until it expires, instead of decrypting it on every request. Only tokens that opened
+        # get here, so a forged one can never be served from memory.
+        known = self._opened.get(token)
+        if known is not None and now < known[0]:
+            return known[1]
         try:
-            claims = self._sealer.open(token, now=int(time.time()))
+            claims = self._sealer.open(token, now=now)
         except InvalidToken:
             return None
         if claims.outcome == "under_age":
-            return _UNDER_AGE  # a child's answer counts under any policy
-        # An allowed answer counts only under the policy it was given for.
-        return self._allowed if claims.policy == self._policy else None
+            found: Any = _UNDER_AGE  # a child's answer counts under any policy
+        else:
+            # An allowed answer counts only under the policy it was given for.
+            found = self._allowed if claims.policy == self._policy else None
+        if len(self._opened) >= _OPENED_TOKENS:
+            self._opened.clear()
+        self._opened[token] = (claims.expires_at, found)
+        return found
 
     async def _block(self, scope: Scope, send: Send, accept: bytes) -> None:
         if scope["type"] == "websocket":
@@ -390,6 +409,15 @@ _ERROR_HTML = {
     "unsupported_media_type": "<h1>Please start again</h1><p>This form could not be read.</p>",
     "invalid_request": "<h1>Please start again</h1><p>This form could not be read.</p>",
 }
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the app routes on: without the root path the app is mounted under."""
+    path: str = scope["path"]
+    root = scope.get("root_path")
+    if root and path.startswith(root):
+        return path[len(root) :]
+    return path
 
 
 def _cookie_and_accept(scope: Scope) -> tuple[str | None, bytes]:
