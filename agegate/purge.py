@@ -506,6 +506,9 @@ class Purger:
                     raise _LostLease()
                 job.steps[step] = count
                 self._emit("done", job.job_id, step, count)
+            # The heartbeat must be stopped before the job is finished: a renewal landing after
+            # finish_job("failed") would otherwise take the released lease again.
+            await _stop(heartbeat)
             if not await store.finish_job(job.job_id, owner=owner, state="done", now=_now()):
                 raise _LostLease()
         except _LostLease:
@@ -517,6 +520,7 @@ class Purger:
             reason = (
                 str(exc) if isinstance(exc, _StepFailed) else f"{what} {step!r} failed ({type(exc).__name__})"
             )
+            await _stop(heartbeat)
             # If even this fails the job stays "running"; its lease lapses and resume finishes it.
             with contextlib.suppress(Exception):
                 await store.finish_job(job.job_id, owner=owner, state="failed", now=_now(), error=reason)
@@ -525,9 +529,7 @@ class Purger:
                 job_id=job.job_id,
             ) from None
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await _stop(heartbeat)
         finished = await store.get_job(job.job_id)
         assert finished is not None
         return self._report(finished, already_done=False)
@@ -590,6 +592,12 @@ class Purger:
         the number of tables checked; see :mod:`agegate.coverage`."""
         refs = [ref for registered in self._handlers.values() for ref in registered.covers]
         return await find_uncovered(refs, self._exempt)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class _StepFailed(Exception):

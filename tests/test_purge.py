@@ -155,6 +155,29 @@ async def test_concurrent_purges_in_one_process_share_one_job(gate: AgeGate) -> 
     assert [j.state for j in await gate.purger.jobs()] == ["done"]
 
 
+async def test_a_slow_handler_keeps_its_lease(gate: AgeGate) -> None:
+    # The lease is far shorter than the handler: only its renewal keeps a second purge out.
+    gate.purger.lease = timedelta(seconds=0.3)
+    gate.purger.poll_interval = 0.01
+    started = asyncio.Event()
+    calls = 0
+
+    @gate.purger.handler("slow")
+    async def slow(subject: str) -> int:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await asyncio.sleep(1.2)
+        return 1
+
+    first = asyncio.create_task(gate.purge("acct-1", ticket="T-1", operator="a"))
+    await started.wait()
+    second = await gate.purge("acct-1", ticket="T-1", operator="b")
+    assert (await first).already_done is False
+    assert second.already_done is True
+    assert calls == 1
+
+
 async def test_a_failing_handler_names_itself_and_the_job_resumes(gate: AgeGate) -> None:
     broken = True
     calls: list[str] = []
