@@ -847,3 +847,25 @@ def test_cookie_scan_survives_what_simplecookie_drops() -> None:
     header = f'bad"cookie=1; {COOKIE}=abc; other=x y'
     assert SimpleCookie(header).get(COOKIE) is None  # the standard library gives up
     assert read_cookie(header, COOKIE) == "abc"
+
+
+@pytest.mark.anyio
+async def test_a_remembered_token_still_expires(gate: AgeGate, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agegate.middleware as module
+
+    probe = Probe()
+    middleware = AgeGateMiddleware(probe.app, gate=gate)
+    cookie = [(b"cookie", f"{COOKIE}={sealed(gate, 'allowed', ttl=60)}".encode())]
+    await middleware(http_scope("POST", "/checkout", cookie), probe.receive, probe.send)
+    await middleware(http_scope("POST", "/checkout", cookie), probe.receive, probe.send)
+    assert probe.app_called and probe.sent == []  # passed twice (the probe app sends nothing)
+
+    class Later:
+        @staticmethod
+        def time() -> float:
+            return time.time() + 120
+
+    monkeypatch.setattr(module, "time", Later)
+    probe = Probe()
+    await middleware(http_scope("POST", "/checkout", cookie), probe.receive, probe.send)
+    assert probe.status == 428 and not probe.app_called
