@@ -34,6 +34,10 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PURGE_APP_DIR", str(tmp_path))
     monkeypatch.setenv("AGEGATE_SECRET_KEYS", KEYS.to_string())
+    # --app imports from the working directory and adds it to sys.path: undo both per test.
+    monkeypatch.setattr(sys, "path", [*sys.path])
+    for name in ("starlette_shop", "leaky_app"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
     return tmp_path
 
 
@@ -268,6 +272,33 @@ def test_coverage(
     assert code == 1
     report = json.loads(out)
     assert {"database", "table", "column", "looks_like"} == set(report["uncovered"][0])
+
+
+@pytest.mark.parametrize("attr", ["app", "wrapped", "gate"])
+def test_app_may_name_the_gate_an_app_with_state_gate_or_the_middleware(
+    app_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attr: str,
+) -> None:
+    (tmp_path / "starlette_shop.py").write_text(
+        textwrap.dedent(
+            """
+            from starlette.applications import Starlette
+            from agegate import AgeGate, AgeGateMiddleware, Keyring
+            from agegate.stores import MemoryStore
+
+            gate = AgeGate(keys=Keyring.from_env(), store=MemoryStore())
+            app = Starlette()
+            app.state.gate = gate
+            wrapped = AgeGateMiddleware(app, gate=gate)
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "audit", "--app", f"starlette_shop:{attr}")
+    assert (code, out) == (0, "No purge jobs.\n")
 
 
 def test_progress_is_shown_per_handler_on_a_terminal(app_dir: Path) -> None:
