@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -474,3 +475,53 @@ async def test_the_store_holds_no_account_id_or_identifier(keyring: Keyring, tmp
         assert report.state == "done"
     written = _all_bytes(tmp_path)
     assert subject.encode() not in written and email.encode() not in written
+
+
+def _shop(gate: AgeGate) -> Any:
+    """A tiny app behind the middleware; the logged-in account comes from a header."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from agegate import AgeGateMiddleware
+
+    async def checkout(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    def who(scope: Any) -> str | None:
+        return dict(scope["headers"]).get(b"x-account", b"").decode() or None
+
+    app = Starlette(routes=[Route("/checkout", checkout, methods=["POST"])])
+    return AgeGateMiddleware(app, gate=gate, subject=who, secure_cookies=False)
+
+
+async def test_the_middleware_blocks_the_account_while_and_after_it_is_purged(
+    keyring: Keyring, tmp_path: Path
+) -> None:
+    import httpx
+
+    url = f"sqlite:///{tmp_path}/agegate.sqlite3"
+    async with AgeGate(keys=keyring, store=url) as gate, AgeGate(keys=keyring, store=url) as other:
+        await gate.signup(ADULT, subject="acct-1")
+        await gate.signup(ADULT, subject="acct-2")
+        here = httpx.AsyncClient(transport=httpx.ASGITransport(app=_shop(gate)), base_url="http://shop")
+        there = httpx.AsyncClient(transport=httpx.ASGITransport(app=_shop(other)), base_url="http://shop")
+        async with here, there:
+            headers = {"x-account": "acct-1", "accept": "application/json"}
+            assert (await here.post("/checkout", headers=headers)).status_code == 200  # cached as allowed
+            during: list[int] = []
+
+            @gate.purger.handler("orders")
+            async def orders(subject: str) -> int:
+                during.append((await here.post("/checkout", headers=headers)).status_code)
+                return 1
+
+            await gate.purge("acct-1", ticket="T-1", operator="a")
+            assert during == [403]
+            for client in (here, there):
+                refused = await client.post("/checkout", headers=headers)
+                assert refused.status_code == 403 and refused.json() == {"error": "age_restricted"}
+                assert (
+                    await client.post("/checkout", headers={**headers, "x-account": "acct-2"})
+                ).status_code == 200
