@@ -869,3 +869,34 @@ async def test_a_remembered_token_still_expires(gate: AgeGate, monkeypatch: pyte
     probe = Probe()
     await middleware(http_scope("POST", "/checkout", cookie), probe.receive, probe.send)
     assert probe.status == 428 and not probe.app_called
+
+
+_PROPERTY_GATE = AgeGate(keys=Keyring.generate("prop"), store=MemoryStore())
+_PROPERTY_SCREEN = AgeGateMiddleware(Probe().app, gate=_PROPERTY_GATE)
+_field_names = st.sampled_from(["birth_date", "birth_year", "birth_month", "birth_day", "age", "next", "x"])
+
+
+@given(
+    fields=st.dictionaries(_field_names, st.text(max_size=80), max_size=6),
+    as_json=st.booleans(),
+    html=st.booleans(),
+)
+def test_any_screen_input_gets_an_answer_never_a_500(
+    fields: dict[str, str], as_json: bool, html: bool
+) -> None:
+    from urllib.parse import urlencode
+
+    body = json.dumps(fields).encode() if as_json else urlencode(fields).encode()
+    headers = [(b"content-type", b"application/json" if as_json else b"application/x-www-form-urlencoded")]
+    if html:
+        headers.append((b"accept", b"text/html"))
+    probe = Probe()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    anyio.run(_PROPERTY_SCREEN, http_scope("POST", "/agegate", headers), receive, probe.send)
+    assert probe.status in (200, 303, 400)
+    if probe.status == 303:
+        location = dict(probe.sent[0]["headers"])[b"location"].decode()
+        assert location.startswith("/") and not location.startswith(("//", "/\\"))
