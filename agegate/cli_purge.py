@@ -239,7 +239,7 @@ def _purge(args: argparse.Namespace) -> int:
         return _resume(gate, args)
     identifiers = _identifiers(args.identifier)
     try:
-        gate.purger.check_subject(args.subject)
+        gate.purger.check_request(args.subject, args.ticket, args.operator, identifiers)
     except ConfigurationError as exc:
         raise _usage(str(exc)) from None
     if not args.dry_run and not args.yes and not sys.stdin.isatty():

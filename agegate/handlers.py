@@ -33,8 +33,8 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", re.ASCII)
 
 
 def _check_identifier(kind: str, text: str, *, dotted: bool = False) -> tuple[str, ...]:
-    parts = text.split(".") if dotted else [text]
-    if not isinstance(text, str) or len(parts) > 2 or any(_IDENTIFIER.fullmatch(p) is None for p in parts):
+    parts = (text.split(".") if dotted else [text]) if isinstance(text, str) else [""]
+    if len(parts) > 2 or any(_IDENTIFIER.fullmatch(p) is None for p in parts):
         raise ConfigurationError(
             f"{kind} {text!r} is not a plain SQL name (letters, digits and '_', not starting with a digit)"
         )

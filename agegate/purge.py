@@ -285,6 +285,17 @@ class Purger:
                 raise ConfigurationError(f"the account id does not look like {description}")
         return subject
 
+    def check_request(
+        self, subject: str, ticket: str, operator: str, identifiers: Mapping[str, str] | None = None
+    ) -> tuple[str, str, str]:
+        """Check a purge's input as :meth:`purge` does, without touching the store; returns the
+        account id, ticket and operator as they will be used. Raises :class:`ConfigurationError`."""
+        subject = self.check_subject(subject)
+        ticket, operator = _label("ticket", ticket), _label("operator", operator)
+        self._refuse_pii_in_labels(subject, identifiers, {"ticket": ticket, "operator": operator})
+        self._gate.identifier_hashes(identifiers)
+        return subject, ticket, operator
+
     @staticmethod
     def _refuse_pii_in_labels(
         subject: str, identifiers: Mapping[str, str] | None, labels: Mapping[str, str]
@@ -318,9 +329,7 @@ class Purger:
         ``already_done=True``. Raises :class:`PurgeError` when a step fails (the job is then
         ``failed`` and resumable) and :class:`ConfigurationError` for unusable input.
         """
-        subject = self.check_subject(subject)
-        ticket, operator = _label("ticket", ticket), _label("operator", operator)
-        self._refuse_pii_in_labels(subject, identifiers, {"ticket": ticket, "operator": operator})
+        subject, ticket, operator = self.check_request(subject, ticket, operator, identifiers)
         subject_hashes = self._gate.subject_hashes(subject)
         identifier_hashes = tuple(self._gate.identifier_hashes(identifiers))
         store = await self._gate.store()

@@ -204,7 +204,7 @@ def test_keys_public_lists_every_key(
         ),
         (
             ["purge", *BASE, "--subject", "acct-1001", "--ticket", "acct-1001", "--operator", "o", "--yes"],
-            1,
+            2,
             "must not contain",
         ),
     ],

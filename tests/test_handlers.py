@@ -303,3 +303,11 @@ async def test_postgres_coverage(pg_tables: tuple[str, str], keyring: Keyring) -
         (f"{schema}.numbered", "phone", "phone"),
         (f"{schema}.user", "email", "email"),
     ]
+
+
+def test_postgres_without_psycopg_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(ConfigurationError, match=r"pip install 'agegate\[postgres\]'"):
+        PostgresDatabase("postgresql://postgres@127.0.0.1/test")
