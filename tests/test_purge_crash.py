@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import select
 import signal
 import sqlite3
 import subprocess
@@ -228,6 +229,8 @@ def test_two_purges_of_one_account_at_once_make_one_job(tmp_path: Path, referenc
     second = start(PURGE, env)
     # The second process announces that it waits for the first; only then let the first go on.
     assert second.stderr is not None
+    ready, _, _ = select.select([second.stderr], [], [], 30)
+    assert ready, "the second purge neither waited nor finished"
     line = second.stderr.readline()
     assert line.startswith("waiting: another process is running purge job"), line
     release.write_text("go")
