@@ -41,13 +41,13 @@ _PATTERN = re.compile(r"/[^\s\x00-\x1f\x7f]{0,1023}")
 _NEXT = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%#]{0,2047}", re.ASCII)
 
 
-def _compile(name: str, patterns: Iterable[str], always: Sequence[str] = ()) -> re.Pattern[str] | None:
+def _compile(name: str, patterns: Iterable[str]) -> re.Pattern[str] | None:
     """One regex for a list of path patterns: ``*`` matches anything; a trailing ``/*`` also
     matches the bare path (``/checkout/*`` covers ``/checkout``)."""
     if isinstance(patterns, str | bytes):
         raise ConfigurationError(f"{name} takes a list of path patterns, for example ['/checkout/*']")
     try:
-        items = [*always, *patterns]
+        items = list(patterns)
     except TypeError:
         raise ConfigurationError(f"{name} takes a list of path patterns") from None
     parts = []
@@ -355,7 +355,9 @@ class AgeGateMiddleware:
             return
         if self._read_result(cookie) is _UNDER_AGE:
             # Sticky: a new birth date changes nothing until the under-age cookie expires.
-            await self._answer(send, html and not _is_json(scope), "under_age", "/", set_cookie=False)
+            await self._answer(
+                send, html and not _is_json(_media_type(scope)), "under_age", "/", set_cookie=False
+            )
             return
         try:
             fields, next_path, is_json = await _read_screen_body(scope, receive)
@@ -440,12 +442,12 @@ def _header(scope: Scope, wanted: bytes) -> bytes | None:
 
 
 def _media_type(scope: Scope) -> str:
+    """The request's media type, lower case, without parameters (``""`` when not given)."""
     raw = _header(scope, b"content-type") or b""
     return raw.split(b";", 1)[0].strip().lower().decode("latin-1")
 
 
-def _is_json(scope: Scope) -> bool:
-    media = _media_type(scope)
+def _is_json(media: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
@@ -472,8 +474,9 @@ async def _read_screen_body(scope: Scope, receive: Receive) -> tuple[dict[str, s
 
     Reads at most :data:`MAX_SCREEN_BODY` bytes; ``(None, …)`` when the client disconnected.
     """
-    is_json = _is_json(scope)
-    if not is_json and _media_type(scope) not in ("", "application/x-www-form-urlencoded"):
+    media = _media_type(scope)
+    is_json = _is_json(media)
+    if not is_json and media not in ("", "application/x-www-form-urlencoded"):
         raise _Refused(415, "unsupported_media_type")
     declared = _header(scope, b"content-length")
     if declared is not None:

@@ -11,20 +11,15 @@ Run it::
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import FastAPI
 
-from agegate import AgeGate, AgeGateMiddleware, InvalidBirthDate, Keyring, UnderAgeError
-from agegate.pages import Pages
-from agegate.signup import InvalidSignupForm, read_form, signup_fields
-from examples import shop
+from agegate import AgeGateMiddleware, Keyring
+from examples.shop import Shop
 
 
 def create_app(
@@ -34,119 +29,36 @@ def create_app(
     store: str | None = None,
     secure_cookies: bool = True,
 ) -> FastAPI:
-    """Build the shop. ``store`` defaults to an SQLite file in ``data_dir``."""
-    folder = Path(data_dir or os.environ.get("SHOP_DATA_DIR", "shop-data"))
-    folder.mkdir(parents=True, exist_ok=True)
-    gate = AgeGate(
-        keys=keys or Keyring.from_env(),
-        store=store or f"sqlite:///{(folder / 'agegate.sqlite3').resolve()}",
-    )
-    db = shop.ShopDB(folder / "shop.sqlite3")
-    sessions = shop.Sessions(secure=secure_cookies)
-    refused = Pages().under_age()
-
-    @gate.purger.handler("orders")
-    async def purge_orders(subject: str) -> int:
-        return await db.delete("orders", "account_id", subject)
-
-    @gate.purger.handler("profiles")
-    async def purge_profiles(subject: str) -> int:
-        return await db.delete("profiles", "account_id", subject)
-
-    @gate.purger.handler("accounts")
-    async def purge_accounts(subject: str) -> int:
-        return await db.delete("accounts", "id", subject) + sessions.end_all(subject)
+    """Build the shop (see :class:`~examples.shop.Shop` for the options)."""
+    shop = Shop(keys=keys, data_dir=data_dir, store=store, secure_cookies=secure_cookies)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with gate:
+        async with shop.gate:
             yield
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.gate = gate
+    app.state.gate = shop.gate
     app.add_middleware(
         AgeGateMiddleware,
-        gate=gate,
+        gate=shop.gate,
         signup_paths=["/signup"],
         exempt=["/logout"],
-        subject=sessions.account_of,
+        subject=shop.sessions.account_of,
         secure_cookies=secure_cookies,
     )
-
-    async def current(request: Request) -> tuple[str | None, dict[str, Any] | None]:
-        account_id = sessions.account_of(request.scope)
-        return account_id, (await db.account(account_id) if account_id else None)
-
-    @app.get("/", response_class=HTMLResponse)
-    async def home(request: Request) -> str:
-        return shop.home_page((await current(request))[1])
-
-    @app.get("/signup", response_class=HTMLResponse)
-    async def signup_form_page() -> str:
-        return shop.signup_page()
-
-    @app.post("/signup")
-    async def signup(request: Request) -> Response:
-        try:
-            form = await read_form(request, max_bytes=4096)
-        except InvalidSignupForm as exc:
-            return HTMLResponse(shop.signup_page(error=exc.message), status_code=exc.status_code)
-        username, email = form.get("username", "").strip(), form.get("email", "").strip()
-        if not username or "@" not in email or await db.username_taken(username):
-            error = "Please choose another username and give a valid email address."
-            return HTMLResponse(shop.signup_page(form, error=error), status_code=400)
-        account_id = "acct_" + secrets.token_hex(8)
-        try:
-            await signup_fields(
-                request, gate, form, subject=account_id, identifier_fields=("email", "username")
-            )
-        except InvalidBirthDate as exc:
-            return HTMLResponse(shop.signup_page(form, error=exc.message), status_code=400)
-        except UnderAgeError:
-            return HTMLResponse(refused, status_code=403)
-        await db.create_account(account_id, username, email)
-        response = RedirectResponse("/profile", status_code=303)
-        response.headers.append("set-cookie", sessions.start(account_id))
-        return response
-
-    @app.get("/profile")
-    async def profile(request: Request) -> Response:
-        _, account = await current(request)
-        if account is None:
-            return RedirectResponse("/signup", status_code=303)
-        return HTMLResponse(shop.profile_page(account, saved="saved" in request.query_params))
-
-    @app.post("/profile")
-    async def save_profile(request: Request) -> Response:
-        account_id, account = await current(request)
-        if account_id is None or account is None:
-            return RedirectResponse("/signup", status_code=303)
-        form = await shop.form_fields(request)
-        await db.save_profile(account_id, form.get("display_name", ""), form.get("city", ""))
-        return RedirectResponse("/profile?saved=1", status_code=303)
-
-    @app.get("/checkout", response_class=HTMLResponse)
-    async def checkout(request: Request) -> str:
-        account_id, account = await current(request)
-        orders = await db.orders(account_id) if account_id else []
-        return shop.checkout_page(account, orders, placed="placed" in request.query_params)
-
-    @app.post("/checkout")
-    async def place_order(request: Request) -> Response:
-        account_id, _ = await current(request)
-        if account_id is None:
-            return RedirectResponse("/signup", status_code=303)
-        product = (await shop.form_fields(request)).get("product", "")
-        if product in shop.PRODUCTS:
-            await db.place_order(account_id, product)
-        return RedirectResponse("/checkout?placed=1", status_code=303)
-
-    @app.post("/logout")
-    async def logout(request: Request) -> Response:
-        response = RedirectResponse("/", status_code=303)
-        response.headers.append("set-cookie", sessions.end(request.headers))
-        return response
-
+    # The handlers take a Starlette Request and return a Response, which FastAPI passes through.
+    for path, endpoint, method in [
+        ("/", shop.home, "GET"),
+        ("/signup", shop.signup_form, "GET"),
+        ("/signup", shop.signup, "POST"),
+        ("/profile", shop.profile, "GET"),
+        ("/profile", shop.save_profile, "POST"),
+        ("/checkout", shop.checkout, "GET"),
+        ("/checkout", shop.place_order, "POST"),
+        ("/logout", shop.logout, "POST"),
+    ]:
+        app.add_api_route(path, endpoint, methods=[method], include_in_schema=False)
     return app
 
 

@@ -1,9 +1,13 @@
-"""The parts of the example shop that have nothing to do with agegate: its SQLite tables, its
-log-in sessions and its HTML. ``starlette_app.py`` and ``fastapi_app.py`` show the agegate parts.
+"""Trail Shop, the example app: its SQLite tables, log-in sessions, HTML and request handlers.
+
+The agegate parts are :class:`Shop` (the gate, the purge handlers that cover every table the
+shop keeps, and the signup handler that screens inline); ``starlette_app.py`` and
+``fastapi_app.py`` put the handlers behind :class:`~agegate.AgeGateMiddleware` in each framework.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -13,9 +17,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from agegate import AgeGate, InvalidBirthDate, Keyring, UnderAgeError
 from agegate.middleware import read_cookie
-from agegate.signup import InvalidSignupForm, read_form
+from agegate.pages import Pages
+from agegate.signup import InvalidSignupForm, read_form, signup_fields
 
 T = TypeVar("T")
 
@@ -102,7 +110,7 @@ class ShopDB:
         return await self._run(lambda db: db.execute(sql, (account_id,)).rowcount)
 
 
-async def form_fields(request: Any) -> dict[str, str]:
+async def form_fields(request: Request) -> dict[str, str]:
     """One of the shop's own small forms, read without python-multipart ({} if unreadable)."""
     try:
         return await read_form(request, max_bytes=4096)
@@ -255,3 +263,116 @@ def checkout_page(account: Mapping[str, Any] | None, orders: list[str], *, place
         f'<button type="submit">Place order</button></form>{history}'
     )
     return page("Checkout", body, account=account)
+
+
+# -- the shop itself ------------------------------------------------------------------------------
+
+
+class Shop:
+    """The shop's gate, tables and sessions, and its request handlers (Starlette ``Request`` in,
+    ``Response`` out, so FastAPI takes them as they are).
+
+    ``store`` defaults to an SQLite file in ``data_dir`` (default ``$SHOP_DATA_DIR`` or
+    ``./shop-data``); ``keys`` default to ``AGEGATE_SECRET_KEYS``.
+    """
+
+    def __init__(
+        self,
+        *,
+        keys: Keyring | None = None,
+        data_dir: str | Path | None = None,
+        store: str | None = None,
+        secure_cookies: bool = True,
+    ) -> None:
+        folder = Path(data_dir or os.environ.get("SHOP_DATA_DIR", "shop-data"))
+        folder.mkdir(parents=True, exist_ok=True)
+        self.gate = AgeGate(
+            keys=keys or Keyring.from_env(),
+            store=store or f"sqlite:///{(folder / 'agegate.sqlite3').resolve()}",
+        )
+        self.db = ShopDB(folder / "shop.sqlite3")
+        self.sessions = Sessions(secure=secure_cookies)
+        self._refused = Pages().under_age()
+        db, sessions = self.db, self.sessions
+
+        # Purge handlers: everything the shop keeps about an account, each safe to run twice.
+        @self.gate.purger.handler("orders")
+        async def purge_orders(subject: str) -> int:
+            return await db.delete("orders", "account_id", subject)
+
+        @self.gate.purger.handler("profiles")
+        async def purge_profiles(subject: str) -> int:
+            return await db.delete("profiles", "account_id", subject)
+
+        @self.gate.purger.handler("accounts")
+        async def purge_accounts(subject: str) -> int:
+            return await db.delete("accounts", "id", subject) + sessions.end_all(subject)
+
+    async def _current(self, request: Request) -> tuple[str | None, dict[str, Any] | None]:
+        account_id = self.sessions.account_of(request.scope)
+        return account_id, (await self.db.account(account_id) if account_id else None)
+
+    async def home(self, request: Request) -> Response:
+        return HTMLResponse(home_page((await self._current(request))[1]))
+
+    async def signup_form(self, request: Request) -> Response:
+        return HTMLResponse(signup_page())
+
+    async def signup(self, request: Request) -> Response:
+        """POST /signup, a ``signup_paths`` entry: the birth date is screened here, inline."""
+        try:
+            form = await read_form(request, max_bytes=4096)
+        except InvalidSignupForm as exc:
+            return HTMLResponse(signup_page(error=exc.message), status_code=exc.status_code)
+        username, email = form.get("username", "").strip(), form.get("email", "").strip()
+        if not username or "@" not in email or await self.db.username_taken(username):
+            error = "Please choose another username and give a valid email address."
+            return HTMLResponse(signup_page(form, error=error), status_code=400)
+        account_id = "acct_" + secrets.token_hex(8)
+        try:
+            # Screens the birth date, stores only a keyed hash of an allowed result and tells the
+            # middleware, which sets the browser's cookie. Nothing is stored before this returns.
+            await signup_fields(
+                request, self.gate, form, subject=account_id, identifier_fields=("email", "username")
+            )
+        except InvalidBirthDate as exc:
+            return HTMLResponse(signup_page(form, error=exc.message), status_code=400)
+        except UnderAgeError:
+            return HTMLResponse(self._refused, status_code=403)
+        await self.db.create_account(account_id, username, email)
+        response = RedirectResponse("/profile", status_code=303)
+        response.headers.append("set-cookie", self.sessions.start(account_id))
+        return response
+
+    async def profile(self, request: Request) -> Response:
+        _, account = await self._current(request)
+        if account is None:
+            return RedirectResponse("/signup", status_code=303)
+        return HTMLResponse(profile_page(account, saved="saved" in request.query_params))
+
+    async def save_profile(self, request: Request) -> Response:
+        account_id, account = await self._current(request)
+        if account_id is None or account is None:
+            return RedirectResponse("/signup", status_code=303)
+        form = await form_fields(request)
+        await self.db.save_profile(account_id, form.get("display_name", ""), form.get("city", ""))
+        return RedirectResponse("/profile?saved=1", status_code=303)
+
+    async def checkout(self, request: Request) -> Response:
+        account_id, account = await self._current(request)
+        orders = await self.db.orders(account_id) if account_id else []
+        return HTMLResponse(checkout_page(account, orders, placed="placed" in request.query_params))
+
+    async def place_order(self, request: Request) -> Response:
+        account_id = self.sessions.account_of(request.scope)
+        if account_id is None:
+            return RedirectResponse("/signup", status_code=303)
+        product = (await form_fields(request)).get("product", "")
+        if product in PRODUCTS:
+            await self.db.place_order(account_id, product)
+        return RedirectResponse("/checkout?placed=1", status_code=303)
+
+    async def logout(self, request: Request) -> Response:
+        response = RedirectResponse("/", status_code=303)
+        response.headers.append("set-cookie", self.sessions.end(request.headers))
+        return response
