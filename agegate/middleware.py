@@ -154,7 +154,6 @@ class AgeGateMiddleware:
         self._opened: dict[str, tuple[int, Any]] = {}
         self._policy = gate.policy.name
         self._allowed = Decision.of("allowed", self._policy)
-        self._under = Decision.of("under_age", self._policy)
 
         self.cookie_name = ("__Host-" if secure_cookies else "") + COOKIE_NAME
         attrs = "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure_cookies else "")
@@ -306,11 +305,8 @@ class AgeGateMiddleware:
         async def send_with_cookie(message: Message) -> None:
             if notes and message["type"] == "http.response.start":
                 under = any(note.outcome == "under_age" for note in notes)
-                headers = [
-                    (name, value)
-                    for name, value in message.get("headers", ())
-                    if name.lower() not in (b"cache-control", b"vary")
-                ]
+                # A response that sets the gate's cookie must not be cached for anyone else.
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"cache-control"]
                 headers += self._private
                 headers.append(self._set_cookie("under_age" if under else "allowed"))
                 message = {**message, "headers": headers}
