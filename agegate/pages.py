@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from html import escape
 from urllib.parse import quote
 
+from .errors import ConfigurationError
+
 #: The fields of the three-part birth date, as the screen form posts them.
 DATE_FIELDS = ("birth_year", "birth_month", "birth_day")
 _MONTHS = (
@@ -100,7 +102,7 @@ class Pages:
         layout: Callable[[str, str, str], str] | None = None,
     ) -> None:
         if "</style" in css.lower():
-            raise ValueError("css must not close the <style> element")
+            raise ConfigurationError("css must not close the <style> element")
         self.css = css
         self._layout = layout or _default_layout
 

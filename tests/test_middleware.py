@@ -900,3 +900,22 @@ def test_any_screen_input_gets_an_answer_never_a_500(
     if probe.status == 303:
         location = dict(probe.sent[0]["headers"])[b"location"].decode()
         assert location.startswith("/") and not location.startswith(("//", "/\\"))
+
+
+@pytest.mark.anyio
+async def test_an_app_brings_its_own_look(gate: AgeGate, shop: Shop) -> None:
+    from agegate.pages import Pages
+
+    def layout(title: str, body: str, css: str) -> str:
+        return (
+            f"<!doctype html><title>{title} · Trail Shop</title><style>{css}</style><div id=mine>{body}</div>"
+        )
+
+    pages = Pages(css="body{color:teal}", layout=layout)
+    async with client_for(build(gate, shop, pages=pages)) as c:
+        page = (await c.get("/agegate", headers=HTML)).text
+        assert "<div id=mine>" in page and "body{color:teal}" in page and 'name="birth_year"' in page
+        refused = await c.post("/agegate", data=CHILD, headers=HTML)
+        assert "<div id=mine>" in refused.text
+    with pytest.raises(ConfigurationError):
+        Pages(css="</style><script>alert(1)</script>")
