@@ -375,6 +375,13 @@ class Purger:
                         f"job {job.job_id} cannot be opened: was its key removed from AGEGATE_SECRET_KEYS?",
                         job_id=job.job_id,
                     ) from None
+                # The sealed id must belong to the job's account: a row edited or swapped in the
+                # database must not turn a resume into a purge of someone else.
+                if job.subject_hash not in self._gate.subject_hashes(subject):
+                    raise PurgeError(
+                        f"job {job.job_id} does not match its sealed account id; not resuming it",
+                        job_id=job.job_id,
+                    )
                 reports.append(await self._drive(store, job, subject, ()))
             except PurgeError as exc:
                 reports.append(

@@ -525,3 +525,42 @@ async def test_the_middleware_blocks_the_account_while_and_after_it_is_purged(
                 assert (
                     await client.post("/checkout", headers={**headers, "x-account": "acct-2"})
                 ).status_code == 200
+
+
+async def test_resume_refuses_a_sealed_id_swapped_between_jobs(keyring: Keyring, tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path}/agegate.sqlite3"
+    calls: list[str] = []
+    async with AgeGate(keys=keyring, store=url) as gate:
+
+        @gate.purger.handler("orders")
+        async def orders(subject: str) -> int:
+            calls.append(subject)
+            raise RuntimeError("down")
+
+        for subject in ("acct-1", "acct-2"):
+            with pytest.raises(PurgeError):
+                await gate.purge(subject, ticket="T-" + subject[-1], operator="a")
+    # Someone with write access to the database swaps the sealed account ids of the two jobs.
+    conn = sqlite3.connect(tmp_path / "agegate.sqlite3")
+    try:
+        rows = conn.execute("SELECT job_id, sealed_subject FROM purge_jobs ORDER BY created_at").fetchall()
+        (a, sealed_a), (b, sealed_b) = rows
+        with conn:
+            conn.execute("UPDATE purge_jobs SET sealed_subject = ? WHERE job_id = ?", (sealed_b, a))
+            conn.execute("UPDATE purge_jobs SET sealed_subject = ? WHERE job_id = ?", (sealed_a, b))
+    finally:
+        conn.close()
+    calls.clear()
+    async with AgeGate(keys=keyring, store=url) as gate:
+
+        @gate.purger.handler("orders")
+        async def orders_again(subject: str) -> int:
+            calls.append(subject)
+            return 0
+
+        reports = await gate.purger.resume()
+    assert [r.state for r in reports] == ["failed", "failed"]
+    assert all("does not match its sealed account id" in (r.error or "") for r in reports)
+    assert calls == []
