@@ -352,7 +352,9 @@ def _job_json(job: PurgeJob) -> dict[str, Any]:
         "operator": job.operator,
         "state": job.state,
         "handlers": list(job.handlers),
-        "steps": job.steps,
+        "steps": {n: c for n, c in job.steps.items() if not n.startswith(PLANNED)},
+        # What each handler's count side saw before it ran (see agegate.purge).
+        "planned": {n[len(PLANNED) :]: c for n, c in job.steps.items() if n.startswith(PLANNED)},
         "created_at": job.created_at.isoformat(),
         "updated_at": job.updated_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,

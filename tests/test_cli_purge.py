@@ -107,10 +107,12 @@ def test_purge_text_output_rerun_and_audit(app_dir: Path, capsys: pytest.Capture
     assert "profiles=1 orders=6 files=3 block_identifiers=1" in line and "planned:" not in line
     (job,) = jobs(capsys)
     assert set(job) == {
-        "job_id", "ticket", "operator", "state", "handlers", "steps",
+        "job_id", "ticket", "operator", "state", "handlers", "steps", "planned",
         "created_at", "updated_at", "finished_at", "error",
     }  # fmt: skip
     assert job["handlers"] == ["profiles", "orders", "files"]
+    assert job["steps"] == {"freeze": 1, "profiles": 1, "orders": 6, "files": 3, "block_identifiers": 1}
+    assert job["planned"] == {"profiles": 1, "orders": 6, "files": 3}
 
 
 def test_dry_run_json(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
