@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket
 from agegate import AgeGate, AgeGateMiddleware, AgePolicy, ConfigurationError, Keyring, UnderAgeError
 from agegate.gate import NOTES_KEY, SCOPE_KEY, Decision, record_decision
 from agegate.middleware import MAX_SCREEN_BODY, read_cookie, safe_next
+from agegate.signup import read_form
 from agegate.stores import MemoryStore
 
 HTML = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -46,10 +47,10 @@ class Shop:
 
     async def signup(self, request: Request) -> Response:
         self.calls.append((request.method, request.url.path))
-        form = dict(await request.form())
+        form = await read_form(request)  # no python-multipart: the library must not need it
         gate: AgeGate = request.app.state.gate
         try:
-            await gate.signup({k: str(v) for k, v in form.items()}, subject=str(form.get("account")))
+            await gate.signup(form, subject=form["account"])
         except UnderAgeError:
             record_decision(request.scope, Decision.of("under_age", gate.policy.name))
             return PlainTextResponse("refused", headers={"cache-control": "max-age=60"})
