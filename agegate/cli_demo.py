@@ -8,8 +8,10 @@ unless ``--data-dir`` names one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +21,14 @@ from .keys import DEFAULT_ENV_VAR, Keyring
 
 #: The source checkout's root, where ``examples/`` lives.
 _CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: stop serving and clean up."""
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
 
 
 def register(sub: Any) -> None:
@@ -60,11 +70,18 @@ def _demo(args: argparse.Namespace) -> int:
             f"agegate demo: {DEFAULT_ENV_VAR} is not set, so these keys are EPHEMERAL: cookies and "
             "stored results stop working when the demo stops. Never run a real site like this."
         )
-    with tempfile.TemporaryDirectory(prefix="agegate-demo-") as scratch:
-        folder = Path(args.data_dir) if args.data_dir else Path(scratch)
+    with contextlib.ExitStack() as cleanup:
+        if args.data_dir:
+            folder = Path(args.data_dir)
+        else:
+            folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="agegate-demo-")))
+        # uvicorn re-raises SIGTERM once it has shut down; turn it into an exit that cleans up.
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        cleanup.callback(signal.signal, signal.SIGTERM, previous)
         app = example.create_app(keys=keys, data_dir=folder, secure_cookies=False)
         print(f"agegate demo: data in {folder} (SQLite){'' if args.data_dir else ', removed on exit'}")
         print(f"agegate demo: open http://{args.host}:{args.port}/ (Ctrl+C stops it)", flush=True)
-        # No access log: it would write visitors' IP addresses.
-        uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+        with contextlib.suppress(_Terminated):
+            # No access log: it would write visitors' IP addresses.
+            uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
     return EXIT_OK

@@ -177,3 +177,30 @@ def test_agegate_demo_serves_the_shop(tmp_path: Path) -> None:
             output, _ = proc.communicate(timeout=10)
     assert "EPHEMERAL" in output
     assert (tmp_path / "agegate.sqlite3").exists()
+    assert proc.returncode == 0  # SIGTERM stops it cleanly
+
+
+def test_agegate_demo_removes_its_temporary_folder() -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "AGEGATE_SECRET_KEYS"}
+    command = [sys.executable, "-m", "agegate", "demo", "--port", str(port)]
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "open http" in line:
+                break
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=10)
+    found = re.search(r"data in (\S+) \(SQLite\)", "".join(lines))
+    assert found, "".join(lines) + rest
+    assert proc.returncode == 0
+    assert not Path(found.group(1)).exists()
