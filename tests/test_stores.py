@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 import stat
 import threading
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -337,4 +339,43 @@ async def test_a_database_that_stays_busy_is_a_store_error(
         other.execute("ROLLBACK")
     finally:
         other.close()
+        await store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+async def test_a_forked_worker_reconnects(tmp_path: Path) -> None:
+    # A pre-forking server may fork after the store was opened: the child gets a fresh
+    # connection and thread instead of hanging on the parent's.
+    store = SQLiteStore(f"sqlite:///{tmp_path}/agegate.sqlite3")
+    await store.open()
+    try:
+        await store.put_attestation(record("parent"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # "fork() in a threaded process"
+            pid = os.fork()
+        if pid == 0:  # the child: report by exit status only, never return into pytest
+            code = 1
+            try:
+
+                async def child() -> bool:
+                    await store.put_attestation(record("child"))
+                    found = await store.get_attestation([h("parent")]) == record("parent")
+                    await store.close()
+                    return found
+
+                code = 0 if asyncio.run(asyncio.wait_for(child(), 30)) else 2
+            finally:
+                os._exit(code)
+        for _ in range(600):  # a child that hangs is killed, and the test fails
+            done, status = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - non-blocking
+            if done:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)  # noqa: ASYNC222 - it was just killed
+            pytest.fail("the forked child hung on the parent's connection")
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert await store.get_attestation([h("child")]) == record("child")
+    finally:
         await store.close()

@@ -42,6 +42,7 @@ BUSY_TIMEOUT_MS = 5_000
 RETRY_FOR = 30.0
 
 _FINAL = ("done", "dry_run")
+_INHERITED: list[sqlite3.Connection] = []  # connections inherited across fork, never used again
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
 
@@ -151,6 +152,7 @@ class SQLiteStore:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
         self._guard = threading.Lock()
+        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.url!r})"
@@ -160,6 +162,7 @@ class SQLiteStore:
     async def open(self) -> None:
         """Open the file (creating it owner-only), switch to WAL, create or migrate the schema."""
         with self._guard:
+            self._after_fork()
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agegate-sqlite")
             executor = self._executor
@@ -184,7 +187,18 @@ class SQLiteStore:
             await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
         executor.shutdown(wait=False)
 
+    def _after_fork(self) -> None:
+        """In a child forked from the process that opened the store (a pre-forking server),
+        the store's thread is gone and its connection must not be used (SQLite forbids it):
+        start over, leaving the inherited connection untouched rather than closing it here."""
+        if self._pid != os.getpid():
+            if self._conn is not None:
+                _INHERITED.append(self._conn)
+            self._pid, self._conn, self._executor = os.getpid(), None, None
+
     async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        if self._pid != os.getpid() and self._executor is not None:
+            await self.open()
         executor = self._executor
         if executor is None:
             raise StoreError("the SQLite store is not open: call `await store.open()` first")
