@@ -182,6 +182,36 @@ async def test_an_older_schema_is_migrated_forward(tmp_path: Path) -> None:
     conn.close()
 
 
+async def test_a_later_migration_runs_on_open_and_keeps_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agegate.stores.sqlite as sqlite_module
+
+    url = f"sqlite:///{tmp_path}/agegate.sqlite3"
+    store = SQLiteStore(url)
+    await store.open()
+    await store.put_attestation(record("a"))
+    await store.close()
+    # A future version 2 of the schema, as a release would append it.
+    later = (*sqlite_module._MIGRATIONS, ("CREATE TABLE future_things (x INTEGER)",))
+    monkeypatch.setattr(sqlite_module, "_MIGRATIONS", later)
+    monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    store = SQLiteStore(url)
+    await store.open()
+    try:
+        assert await store.get_attestation([h("a")]) == record("a")
+        version, tables = await store._call(
+            lambda conn: (
+                conn.execute("PRAGMA user_version").fetchone()[0],
+                [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")],
+            ),
+            write=False,
+        )
+        assert version == SCHEMA_VERSION + 1 and "future_things" in tables
+    finally:
+        await store.close()
+
+
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "agegate.sqlite3"
     store = SQLiteStore(f"sqlite:///{path}")
