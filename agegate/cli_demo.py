@@ -23,8 +23,11 @@ from .keys import DEFAULT_ENV_VAR, Keyring
 _CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-class _Terminated(Exception):
-    """SIGTERM arrived: stop serving and clean up."""
+class _Terminated(BaseException):
+    """SIGTERM arrived: stop serving and clean up.
+
+    A BaseException, so that code that wraps ordinary exceptions (logging's dictConfig, while
+    uvicorn is still starting) lets it through to the demo's own handler."""
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -78,10 +81,10 @@ def _demo(args: argparse.Namespace) -> int:
         # uvicorn re-raises SIGTERM once it has shut down; turn it into an exit that cleans up.
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
         cleanup.callback(signal.signal, signal.SIGTERM, previous)
-        app = example.create_app(keys=keys, data_dir=folder, secure_cookies=False)
-        print(f"agegate demo: data in {folder} (SQLite){'' if args.data_dir else ', removed on exit'}")
-        print(f"agegate demo: open http://{args.host}:{args.port}/ (Ctrl+C stops it)", flush=True)
         with contextlib.suppress(_Terminated):
+            app = example.create_app(keys=keys, data_dir=folder, secure_cookies=False)
+            print(f"agegate demo: data in {folder} (SQLite){'' if args.data_dir else ', removed on exit'}")
+            print(f"agegate demo: open http://{args.host}:{args.port}/ (Ctrl+C stops it)", flush=True)
             # No access log: it would write visitors' IP addresses.
             uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
     return EXIT_OK
