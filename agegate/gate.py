@@ -122,6 +122,7 @@ class AgeGate:
         # caching the older answer.
         self._status_cache: dict[str, tuple[float, Status]] = {}
         self._status_generation = 0
+        self._seen_revision = 0
         self.sealer = Sealer(keys, "cookie")
         self.subject_hasher = Hasher(keys, "subject")
         self.attestation_hasher = Hasher(keys, "attestation")
@@ -201,6 +202,8 @@ class AgeGate:
             AttestationRecord(hashes[0], kid, mac, self.policy.name, moment), replaces=hashes[1:]
         )
         self.forget_status(subject)
+        if outcome == "under_age":
+            await store.bump_revision()  # other processes drop their cached "allowed" at once
         return Attestation(outcome, self.policy.name, moment, kid)
 
     async def status_of(self, subject: str) -> Status:
@@ -226,6 +229,12 @@ class AgeGate:
     def peek_status(self, subject: str) -> Status | None:
         """The status :meth:`cached_status` would answer from memory, or ``None`` when it
         would have to ask the store. Never awaits: the middleware's fast path."""
+        revision = self._store.revision()
+        if revision != self._seen_revision:
+            # Some process marked an account under age (a purge) or deleted one: drop it all.
+            self._seen_revision = revision
+            self.forget_status()
+            return None
         hit = self._status_cache.get(subject)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
@@ -235,7 +244,9 @@ class AgeGate:
         """:meth:`status_of`, answered from process memory for ``status_cache_ttl`` seconds.
 
         The gate forgets an account's cached status whenever it writes that account's
-        attestation; other processes see a change within ``status_cache_ttl``.
+        attestation. When any process sharing the store marks an account under age (a purge)
+        or deletes an attestation, every process drops its cache at once (the store's
+        :meth:`~agegate.stores.Store.revision`); other changes show within ``status_cache_ttl``.
         """
         hit = self.peek_status(subject)
         if hit is not None:
@@ -269,6 +280,8 @@ class AgeGate:
         store = await self.store()
         deleted = await store.delete_attestations(self.subject_hashes(subject))
         self.forget_status(subject)
+        if deleted:
+            await store.bump_revision()
         return deleted
 
     async def delete_expired_blocks(self, *, now: datetime | None = None) -> int:

@@ -85,6 +85,13 @@ class StoreContract:
         await store.open()
         assert await store.get_attestation([h("a")]) == record("a")
 
+    async def test_bump_revision_changes_the_revision(self, store: Store) -> None:
+        seen = {store.revision()}
+        for _ in range(3):
+            await store.bump_revision()
+            assert store.revision() not in seen
+            seen.add(store.revision())
+
     async def test_data_outlives_the_connection(self, store: Store) -> None:
         if not self.persistent:
             pytest.skip("this store keeps nothing beyond its process")

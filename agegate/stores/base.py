@@ -70,6 +70,17 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections. Idempotent."""
 
+    # -- change signal ---------------------------------------------------------------------
+
+    def revision(self) -> int:
+        """A number that changes whenever :meth:`bump_revision` is called, by this process or
+        any other sharing the store. Cheap enough for every request: no I/O round trip. The gate
+        calls it before answering from its in-process status cache."""
+
+    async def bump_revision(self) -> None:
+        """Signal every process sharing the store that an account's status changed (marked under
+        age, or deleted): their status caches are dropped at once."""
+
     # -- attestations -----------------------------------------------------------------------
 
     async def put_attestation(self, record: AttestationRecord, *, replaces: Sequence[bytes] = ()) -> None:

@@ -21,12 +21,19 @@ class MemoryStore:
         self._attestations: dict[bytes, AttestationRecord] = {}
         self._blocks: dict[bytes, datetime] = {}
         self._jobs: dict[str, PurgeJob] = {}
+        self._revision = 0
 
     async def open(self) -> None:
         return None
 
     async def close(self) -> None:
         return None
+
+    def revision(self) -> int:
+        return self._revision
+
+    async def bump_revision(self) -> None:
+        self._revision += 1
 
     async def put_attestation(self, record: AttestationRecord, *, replaces: Sequence[bytes] = ()) -> None:
         async with self._lock:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar, cast
 
 from ..errors import StoreError
 from .base import AttestationRecord, JobState, PurgeJob
+from .revision import RevisionFile
 
 T = TypeVar("T")
 
@@ -153,6 +154,7 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
         self._guard = threading.Lock()
         self._pid = os.getpid()
+        self._revision = RevisionFile(self.path + "-revision")
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.url!r})"
@@ -264,6 +266,11 @@ class SQLiteStore:
             raise self._error(exc) from None
         try:
             self._prepare(conn)
+            # Only next to a file now known to be an agegate store.
+            self._revision.open()
+        except OSError as exc:
+            conn.close()
+            raise StoreError(f"cannot open {self._revision.path!r}: {exc.strerror}") from None
         except BaseException:
             conn.close()
             raise
@@ -337,6 +344,17 @@ class SQLiteStore:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+        self._revision.close()
+
+    # -- change signal -----------------------------------------------------------------------
+
+    def revision(self) -> int:
+        """The shared change counter (a memory read; see :mod:`agegate.stores.revision`)."""
+        return self._revision.value()
+
+    async def bump_revision(self) -> None:
+        """Bump the shared change counter: every process's status cache is dropped at once."""
+        self._revision.bump()
 
     # -- attestations ------------------------------------------------------------------------
 
