@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import stat
+import sys
 import threading
 import warnings
 from collections.abc import AsyncIterator
@@ -87,10 +88,14 @@ def test_malformed_store_urls_are_refused_clearly(url: str) -> None:
     assert "://" in str(caught.value)  # the message shows what a good URL looks like
 
 
-def test_postgresql_is_not_available_yet() -> None:
-    for url in ("postgresql://postgres@127.0.0.1/test", "postgres://x/y"):
-        with pytest.raises(StoreError, match="not available yet"):
-            open_store(url)
+def test_postgresql_urls_make_a_postgres_store_or_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agegate.stores.postgres import PostgresStore
+
+    for url in ("postgresql://postgres@127.0.0.1/test", "postgres://x/y", "POSTGRESQL://h/db"):
+        assert isinstance(open_store(url), PostgresStore)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if agegate[postgres] were not installed
+    with pytest.raises(StoreError, match=r"pip install 'agegate\[postgres\]'"):
+        open_store("postgresql://postgres@127.0.0.1/test")
 
 
 # -- the file --------------------------------------------------------------------------------

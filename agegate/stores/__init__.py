@@ -16,7 +16,8 @@ def open_store(url: str) -> Store:
       ``sqlite:////absolute/path``: the embedded default, one SQLite file in WAL mode, safe for
       several worker processes on one host; see :mod:`agegate.stores.sqlite`.
     - ``memory://``: in-process dictionaries, for tests; nothing survives the process.
-    - ``postgresql://…`` / ``postgres://…``: not available yet (raises :class:`~agegate.StoreError`).
+    - ``postgresql://…`` / ``postgres://…``: several app instances sharing one PostgreSQL
+      database (needs ``pip install 'agegate[postgres]'``); see :mod:`agegate.stores.postgres`.
 
     An unknown scheme or a malformed URL raises :class:`~agegate.StoreError`. The store is
     connected, and its schema created or migrated forward, by ``await store.open()``, which
@@ -33,5 +34,7 @@ def open_store(url: str) -> Store:
 
         return SQLiteStore(url)
     if scheme in ("postgresql", "postgres"):
-        raise StoreError("the PostgreSQL store is not available yet; use sqlite:///path for now")
+        from .postgres import PostgresStore
+
+        return PostgresStore(url)
     raise StoreError(f"unknown store scheme {scheme!r}: use memory://, sqlite:///path or postgresql://…")

@@ -1,0 +1,812 @@
+"""``postgresql://…``: the store for several app instances sharing one PostgreSQL database.
+
+Needs ``pip install 'agegate[postgres]'`` (psycopg 3 and psycopg_pool, imported only when a
+PostgreSQL store is made). Calls run on a pool of connections
+(:class:`psycopg_pool.AsyncConnectionPool`), each call one transaction. Tables are named
+``agegate_…`` so that the store can live in an app's own database; ``?schema=name`` puts them
+in their own schema instead (created when missing), otherwise they go in the first schema of
+the connection's ``search_path``. The schema version is
+kept in ``agegate_meta`` and migrated forward on open under a transaction-level advisory lock, so
+instances starting together do not race; ``agegate_…`` tables that agegate did not make are
+refused with a :class:`~agegate.StoreError`.
+
+Purge leases are claimed with ``SELECT … FOR UPDATE SKIP LOCKED``: a claimer never queues behind
+another instance that is working on the same job. The change signal is ``NOTIFY
+agegate_revision`` (payload: the schema name); every store keeps one ``LISTEN`` connection
+that bumps an in-process counter, so :meth:`PostgresStore.revision` is an attribute read. While
+that connection is down the counter changes on every read (every status cache is dropped) until
+it is back.
+
+Query options taken by agegate and not passed to libpq: ``schema``, ``pool_min_size`` (default
+1), ``pool_max_size`` (default 10) and ``pool_timeout`` (seconds to wait for a free connection,
+default 30). Everything else (``sslmode``, ``connect_timeout``, ``options``…) goes to libpq. The
+password never appears in :attr:`PostgresStore.url`, in ``repr()`` or in an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+from ..errors import StoreError
+from .base import AttestationRecord, JobState, PurgeJob
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
+
+    Conn = AsyncConnection[tuple[Any, ...]]
+
+T = TypeVar("T")
+
+#: The schema version this code writes; older schemas are migrated forward on open.
+SCHEMA_VERSION = 1
+#: The ``application`` value in ``agegate_meta``.
+APPLICATION = "agegate"
+#: The ``LISTEN``/``NOTIFY`` channel of the change signal.
+CHANNEL = "agegate_revision"
+#: How often the ``LISTEN`` connection is checked when no notification arrives, in seconds.
+LISTEN_CHECK_INTERVAL = 15.0
+#: libpq's ``connect_timeout`` when the URL gives none, in seconds.
+CONNECT_TIMEOUT = 10
+#: First key of the advisory lock taken while migrating ("AgGt"); the second is the schema's hash.
+_LOCK_CLASS = 0x41674774
+_RETRIES = 5  # serialization failures and deadlocks are retried this many times
+_FINAL = ("done", "dry_run")
+_OPTIONS = ("schema", "pool_min_size", "pool_max_size", "pool_timeout")
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_TABLES = (
+    "agegate_meta",
+    "agegate_attestations",
+    "agegate_identifier_blocks",
+    "agegate_purge_jobs",
+    "agegate_purge_steps",
+)
+
+logger = logging.getLogger("agegate.stores.postgres")
+
+# Each entry moves the schema from version N to N + 1; append, never edit, once released.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE agegate_attestations (
+            subject_hash bytea PRIMARY KEY,
+            kid text NOT NULL,
+            mac bytea NOT NULL,
+            policy text NOT NULL,
+            checked_at timestamptz NOT NULL
+        )""",
+        """CREATE TABLE agegate_identifier_blocks (
+            identifier_hash bytea PRIMARY KEY,
+            blocked_until timestamptz NOT NULL
+        )""",
+        "CREATE INDEX agegate_identifier_blocks_until ON agegate_identifier_blocks (blocked_until)",
+        """CREATE TABLE agegate_purge_jobs (
+            job_id text PRIMARY KEY,
+            subject_hash bytea NOT NULL UNIQUE,
+            ticket text NOT NULL,
+            operator text NOT NULL,
+            handlers text[] NOT NULL,
+            state text NOT NULL CHECK (state IN ('running', 'done', 'failed', 'dry_run')),
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            sealed_subject bytea,
+            identifier_hashes bytea[] NOT NULL,
+            finished_at timestamptz,
+            error text,
+            lease_owner text,
+            lease_until timestamptz
+        )""",
+        "CREATE INDEX agegate_purge_jobs_created ON agegate_purge_jobs (created_at, job_id)",
+        """CREATE TABLE agegate_purge_steps (
+            job_id text NOT NULL REFERENCES agegate_purge_jobs (job_id) ON DELETE CASCADE,
+            position integer NOT NULL,
+            step text NOT NULL,
+            count bigint NOT NULL,
+            PRIMARY KEY (job_id, step)
+        )""",
+    ),
+)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+_JOB_COLUMNS = (
+    "job_id, subject_hash, ticket, operator, handlers, state, created_at, updated_at, "
+    "sealed_subject, identifier_hashes, finished_at, error, lease_owner, lease_until"
+)
+_MISSING = "the PostgreSQL store needs psycopg 3 and psycopg_pool: pip install 'agegate[postgres]'"
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+        import psycopg_pool  # noqa: F401 - checked here so that open() cannot fail on it later
+    except ImportError:
+        raise StoreError(_MISSING) from None
+    return psycopg
+
+
+class PostgresURL:
+    """A ``postgresql://`` store URL taken apart: what goes to libpq, agegate's own options, and
+    a form safe to print (no password)."""
+
+    __slots__ = ("conninfo", "password", "pool_max_size", "pool_min_size", "pool_timeout", "safe", "schema")
+
+    def __init__(self, url: str) -> None:
+        if not isinstance(url, str):
+            raise StoreError("a PostgreSQL store URL is a string like postgresql://user@host:5432/dbname")
+        scheme, sep, _ = url.partition("://")
+        if scheme.lower() not in ("postgresql", "postgres") or not sep:
+            raise StoreError("a PostgreSQL store URL starts with postgresql:// (or postgres://)")
+        try:
+            parts = urlsplit(url)
+            query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+        except ValueError:
+            raise StoreError(
+                "the PostgreSQL store URL cannot be parsed: postgresql://user@host:5432/dbname"
+            ) from None
+        if parts.fragment:
+            raise StoreError("a PostgreSQL store URL has no '#' part: postgresql://user@host:5432/dbname")
+        userinfo, at, hostport = parts.netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        options = {k: v for k, v in query if k in _OPTIONS}
+        passthrough = [(k, v) for k, v in query if k not in _OPTIONS]
+        self.password = password or next((v for k, v in passthrough if k == "password"), "")
+        self.schema: str | None = options.get("schema") or None
+        if self.schema is not None and not _SCHEMA_NAME.fullmatch(self.schema):
+            raise StoreError(
+                "the ?schema= of a PostgreSQL store URL is a lower-case name of letters, digits and "
+                "underscores (for example ?schema=agegate)"
+            )
+        self.pool_min_size = _int_option(options, "pool_min_size", 1, minimum=0)
+        self.pool_max_size = _int_option(options, "pool_max_size", 10, minimum=1)
+        if self.pool_max_size < self.pool_min_size:
+            raise StoreError("pool_max_size must not be smaller than pool_min_size in a PostgreSQL store URL")
+        self.pool_timeout = float(_int_option(options, "pool_timeout", 30, minimum=1))
+        self.conninfo = urlunsplit(parts._replace(query=urlencode(passthrough, quote_via=quote)))
+        safe_netloc = (user + "@" if at and user else "") + hostport
+        safe_query = urlencode([(k, v) for k, v in query if k != "password"], quote_via=quote)
+        self.safe = urlunsplit(parts._replace(netloc=safe_netloc, query=safe_query))
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the password taken out (libpq does not put it in messages; be sure)."""
+        if self.password:
+            text = text.replace(self.password, "***")
+        return text
+
+
+def _int_option(options: dict[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = options.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        raise StoreError(f"{name} in a PostgreSQL store URL is a whole number of at least {minimum}")
+    return int(raw)
+
+
+def _at(moment: datetime) -> datetime:
+    if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
+        raise StoreError("store times must be timezone-aware datetimes")
+    return moment
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)
+
+
+class PostgresStore:
+    """The store behind ``postgresql://…``; see the module docstring for its guarantees.
+
+    ``url`` is the URL without its password.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._psycopg = _psycopg()
+        self._parsed = PostgresURL(url)
+        try:
+            self._params = self._psycopg.conninfo.conninfo_to_dict(self._parsed.conninfo)
+        except self._psycopg.ProgrammingError:
+            raise StoreError(
+                f"the PostgreSQL store URL {self._parsed.safe!r} cannot be parsed by libpq"
+            ) from None
+        self.url = self._parsed.safe
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._listen_conn: Conn | None = None
+        self._schema = ""  # the schema holding the tables, known once open
+        self._revision = 0
+        self._listening = False
+        self._listener_pid: int | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r})"
+
+    async def __aenter__(self) -> PostgresStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def _error(self, exc: BaseException, doing: str) -> StoreError:
+        diag = getattr(exc, "diag", None)
+        primary = getattr(diag, "message_primary", None) if diag is not None else None
+        text = primary or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return StoreError(f"PostgreSQL store {self.url}: {doing} failed: {self._parsed.scrub(text)}")
+
+    def _connect_kwargs(self, application_name: str) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in self._params:
+            kwargs["connect_timeout"] = CONNECT_TIMEOUT
+        if "application_name" not in self._params:
+            kwargs["application_name"] = application_name
+        return kwargs
+
+    async def _configure(self, conn: Conn) -> None:
+        if self._parsed.schema is not None:
+            await conn.execute("SELECT set_config('search_path', %s, false)", (self._parsed.schema,))
+
+    async def _connect(self, application_name: str) -> Conn:
+        psycopg = self._psycopg
+        try:
+            conn = cast(
+                "Conn",
+                await psycopg.AsyncConnection.connect(
+                    self._parsed.conninfo, **self._connect_kwargs(application_name)
+                ),
+            )
+        except psycopg.Error as exc:
+            raise self._error(exc, "connecting") from None
+        try:
+            await self._configure(conn)
+        except psycopg.Error as exc:
+            await conn.close()
+            raise self._error(exc, "connecting") from None
+        return conn
+
+    async def open(self) -> None:
+        """Connect, create or migrate the schema, start listening for changes. Idempotent."""
+        if self._pool is not None:
+            return
+        psycopg = self._psycopg
+        from psycopg_pool import AsyncConnectionPool
+
+        conn = await self._connect("agegate-listen")
+        try:
+            try:
+                await self._migrate(conn)
+                await conn.execute(f"LISTEN {CHANNEL}")
+            except psycopg.Error as exc:
+                raise self._error(exc, "opening") from None
+            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+                self._parsed.conninfo,
+                kwargs=self._connect_kwargs("agegate"),
+                min_size=self._parsed.pool_min_size,
+                max_size=self._parsed.pool_max_size,
+                open=False,
+                configure=self._configure,
+                name="agegate",
+                timeout=self._parsed.pool_timeout,
+            )
+            try:
+                await pool.open(wait=True, timeout=self._parsed.pool_timeout)
+            except psycopg.Error as exc:
+                await pool.close()
+                raise self._error(exc, "opening the connection pool") from None
+        except BaseException:
+            await conn.close()
+            raise
+        self._pool = pool
+        self._listening = True
+        self._listener_pid = conn.info.backend_pid
+        self._listen_conn = conn
+        self._listener = asyncio.create_task(self._listen(), name="agegate-postgres-listen")
+
+    async def close(self) -> None:
+        """Stop listening and close every connection. Idempotent."""
+        listener, self._listener = self._listener, None
+        pool, self._pool = self._pool, None
+        self._listening = False
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        # Also when the listener was cancelled before it ever ran.
+        conn, self._listen_conn = self._listen_conn, None
+        if conn is not None:
+            await conn.close()
+        if pool is not None:
+            await pool.close()
+
+    async def _migrate(self, conn: Conn) -> None:
+        async with conn.transaction():
+            wanted = self._parsed.schema
+            if wanted is not None:
+                # Two instances creating the schema at once: serialise on its name first.
+                await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, wanted))
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{wanted}"')
+            schema = (await (await conn.execute("SELECT current_schema()")).fetchone() or (None,))[0]
+            if schema is None:
+                raise StoreError(
+                    f"PostgreSQL store {self.url}: no schema of the search_path exists to hold agegate's "
+                    "tables; create one or add ?schema=name to the URL"
+                )
+            await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, schema))
+            version = await self._check_identity(conn, schema)
+            for statements in _MIGRATIONS[version:]:
+                for statement in statements:
+                    await conn.execute(statement)
+            if version == 0:
+                await conn.execute(
+                    """CREATE TABLE agegate_meta (
+                        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                        application text NOT NULL,
+                        schema_version integer NOT NULL
+                    )"""
+                )
+                await conn.execute(
+                    "INSERT INTO agegate_meta (application, schema_version) VALUES (%s, %s)",
+                    (APPLICATION, SCHEMA_VERSION),
+                )
+            elif version < SCHEMA_VERSION:
+                await conn.execute("UPDATE agegate_meta SET schema_version = %s", (SCHEMA_VERSION,))
+        self._schema = schema
+
+    async def _check_identity(self, conn: Conn, schema: str) -> int:
+        """The schema version of agegate's tables in ``schema`` (0: none yet), refusing
+        ``agegate_…`` tables that agegate did not make."""
+        rows = await (
+            await conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+                "AND c.relname LIKE 'agegate\\_%%'",
+                (schema,),
+            )
+        ).fetchall()
+        present = {name for (name,) in rows}
+        where = f"schema {schema!r} of PostgreSQL store {self.url}"
+        foreign = StoreError(
+            f"the agegate_… tables in {where} were not made by agegate; refusing to use them"
+        )
+        if "agegate_meta" not in present:
+            if present:
+                raise foreign
+            return 0
+        columns = await (
+            await conn.execute(
+                "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %s::regclass "
+                "AND a.attnum > 0 AND NOT a.attisdropped",
+                (f'"{schema}".agegate_meta',),
+            )
+        ).fetchall()
+        if not {"application", "schema_version"} <= {name for (name,) in columns}:
+            raise foreign
+        meta = await (await conn.execute("SELECT application, schema_version FROM agegate_meta")).fetchall()
+        if len(meta) != 1 or meta[0][0] != APPLICATION or not isinstance(meta[0][1], int):
+            raise foreign
+        version = int(meta[0][1])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the agegate tables in {where} have schema version {version}, newer than this agegate "
+                f"understands ({SCHEMA_VERSION}): upgrade agegate"
+            )
+        if version == SCHEMA_VERSION and not set(_TABLES) <= present:
+            raise StoreError(f"agegate tables are missing in {where}: the store is damaged")
+        return version
+
+    async def _run(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``fn`` in one transaction on a pooled connection, retrying a serialization failure
+        or a deadlock."""
+        psycopg = self._psycopg
+        pool = self._pool
+        if pool is None:
+            raise StoreError("the PostgreSQL store is not open: call `await store.open()` first")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with pool.connection() as conn, conn.transaction():
+                    return await fn(conn)
+            except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as exc:
+                if attempt >= _RETRIES:
+                    raise self._error(exc, "a transaction") from None
+                await asyncio.sleep(0.005 * attempt)
+            except psycopg.Error as exc:
+                raise self._error(exc, "a query") from None
+
+    # -- change signal -----------------------------------------------------------------------
+
+    def revision(self) -> int:
+        """The change counter: bumped by every ``NOTIFY`` from any instance, and on every read
+        while the ``LISTEN`` connection is down (caches are then never trusted)."""
+        if not self._listening:
+            self._revision += 1
+        return self._revision
+
+    async def bump_revision(self) -> None:
+        """Tell every instance sharing the database to drop its status cache (``NOTIFY``)."""
+        self._revision += 1
+
+        async def run(conn: Conn) -> None:
+            await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._schema))
+
+        await self._run(run)
+
+    async def _listen(self) -> None:
+        """Count notifications on the ``LISTEN`` connection; when it drops, reconnect (with a
+        growing pause) and bump the counter, since notifications may have been missed meanwhile."""
+        delay = 0.05
+        while True:
+            try:
+                conn = self._listen_conn
+                if conn is None:
+                    conn = self._listen_conn = await self._connect("agegate-listen")
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self._listener_pid = conn.info.backend_pid
+                    self._revision += 1
+                    self._listening = True
+                    logger.info("agegate: the PostgreSQL LISTEN connection is back")
+                    delay = 0.05
+                while True:
+                    async for notify in conn.notifies(timeout=LISTEN_CHECK_INTERVAL):
+                        if notify.payload == self._schema:
+                            self._revision += 1
+                    await conn.execute("SELECT 1")  # a silent connection may be a dead one
+            except Exception as exc:  # any failure: drop caches, reconnect
+                if self._listening:
+                    logger.warning(
+                        "agegate: the PostgreSQL LISTEN connection failed (%s); status caches are "
+                        "bypassed until it is back",
+                        type(exc).__name__,
+                    )
+                self._listening = False
+                self._revision += 1
+                conn, self._listen_conn = self._listen_conn, None
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    # -- attestations ------------------------------------------------------------------------
+
+    async def put_attestation(self, record: AttestationRecord, *, replaces: Sequence[bytes] = ()) -> None:
+        """Insert or replace ``record``; delete the records under ``replaces``; atomically."""
+        subject = bytes(record.subject_hash)
+        row = (subject, record.kid, bytes(record.mac), record.policy, _at(record.checked_at))
+        olds = list({bytes(h) for h in replaces} - {subject})
+
+        async def run(conn: Conn) -> None:
+            if olds:
+                await conn.execute("DELETE FROM agegate_attestations WHERE subject_hash = ANY(%s)", (olds,))
+            await conn.execute(
+                "INSERT INTO agegate_attestations (subject_hash, kid, mac, policy, checked_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (subject_hash) DO UPDATE SET "
+                "kid = EXCLUDED.kid, mac = EXCLUDED.mac, policy = EXCLUDED.policy, "
+                "checked_at = EXCLUDED.checked_at",
+                row,
+            )
+
+        await self._run(run)
+
+    async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
+        """The record under the first of ``subject_hashes`` that has one, or ``None``."""
+        wanted = [bytes(h) for h in subject_hashes]
+
+        async def run(conn: Conn) -> AttestationRecord | None:
+            rows = await (
+                await conn.execute(
+                    "SELECT subject_hash, kid, mac, policy, checked_at FROM agegate_attestations "
+                    "WHERE subject_hash = ANY(%s)",
+                    (wanted,),
+                )
+            ).fetchall()
+            found = {bytes(row[0]): row for row in rows}
+            for subject_hash in wanted:
+                if subject_hash in found:
+                    _, kid, mac, policy, checked_at = found[subject_hash]
+                    return AttestationRecord(
+                        subject_hash, kid, bytes(mac), policy, checked_at.astimezone(UTC)
+                    )
+            return None
+
+        return await self._run(run) if wanted else None
+
+    async def delete_attestations(self, subject_hashes: Sequence[bytes]) -> int:
+        """Delete the records under these hashes; returns how many were deleted."""
+        wanted = list({bytes(h) for h in subject_hashes})
+
+        async def run(conn: Conn) -> int:
+            cursor = await conn.execute(
+                "DELETE FROM agegate_attestations WHERE subject_hash = ANY(%s)", (wanted,)
+            )
+            return cursor.rowcount
+
+        return await self._run(run) if wanted else 0
+
+    # -- identifiers of purged child accounts --------------------------------------------------
+
+    async def block_identifiers(self, identifier_hashes: Sequence[bytes], *, until: datetime) -> None:
+        """Block these hashes until ``until``; an existing block is extended, never shortened."""
+        end = _at(until)
+        # Deduplicated: one INSERT … ON CONFLICT may not touch a row twice.
+        wanted = list(dict.fromkeys(bytes(h) for h in identifier_hashes))
+
+        async def run(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO agegate_identifier_blocks (identifier_hash, blocked_until) "
+                "SELECT h, %s FROM unnest(%s::bytea[]) AS h "
+                "ON CONFLICT (identifier_hash) DO UPDATE SET blocked_until = "
+                "greatest(agegate_identifier_blocks.blocked_until, EXCLUDED.blocked_until)",
+                (end, wanted),
+            )
+
+        if wanted:
+            await self._run(run)
+
+    async def is_blocked(self, identifier_hashes: Sequence[bytes], *, now: datetime) -> bool:
+        """Whether any of these hashes is blocked at ``now``."""
+        at = _at(now)
+        wanted = [bytes(h) for h in identifier_hashes]
+
+        async def run(conn: Conn) -> bool:
+            row = await (
+                await conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM agegate_identifier_blocks "
+                    "WHERE identifier_hash = ANY(%s) AND blocked_until > %s)",
+                    (wanted, at),
+                )
+            ).fetchone()
+            return bool(row and row[0])
+
+        return await self._run(run) if wanted else False
+
+    async def delete_expired_blocks(self, *, now: datetime) -> int:
+        """Drop blocks that ended at or before ``now``; returns how many."""
+        at = _at(now)
+
+        async def run(conn: Conn) -> int:
+            cursor = await conn.execute(
+                "DELETE FROM agegate_identifier_blocks WHERE blocked_until <= %s", (at,)
+            )
+            return cursor.rowcount
+
+        return await self._run(run)
+
+    # -- purge job journal -------------------------------------------------------------------
+
+    async def create_job(self, job: PurgeJob) -> tuple[PurgeJob, bool]:
+        """Insert ``job`` unless a job for its ``subject_hash`` exists; atomically."""
+        row = _job_row(job)
+        steps = [(job.job_id, i, step, int(count)) for i, (step, count) in enumerate(job.steps.items())]
+        psycopg = self._psycopg
+
+        async def run(conn: Conn) -> tuple[PurgeJob, bool]:
+            # ON CONFLICT waits for a concurrent insert of the same subject to commit, then
+            # does nothing: exactly one creator wins.
+            try:
+                async with conn.transaction():
+                    cursor = await conn.execute(
+                        f"INSERT INTO agegate_purge_jobs ({_JOB_COLUMNS}) VALUES ({', '.join(['%s'] * 14)}) "  # noqa: S608
+                        "ON CONFLICT (subject_hash) DO NOTHING RETURNING job_id",
+                        row,
+                    )
+                    inserted = await cursor.fetchone() is not None
+            except psycopg.errors.UniqueViolation:
+                raise StoreError("a purge job with this id already exists") from None
+            if inserted:
+                if steps:
+                    async with conn.cursor() as cur:
+                        await cur.executemany(
+                            "INSERT INTO agegate_purge_steps (job_id, position, step, count) "
+                            "VALUES (%s, %s, %s, %s)",
+                            steps,
+                        )
+                return (await _select_jobs(conn, "WHERE job_id = %s", (job.job_id,)))[0], True
+            existing = await _select_jobs(conn, "WHERE subject_hash = %s", (row[1],))
+            if not existing:  # deleted between the conflict and this read
+                raise psycopg.errors.SerializationFailure("the conflicting job vanished")
+            return existing[0], False
+
+        return await self._run(run)
+
+    async def get_job(self, job_id: str) -> PurgeJob | None:
+        """The job with this id, or ``None``."""
+
+        async def run(conn: Conn) -> PurgeJob | None:
+            found = await _select_jobs(conn, "WHERE job_id = %s", (job_id,))
+            return found[0] if found else None
+
+        return await self._run(run)
+
+    async def find_job(self, subject_hashes: Sequence[bytes]) -> PurgeJob | None:
+        """The job for any of these subject hashes (the first that has one), or ``None``."""
+        wanted = [bytes(h) for h in subject_hashes]
+
+        async def run(conn: Conn) -> PurgeJob | None:
+            found = {
+                j.subject_hash: j for j in await _select_jobs(conn, "WHERE subject_hash = ANY(%s)", (wanted,))
+            }
+            return next((found[h] for h in wanted if h in found), None)
+
+        return await self._run(run) if wanted else None
+
+    async def list_jobs(self, *, unfinished_only: bool = False) -> list[PurgeJob]:
+        """Every job (or every job not yet done/dry_run), oldest first."""
+        where = "WHERE state NOT IN ('done', 'dry_run')" if unfinished_only else ""
+
+        async def run(conn: Conn) -> list[PurgeJob]:
+            return await _select_jobs(conn, where + " ORDER BY created_at, job_id", ())
+
+        return await self._run(run)
+
+    async def claim_job(
+        self, job_id: str, *, owner: str, until: datetime, now: datetime, takeover: str | None = None
+    ) -> bool:
+        """Take the job's lease for ``owner`` until ``until`` (compare and set); see the protocol.
+
+        The row is locked with ``FOR UPDATE SKIP LOCKED``: while another transaction holds it (a
+        rival claim, or the holder journalling a step) a rival claimer is refused at once. The
+        holder renewing its own lease (or a takeover of the named dead holder) waits instead.
+        """
+        end, at = _at(until), _at(now)
+
+        async def run(conn: Conn) -> bool:
+            select = (
+                "SELECT state, lease_owner, lease_until FROM agegate_purge_jobs WHERE job_id = %s FOR UPDATE"
+            )
+            row = await (await conn.execute(select + " SKIP LOCKED", (job_id,))).fetchone()
+            if row is None:
+                peek = await (
+                    await conn.execute(
+                        "SELECT lease_owner FROM agegate_purge_jobs WHERE job_id = %s", (job_id,)
+                    )
+                ).fetchone()
+                if peek is None or peek[0] is None or peek[0] not in (owner, takeover):
+                    return False
+                row = await (await conn.execute(select, (job_id,))).fetchone()
+                if row is None:
+                    return False
+            state, lease_owner, lease_until = row
+            free = (
+                lease_owner is None
+                or lease_owner == owner
+                or (takeover is not None and lease_owner == takeover)
+                or (lease_until is not None and lease_until <= at)
+            )
+            if state in _FINAL or not free:
+                return False
+            await conn.execute(
+                "UPDATE agegate_purge_jobs SET lease_owner = %s, lease_until = %s, updated_at = %s, "
+                "error = CASE WHEN state = 'failed' THEN NULL ELSE error END, "
+                "state = CASE WHEN state = 'failed' THEN 'running' ELSE state END "
+                "WHERE job_id = %s",
+                (owner, end, at, job_id),
+            )
+            return True
+
+        return await self._run(run)
+
+    async def record_step(self, job_id: str, *, owner: str, step: str, count: int, now: datetime) -> bool:
+        """Journal a finished step if ``owner`` holds the lease; a repeated step keeps its first count."""
+        at = _at(now)
+
+        async def run(conn: Conn) -> bool:
+            held = await conn.execute(
+                "UPDATE agegate_purge_jobs SET updated_at = %s WHERE job_id = %s AND lease_owner = %s",
+                (at, job_id, owner),
+            )
+            if held.rowcount != 1:
+                return False
+            # The row lock taken just above orders concurrent steps of this job.
+            await conn.execute(
+                "INSERT INTO agegate_purge_steps (job_id, position, step, count) "
+                "SELECT %s, coalesce(max(position), -1) + 1, %s, %s FROM agegate_purge_steps "
+                "WHERE job_id = %s ON CONFLICT (job_id, step) DO NOTHING",
+                (job_id, step, int(count), job_id),
+            )
+            return True
+
+        return await self._run(run)
+
+    async def finish_job(
+        self, job_id: str, *, owner: str, state: JobState, now: datetime, error: str | None = None
+    ) -> bool:
+        """Set the job's final (or failed) state and release the lease, if ``owner`` holds it."""
+        if state not in ("running", "done", "failed", "dry_run"):
+            raise StoreError(f"unknown purge job state {state!r}")
+        at = _at(now)
+        if state in _FINAL:
+            sql = (
+                "UPDATE agegate_purge_jobs SET state = %s, error = %s, updated_at = %s, lease_owner = NULL, "
+                "lease_until = NULL, finished_at = %s, sealed_subject = NULL, identifier_hashes = '{}' "
+                "WHERE job_id = %s AND lease_owner = %s"
+            )
+            params: tuple[Any, ...] = (state, error, at, at, job_id, owner)
+        else:
+            sql = (
+                "UPDATE agegate_purge_jobs SET state = %s, error = %s, updated_at = %s, lease_owner = NULL, "
+                "lease_until = NULL WHERE job_id = %s AND lease_owner = %s"
+            )
+            params = (state, error, at, job_id, owner)
+
+        async def run(conn: Conn) -> bool:
+            return (await conn.execute(sql, params)).rowcount == 1
+
+        return await self._run(run)
+
+    async def delete_job(self, job_id: str) -> bool:
+        """Remove a job and its steps. Returns whether it existed."""
+
+        async def run(conn: Conn) -> bool:
+            cursor = await conn.execute("DELETE FROM agegate_purge_jobs WHERE job_id = %s", (job_id,))
+            return cursor.rowcount == 1
+
+        return await self._run(run)
+
+
+def _job_row(job: PurgeJob) -> tuple[Any, ...]:
+    return (
+        job.job_id,
+        bytes(job.subject_hash),
+        job.ticket,
+        job.operator,
+        list(job.handlers),
+        job.state,
+        _at(job.created_at),
+        _at(job.updated_at),
+        bytes(job.sealed_subject) if job.sealed_subject is not None else None,
+        [bytes(h) for h in job.identifier_hashes],
+        _at(job.finished_at) if job.finished_at is not None else None,
+        job.error,
+        job.lease_owner,
+        _at(job.lease_until) if job.lease_until is not None else None,
+    )
+
+
+async def _select_jobs(conn: Conn, tail: str, params: tuple[Any, ...]) -> list[PurgeJob]:
+    rows = await (
+        await conn.execute(f"SELECT {_JOB_COLUMNS} FROM agegate_purge_jobs {tail}", params)  # noqa: S608
+    ).fetchall()
+    if not rows:
+        return []
+    steps: dict[str, dict[str, int]] = {row[0]: {} for row in rows}
+    step_rows = await (
+        await conn.execute(
+            "SELECT job_id, step, count FROM agegate_purge_steps WHERE job_id = ANY(%s) "
+            "ORDER BY job_id, position",
+            (list(steps),),
+        )
+    ).fetchall()
+    for job_id, step, count in step_rows:
+        steps[job_id][step] = int(count)
+    jobs = []
+    for row in rows:
+        (job_id, subject_hash, ticket, operator, handlers, state, created, updated, sealed, idents) = row[:10]
+        finished_at, error, lease_owner, lease_until = row[10:]
+        jobs.append(
+            PurgeJob(
+                job_id=job_id,
+                subject_hash=bytes(subject_hash),
+                ticket=ticket,
+                operator=operator,
+                handlers=tuple(handlers),
+                state=cast(JobState, state),
+                created_at=created.astimezone(UTC),
+                updated_at=updated.astimezone(UTC),
+                sealed_subject=bytes(sealed) if sealed is not None else None,
+                identifier_hashes=tuple(bytes(h) for h in idents),
+                steps=steps[job_id],
+                finished_at=_utc(finished_at),
+                error=error,
+                lease_owner=lease_owner,
+                lease_until=_utc(lease_until),
+            )
+        )
+    return jobs
