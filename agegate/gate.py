@@ -14,7 +14,7 @@ from .errors import ConfigurationError, UnderAgeError
 from .keys import Keyring
 from .policy import AgePolicy, aware
 from .stores import AttestationRecord, Store, open_store
-from .tokens import Hasher, Outcome, Sealer
+from .tokens import OUTCOMES, Hasher, Outcome, Sealer
 
 if TYPE_CHECKING:
     from .purge import Purger, PurgeReport
@@ -45,6 +45,8 @@ class Attestation:
     kid: str
 
 
+#: Longest account id the gate takes.
+MAX_SUBJECT = 512
 #: Where the middleware puts the decision in the ASGI scope of a request it passes on.
 SCOPE_KEY = "agegate"
 #: A list the middleware puts in the scope of requests on signup paths; decisions made inside the
@@ -192,6 +194,8 @@ class AgeGate:
 
     async def record(self, subject: str, outcome: Outcome, *, now: datetime | None = None) -> Attestation:
         """Store a hashed attestation of ``outcome`` for ``subject`` (replacing any older one)."""
+        if outcome not in OUTCOMES:
+            raise ConfigurationError(f"outcome must be one of {', '.join(OUTCOMES)}")
         moment = aware(now).astimezone(UTC)
         subject = _subject(subject)
         kid = self.keys.active_kid
@@ -214,7 +218,10 @@ class AgeGate:
         """
         subject = _subject(subject)
         store = await self.store()
-        record = await store.get_attestation(self.subject_hashes(subject))
+        return self._status_in(await store.get_attestation(self.subject_hashes(subject)), subject)
+
+    def _status_in(self, record: AttestationRecord | None, subject: str) -> Status:
+        """What a stored record says of ``subject`` (see :meth:`status_of`)."""
         if record is None:
             return "unknown"
         verify = self.attestation_hasher.verify
@@ -274,11 +281,15 @@ class AgeGate:
         """Delete the stored attestation of ``subject`` (under every listed key), for an account
         the app deletes for an ordinary reason; returns how many records were deleted.
 
-        A reported child's account is purged with :meth:`purge` instead, which keeps it blocked.
+        A record of a child's account (``under_age``: reported, or purged) is kept, so the
+        account id stays blocked; a reported child's account is purged with :meth:`purge`.
         """
         subject = _subject(subject)
         store = await self.store()
-        deleted = await store.delete_attestations(self.subject_hashes(subject))
+        hashes = self.subject_hashes(subject)
+        if self._status_in(await store.get_attestation(hashes), subject) == "under_age":
+            return 0
+        deleted = await store.delete_attestations(hashes)
         self.forget_status(subject)
         if deleted:
             await store.bump_revision()
@@ -347,6 +358,8 @@ _STATUS_CACHE_SIZE = 10_000
 
 
 def _subject(subject: str) -> str:
-    if not isinstance(subject, str) or not subject or len(subject) > 512:
-        raise ConfigurationError("subject must be a non-empty account id of at most 512 characters")
+    if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT:
+        raise ConfigurationError(
+            f"subject must be a non-empty account id of at most {MAX_SUBJECT} characters"
+        )
     return subject

@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from .birthdate import BIRTH_FIELDS
 from .errors import AgeGateError, UnderAgeError
-from .gate import AgeGate, Decision, record_decision
+from .gate import MAX_SUBJECT, AgeGate, Decision, record_decision
 
 __all__ = ["MAX_BODY_BYTES", "InvalidSignupForm", "read_form", "signup_fields", "signup_form"]
 
@@ -79,7 +79,14 @@ async def read_form(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> dic
             "Send the signup form as application/x-www-form-urlencoded or application/json.",
         )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    # ASCII digits only (str.isdigit also takes "²"), and short: int() of a huge one is refused.
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and len(declared) < 20
+        and int(declared) > max_bytes
+    ):
         raise InvalidSignupForm("too_large", "The signup form is too large.")
     body = bytearray()
     try:
@@ -113,7 +120,7 @@ def _urlencoded_fields(body: bytes) -> dict[str, str]:
 def _json_fields(body: bytes) -> dict[str, str]:
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: [[[[...
         raise InvalidSignupForm("malformed", "The signup form is not valid JSON.") from None
     if not isinstance(data, dict) or len(data) > MAX_FIELDS:
         raise InvalidSignupForm("malformed", "The signup form must be a JSON object of fields.")
@@ -150,7 +157,16 @@ async def signup_fields(
     :class:`~agegate.UnderAgeError` (the under-age decision is recorded for the middleware;
     nothing is stored server-side). Persist nothing of the signup before this returns.
     """
-    account = subject(fields) if callable(subject) else subject
+    if callable(subject):
+        try:
+            account = subject(fields)
+        except (KeyError, ValueError, TypeError):
+            account = None
+        if not isinstance(account, str) or not account.strip() or len(account) > MAX_SUBJECT:
+            # The account id came from the form: a missing or unusable one is the form's fault.
+            raise InvalidSignupForm("malformed", "The signup form is missing a usable account name.")
+    else:
+        account = subject
     named = dict(identifiers(fields) if callable(identifiers) else identifiers or {})
     for name in identifier_fields:
         value = fields.get(name)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from agegate import StoreError
 from agegate.stores import AttestationRecord, PurgeJob, Store
 
 pytestmark = pytest.mark.anyio
@@ -204,6 +205,12 @@ class StoreContract:
         assert await store.get_job("job-2") is None
         _, other = await store.create_job(job("s2", job_id="job-3"))
         assert other is True
+
+    async def test_a_job_id_in_use_is_refused(self, store: Store) -> None:
+        first, _ = await store.create_job(job("alice", job_id="job-1"))
+        with pytest.raises(StoreError):
+            await store.create_job(job("bob", job_id="job-1"))
+        assert await store.get_job("job-1") == first
 
     async def test_concurrent_creates_make_one_job(self, store: Store) -> None:
         results = await asyncio.gather(*(store.create_job(job("s1", job_id=f"job-{i}")) for i in range(8)))

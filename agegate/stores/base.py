@@ -110,6 +110,7 @@ class Store(Protocol):
         """Insert ``job`` unless a job with its ``subject_hash`` exists; atomically.
 
         Returns ``(the stored job, True)`` when inserted, ``(the existing job, False)`` otherwise.
+        Raises :class:`~agegate.StoreError` when another account's job has the same ``job_id``.
         """
 
     async def get_job(self, job_id: str) -> PurgeJob | None:

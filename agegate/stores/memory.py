@@ -7,6 +7,7 @@ import copy
 from collections.abc import Sequence
 from datetime import datetime
 
+from ..errors import StoreError
 from .base import AttestationRecord, JobState, PurgeJob
 
 _FINAL = ("done", "dry_run")
@@ -75,6 +76,8 @@ class MemoryStore:
             for existing in self._jobs.values():
                 if existing.subject_hash == job.subject_hash:
                     return copy.deepcopy(existing), False
+            if job.job_id in self._jobs:
+                raise StoreError("a purge job with this id exists already")
             self._jobs[job.job_id] = copy.deepcopy(job)
             return copy.deepcopy(job), True
 

@@ -22,6 +22,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -37,13 +38,39 @@ T = TypeVar("T")
 APPLICATION_ID = 0x41674774
 #: The schema version this code writes; older files are migrated forward on open.
 SCHEMA_VERSION = 1
-#: How long SQLite itself waits for a lock before reporting the database busy, in milliseconds.
+#: How long SQLite itself waits for a lock while opening the store, in milliseconds.
 BUSY_TIMEOUT_MS = 5_000
+#: How long one call waits for a lock on the store's thread before handing the thread back, in
+#: milliseconds: the retry then sleeps on the event loop, so reads queued behind a write that
+#: waits for another process's lock are not held up (WAL readers never need that lock).
+CALL_BUSY_TIMEOUT_MS = 25
 #: How long a call keeps retrying a busy database before giving up, in seconds.
 RETRY_FOR = 30.0
 
 _FINAL = ("done", "dry_run")
 _INHERITED: list[sqlite3.Connection] = []  # connections inherited across fork, never used again
+_OPEN_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    """Close every open store's connection before this process forks: SQLite forbids a child
+    to use, or even close, a connection it inherited (closing one can checkpoint from stale
+    state and destroy the file). Each store reconnects on its next call, in parent and child."""
+    for store in list(_OPEN_STORES):
+        store._release_for_fork()
+
+
+os.register_at_fork(before=_before_fork)
+
+
+class _Busy(Exception):
+    """The database was locked by another connection: retry after a pause on the event loop."""
+
+    def __init__(self, error: sqlite3.Error) -> None:
+        super().__init__()
+        self.error = error
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
 
@@ -149,12 +176,15 @@ class SQLiteStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.path = sqlite_path(url)
+        # Absolute now: a later chdir (a daemon's) or a reconnect must reach the same file.
+        self.path = os.path.abspath(sqlite_path(url))
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
+        self._released = False  # the connection was closed for a fork: reconnect on next call
         self._guard = threading.Lock()
         self._pid = os.getpid()
-        self._revision = RevisionFile(self.path + "-revision")
+        # One counter per file, however the path to it is spelled (symlinks).
+        self._revision = RevisionFile(os.path.realpath(self.path) + "-revision")
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.url!r})"
@@ -173,13 +203,33 @@ class SQLiteStore:
         except BaseException:
             await self._shutdown(executor)
             raise
+        _OPEN_STORES.add(self)
 
     async def close(self) -> None:
         """Close the connection and stop the store's thread. Idempotent."""
         with self._guard:
+            self._after_fork()  # in a forked child the parent's thread is not there to wait for
             executor, self._executor = self._executor, None
+        _OPEN_STORES.discard(self)
         if executor is not None:
             await self._shutdown(executor)
+        else:
+            self._revision.close()
+
+    def _release_for_fork(self) -> None:
+        """Called before ``fork()``: close the connection on the store's thread and wait."""
+        with self._guard:
+            executor = self._executor if self._pid == os.getpid() else None
+        if executor is None:
+            return
+        with contextlib.suppress(Exception):  # shut down, or stuck: _after_fork parks it instead
+            executor.submit(self._release).result(timeout=RETRY_FOR + 5)
+
+    def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+            self._released = True
 
     async def _shutdown(self, executor: ThreadPoolExecutor) -> None:
         with self._guard:
@@ -198,41 +248,54 @@ class SQLiteStore:
                 _INHERITED.append(self._conn)
             self._pid, self._conn, self._executor = os.getpid(), None, None
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool, scrub: bool = False) -> T:
+        """Run ``fn`` in one transaction on the store's thread, retrying while the database is
+        busy; the pauses between tries are spent on the event loop, not on the store's thread.
+        ``scrub`` truncates the WAL afterwards, so deleted bytes do not linger in it."""
         if self._pid != os.getpid() and self._executor is not None:
             await self.open()
-        executor = self._executor
-        if executor is None:
-            raise StoreError("the SQLite store is not open: call `await store.open()` first")
-        try:
-            return await asyncio.get_running_loop().run_in_executor(executor, self._run, fn, write)
-        except RuntimeError as exc:  # the executor was shut down under us
-            raise StoreError("the SQLite store is closed") from exc
+        deadline = time.monotonic() + RETRY_FOR
+        delay = 0.002
+        loop = asyncio.get_running_loop()
+        while True:
+            executor = self._executor
+            if executor is None:
+                raise StoreError("the SQLite store is not open: call `await store.open()` first")
+            try:
+                return await loop.run_in_executor(executor, self._run, fn, write, scrub)
+            except RuntimeError as exc:  # the executor was shut down under us
+                raise StoreError("the SQLite store is closed") from exc
+            except _Busy as busy:
+                if time.monotonic() >= deadline:
+                    raise self._error(busy.error) from None
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not secrets
+            delay = min(delay * 2, 0.1)
 
-    def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
-        """Run ``fn`` in one transaction, retrying while the database is busy."""
+    def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool, scrub: bool) -> T:
+        """One try at running ``fn`` in one transaction; raises :class:`_Busy` to be retried."""
+        if self._conn is None and self._released:
+            self._connect()  # closed for a fork
         conn = self._conn
         if conn is None:
             raise StoreError("the SQLite store is closed")
-        deadline = time.monotonic() + RETRY_FOR
-        delay = 0.002
-        while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    result = fn(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                return result
-            except sqlite3.Error as exc:
-                if _is_busy(exc) and time.monotonic() < deadline:
-                    time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not secrets
-                    delay = min(delay * 2, 0.1)
-                    continue
-                raise self._error(exc) from None
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            if _is_busy(exc):
+                raise _Busy(exc) from None
+            raise self._error(exc) from None
+        if scrub:
+            # Best effort: readers of older snapshots can keep some frames until they finish.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return result
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
         if _is_busy(exc):
@@ -266,6 +329,7 @@ class SQLiteStore:
             raise self._error(exc) from None
         try:
             self._prepare(conn)
+            conn.execute(f"PRAGMA busy_timeout = {CALL_BUSY_TIMEOUT_MS}")
             # Only next to a file now known to be an agegate store.
             self._revision.open()
         except OSError as exc:
@@ -275,6 +339,7 @@ class SQLiteStore:
             conn.close()
             raise
         self._conn = conn
+        self._released = False
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         deadline = time.monotonic() + RETRY_FOR
@@ -402,7 +467,7 @@ class SQLiteStore:
                 conn.execute("DELETE FROM attestations WHERE subject_hash = ?", (h,)).rowcount for h in wanted
             )
 
-        return await self._call(run, write=True) if wanted else 0
+        return await self._call(run, write=True, scrub=True) if wanted else 0
 
     # -- identifiers of purged child accounts --------------------------------------------------
 
@@ -566,7 +631,8 @@ class SQLiteStore:
                 params = (state, error, at, job_id, owner)
             return conn.execute(sql, params).rowcount == 1
 
-        return await self._call(run, write=True)
+        # A finished job's sealed account id is wiped: see that no copy stays in the WAL.
+        return await self._call(run, write=True, scrub=final)
 
     async def delete_job(self, job_id: str) -> bool:
         """Remove a job and its steps. Returns whether it existed."""
