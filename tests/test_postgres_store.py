@@ -210,7 +210,8 @@ async def test_tables_are_prefixed_and_typed(url: str, schema: str) -> None:
 async def test_many_instances_opening_at_once_make_one_schema(url: str) -> None:
     stores = [PostgresStore(url) for _ in range(4)]
     try:
-        await asyncio.gather(*(s.open() for s in stores))
+        opened = await asyncio.gather(*(s.open() for s in stores), return_exceptions=True)
+        assert opened == [None] * len(stores)
         await stores[0].put_attestation(record("a"))
         assert await stores[3].get_attestation([h("a")]) == record("a")
     finally:
@@ -303,6 +304,16 @@ async def test_a_dropped_listen_connection_reconnects_and_drops_caches(url: str)
         assert b.revision() == settled  # listening again: the counter holds still
         await a.bump_revision()
         await until(lambda: b.revision() != settled)  # notifications arrive again
+
+
+async def test_a_server_side_disconnect_costs_no_failed_call(url: str) -> None:
+    name = "agegate-test-" + secrets.token_hex(4)  # only this test's connections are cut
+    async with PostgresStore(_with_query(url, application_name=name, pool_min_size="2")) as store:
+        await store.put_attestation(record("a"))
+        _admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'")
+        for _ in range(3):  # every pooled connection is dead: each is replaced before use
+            assert await store.get_attestation([h("a")]) == record("a")
+        await until(lambda: store._listening)
 
 
 async def test_concurrent_create_and_claim_from_two_instances_have_one_winner(url: str) -> None:

@@ -32,7 +32,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError
 from .base import AttestationRecord, JobState, PurgeJob
@@ -174,8 +174,9 @@ class PostgresURL:
 
     def scrub(self, text: str) -> str:
         """``text`` with the password taken out (libpq does not put it in messages; be sure)."""
-        if self.password:
-            text = text.replace(self.password, "***")
+        for secret in (self.password, unquote(self.password)):
+            if secret:
+                text = text.replace(secret, "***")
         return text
 
 
@@ -217,6 +218,7 @@ class PostgresStore:
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._listen_conn: Conn | None = None
+        self._open_lock: asyncio.Lock | None = None
         self._schema = ""  # the schema holding the tables, known once open
         self._revision = 0
         self._listening = False
@@ -272,8 +274,13 @@ class PostgresStore:
 
     async def open(self) -> None:
         """Connect, create or migrate the schema, start listening for changes. Idempotent."""
-        if self._pool is not None:
-            return
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if self._pool is None:
+                await self._open()
+
+    async def _open(self) -> None:
         psycopg = self._psycopg
         from psycopg_pool import AsyncConnectionPool
 
@@ -291,6 +298,9 @@ class PostgresStore:
                 max_size=self._parsed.pool_max_size,
                 open=False,
                 configure=self._configure,
+                # A connection broken by a server restart or a failover is replaced before
+                # use rather than failing a call: one empty round trip per checkout.
+                check=_check_connection,
                 name="agegate",
                 timeout=self._parsed.pool_timeout,
             )
@@ -380,9 +390,10 @@ class PostgresStore:
             return 0
         columns = await (
             await conn.execute(
-                "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %s::regclass "
-                "AND a.attnum > 0 AND NOT a.attisdropped",
-                (f'"{schema}".agegate_meta',),
+                "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
+                "AND c.relname = 'agegate_meta' AND a.attnum > 0 AND NOT a.attisdropped",
+                (schema,),
             )
         ).fetchall()
         if not {"application", "schema_version"} <= {name for (name,) in columns}:
@@ -749,6 +760,10 @@ class PostgresStore:
             return cursor.rowcount == 1
 
         return await self._run(run)
+
+
+async def _check_connection(conn: Conn) -> None:
+    await conn.execute("")
 
 
 def _job_row(job: PurgeJob) -> tuple[Any, ...]:
