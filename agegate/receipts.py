@@ -9,7 +9,9 @@ File layout (UTF-8 JSON)::
 
     {"receipt": {...payload...}, "signature": "<base64 Ed25519 signature>"}
 
-The signature covers the payload serialised canonically (keys sorted, no spaces, UTF-8).
+The signature covers the payload serialised canonically: exactly the UTF-8 bytes of
+``json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``. A file in
+which any object repeats a key is refused, so what a reader sees is what was verified.
 """
 
 from __future__ import annotations
@@ -60,6 +62,21 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
         ) from None
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys; a reader that keeps the first would show
+    # something other than what was verified. A receipt never repeats a key.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey
+        out[key] = value
+    return out
+
+
 def _canonical(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -106,9 +123,13 @@ def verify_receipt(text: str | bytes, public_key: Ed25519PublicKey | Keyring) ->
     if len(text) > _MAX_RECEIPT_BYTES:
         raise InvalidReceipt("this file is too large to be an agegate receipt")
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey:
+        raise InvalidReceipt("this file is not an agegate receipt (a key appears twice)") from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidReceipt("this file is not an agegate receipt (not JSON)") from None
+    except RecursionError:
+        raise InvalidReceipt("this file is not an agegate receipt (nested too deeply)") from None
     if not isinstance(document, dict):
         raise InvalidReceipt("this file is not an agegate receipt")
     payload, signature = document.get("receipt"), document.get("signature")

@@ -121,3 +121,20 @@ def test_the_receipt_key_is_its_own_purpose_key() -> None:
         KEYS.purpose_key(p) for p in ("cookie", "attestation", "subject", "identifier", "journal")
     }
     assert parse_public_key("r1:" + public_key_text(KEYS)) is not None
+
+
+@pytest.mark.parametrize("text", ["[" * 30_000 + "]" * 30_000, '{"a":' * 10_000 + "1" + "}" * 10_000])
+def test_a_deeply_nested_file_is_refused_not_a_crash(text: str) -> None:
+    with pytest.raises(InvalidReceipt, match="nested too deeply"):
+        verify_receipt(text, KEYS)
+
+
+def test_a_repeated_key_is_refused() -> None:
+    # A reader keeping the first "ticket" would see T-666 while the signature covers T-1.
+    text = receipt().replace('"ticket": "T-1"', '"ticket": "T-666", "ticket": "T-1"', 1)
+    assert text != receipt()
+    with pytest.raises(InvalidReceipt, match="a key appears twice"):
+        verify_receipt(text, KEYS)
+    outer = receipt().replace('"signature":', '"receipt": {}, "signature":', 1)
+    with pytest.raises(InvalidReceipt, match="a key appears twice"):
+        verify_receipt(outer, KEYS)
