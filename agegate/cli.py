@@ -16,16 +16,13 @@ from datetime import date, datetime, time
 from . import __version__
 from .birthdate import DATE_ORDERS
 from .errors import AgeGateError, ConfigurationError, InvalidBirthDate, KeyringError
+from .errors import UsageError as UsageError  # re-exported: subcommand modules import it from here
 from .gate import AgeGate
 from .keys import Keyring
 from .policy import AOE, AgePolicy
 from .stores import MemoryStore
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad command-line usage: reported on one line, exit status 2."""
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -120,4 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy: its classes are the ones the
+    # subcommand modules use.
+    from agegate.cli import main as _main
+
+    sys.exit(_main())

@@ -68,3 +68,10 @@ def _rebuild_under_age(cls: type[UnderAgeError], message: str, reason: str) -> U
 
 class StoreError(AgeGateError):
     """The store cannot be opened or used (bad URL, corrupt or foreign database, unavailable)."""
+
+
+class UsageError(AgeGateError):
+    """Bad command-line usage: the ``agegate`` command reports it on one line, exit status 2.
+
+    It lives here rather than in :mod:`agegate.cli` so that it is one class even when that
+    module runs as ``python -m agegate.cli`` (and is then also imported under its own name)."""
