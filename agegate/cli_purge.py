@@ -6,13 +6,18 @@ with ``.state.gate`` (Starlette/FastAPI ``app.state.gate``). The module is impor
 working directory, like ``uvicorn`` does. The app builds its gate with its keys (usually
 ``Keyring.from_env()``), so ``AGEGATE_SECRET_KEYS`` must be set.
 
-Nothing printed here holds the account id or an identifier; errors are one readable line.
+Nothing printed here holds the account id or an identifier; errors are one readable line (and,
+with ``--json``, also a JSON object ``{"error": ..., "exit": ...}`` on stdout). ``--subject -``
+and ``--identifier KIND=-`` read the value from stdin, or from a prompt that does not echo, so
+that it stays out of shell history and the process list.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import getpass
 import importlib
 import json
 import os
@@ -23,10 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from .errors import AgeGateError, ConfigurationError
+from .errors import AgeGateError, ConfigurationError, UsageError
 from .gate import AgeGate
 from .keys import Keyring
-from .purge import PLANNED, PurgeEvent, PurgeReport
+from .purge import PLANNED, POLICY, PurgeEvent, PurgeReport, job_policy
 from .receipts import InvalidReceipt, parse_public_key, public_key_text, verify_receipt
 from .stores import PurgeJob
 
@@ -35,13 +40,15 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
 
 
-class AppNotFound(ConfigurationError):
-    """``--app`` does not lead to an AgeGate."""
+class AppNotFound(UsageError, ConfigurationError):
+    """``--app`` does not lead to an AgeGate (bad usage: exit status 2)."""
 
 
-def _usage(message: str) -> Exception:
-    from .cli import UsageError
+class JobNotFound(AgeGateError):
+    """No purge job matches what was asked for."""
 
+
+def _usage(message: str) -> UsageError:
     return UsageError(message)
 
 
@@ -70,8 +77,10 @@ def load_gate(spec: str | None) -> AgeGate:
     except AgeGateError:
         raise
     except Exception as exc:
+        # Only the exception's class: its message may hold a connection string or a password.
         raise AppNotFound(
-            f"importing the app module {module_name!r} failed: {type(exc).__name__}: {exc}"
+            f"importing the app module {module_name!r} failed with {type(exc).__name__}; "
+            "run `python -c 'import MODULE'` to see why"
         ) from None
     found: Any = module
     for part in attr.split("."):
@@ -108,8 +117,22 @@ def _identifiers(items: Sequence[str] | None) -> dict[str, str]:
             raise _usage("--identifier takes KIND=VALUE, for example --identifier email=someone@example.org")
         if kind in out:
             raise _usage(f"--identifier {kind}=… is given twice; run the purge once per {kind}")
-        out[kind] = value.strip()
+        out[kind] = _secret(f"the {kind} to block") if value.strip() == "-" else value.strip()
     return out
+
+
+def _secret(what: str) -> str:
+    """A value given as ``-``: one line of stdin, or a no-echo prompt on a terminal."""
+    if sys.stdin.isatty():
+        try:
+            value = getpass.getpass(f"Enter {what} (not shown): ")
+        except EOFError:
+            value = ""
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not value.strip():
+        raise _usage(f"{what} was given as '-' but none was read from stdin")
+    return value
 
 
 def _when(moment: datetime | None) -> str:
@@ -185,7 +208,7 @@ def _print_report(report: PurgeReport, gate: AgeGate) -> None:
 async def _write_receipt(gate: AgeGate, job_id: str, path: str) -> str:
     found = await gate.purger.find(job_id=job_id)
     if found is None:
-        raise AppNotFound(f"purge job {job_id} is not in the journal")
+        raise JobNotFound(f"purge job {job_id} is not in the journal")
     _save(path, gate.purger.receipt(found))
     return path
 
@@ -207,7 +230,8 @@ async def _confirm(gate: AgeGate, args: argparse.Namespace, identifiers: dict[st
     counts += "".join(f", {name} (?)" for name in preview.uncounted)
     print(
         f"About to purge the account for ticket {args.ticket}: freeze it, delete its data from "
-        f"{counts or 'no handlers'}, and block {len(identifiers)} identifier(s). This cannot be undone.",
+        f"{counts or 'no handlers'}, and block {preview.identifiers_blocked} identifier(s). "
+        "This cannot be undone.",
         file=sys.stderr,
     )
     print("Type 'yes' to continue: ", end="", file=sys.stderr, flush=True)
@@ -218,8 +242,24 @@ def _purge(args: argparse.Namespace) -> int:
     modes = [flag for flag, on in (("--resume", args.resume), ("--coverage", args.coverage)) if on]
     if len(modes) > 1:
         raise _usage("--resume and --coverage cannot be used together")
-    if modes and args.subject is not None:
-        raise _usage(f"{modes[0]} does not take --subject")
+    if modes:
+        # Flags that do not fit the mode are refused rather than ignored: a --dry-run that is
+        # silently dropped from a --resume would really delete.
+        unfit = [
+            flag
+            for flag, given in (
+                ("--subject", args.subject is not None),
+                ("--ticket", args.ticket is not None),
+                ("--operator", args.operator is not None),
+                ("--identifier", bool(args.identifier)),
+                ("--dry-run", args.dry_run),
+                ("--receipt", args.receipt is not None),
+                ("--yes", args.yes and args.coverage),
+            )
+            if given
+        ]
+        if unfit:
+            raise _usage(f"{modes[0]} does not take {', '.join(unfit)}")
     if not modes:
         missing = [
             f
@@ -232,12 +272,14 @@ def _purge(args: argparse.Namespace) -> int:
         ]
         if missing:
             raise _usage(f"a purge needs {', '.join(missing)} (or use --resume or --coverage)")
+    if args.subject == "-":
+        args.subject = _secret("the account id")
+    identifiers = _identifiers(args.identifier)
     gate = load_gate(args.app)
     if args.coverage:
         return _coverage(gate, args)
     if args.resume:
         return _resume(gate, args)
-    identifiers = _identifiers(args.identifier)
     try:
         gate.purger.check_request(args.subject, args.ticket, args.operator, identifiers)
     except ConfigurationError as exc:
@@ -334,7 +376,7 @@ def _audit(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'JOB':<17} {'TICKET':<16} {'OPERATOR':<14} {'STATE':<8} {'STARTED':<21} {'FINISHED':<21} STEPS")
     for job in jobs:
-        steps = " ".join(f"{n}={c}" for n, c in job.steps.items() if not n.startswith(PLANNED))
+        steps = " ".join(f"{n}={c}" for n, c in job.steps.items() if not n.startswith((PLANNED, POLICY)))
         line = (
             f"{job.job_id:<17} {job.ticket:<16} {job.operator:<14} {job.state:<8} "
             f"{_when(job.created_at):<21} {_when(job.finished_at):<21} {steps}"
@@ -352,7 +394,8 @@ def _job_json(job: PurgeJob) -> dict[str, Any]:
         "operator": job.operator,
         "state": job.state,
         "handlers": list(job.handlers),
-        "steps": {n: c for n, c in job.steps.items() if not n.startswith(PLANNED)},
+        "steps": {n: c for n, c in job.steps.items() if not n.startswith((PLANNED, POLICY))},
+        "policy": job_policy(job),
         # What each handler's count side saw before it ran (see agegate.purge).
         "planned": {n[len(PLANNED) :]: c for n, c in job.steps.items() if n.startswith(PLANNED)},
         "created_at": job.created_at.isoformat(),
@@ -377,7 +420,10 @@ def _receipt_verify(args: argparse.Namespace) -> int:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise ConfigurationError(f"cannot read {args.file!r}: {exc.strerror}") from None
-    key = parse_public_key(args.public_key) if args.public_key else Keyring.from_env()
+    try:
+        key = parse_public_key(args.public_key) if args.public_key else Keyring.from_env()
+    except InvalidReceipt as exc:
+        raise _usage(f"--public-key: {exc}") from None
     try:
         payload = verify_receipt(data, key)
     except InvalidReceipt as exc:
@@ -404,7 +450,7 @@ def _receipt_issue(args: argparse.Namespace) -> int:
     gate = load_gate(args.app)
     job = _run(gate, lambda: gate.purger.find(job_id=args.job, ticket=args.ticket))
     if job is None:
-        raise AppNotFound("no purge job matches")
+        raise JobNotFound("no purge job matches")
     text = gate.purger.receipt(job)
     if args.out:
         _save(args.out, text)
@@ -412,6 +458,22 @@ def _receipt_issue(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _json_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """With ``--json``, a failure is also printed as JSON on stdout, for scripts that parse it."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except AgeGateError as exc:
+            if getattr(args, "json", False):
+                code = EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURE
+                print(json.dumps({"error": str(exc), "exit": code}))
+            raise
+
+    return run
 
 
 def register(sub: Any) -> None:
@@ -424,14 +486,17 @@ def register(sub: Any) -> None:
         "identifiers, and journal it all. Exit 0 done (or already done), 1 failure, 2 bad usage.",
     )
     purge.add_argument("--app", help=app_help)
-    purge.add_argument("--subject", help="the account id to purge (never stored or printed)")
+    purge.add_argument(
+        "--subject", help="the account id to purge (never stored or printed); '-' reads it from stdin"
+    )
     purge.add_argument("--ticket", help="the support ticket number (kept in the audit log)")
     purge.add_argument("--operator", help="who runs the purge (kept in the audit log)")
     purge.add_argument(
         "--identifier",
         action="append",
         metavar="KIND=VALUE",
-        help="an identifier to block from signing up again, e.g. email=a@b.c (repeatable)",
+        help="an identifier to block from signing up again: email=, phone= or username= (repeatable); "
+        "KIND=- reads the value from stdin",
     )
     purge.add_argument("--dry-run", action="store_true", help="count what would be deleted; change nothing")
     purge.add_argument("--json", action="store_true", help="print JSON")
@@ -441,13 +506,13 @@ def register(sub: Any) -> None:
     purge.add_argument(
         "--coverage", action="store_true", help="list personal-looking columns no handler purges"
     )
-    purge.set_defaults(func=_purge)
+    purge.set_defaults(func=_json_errors(_purge))
 
     audit = sub.add_parser("audit", help="the purge log (free of personal data)")
     audit.add_argument("--app", help=app_help)
     audit.add_argument("--ticket", help="only this ticket's jobs")
     audit.add_argument("--json", action="store_true", help="print JSON")
-    audit.set_defaults(func=_audit)
+    audit.set_defaults(func=_json_errors(_audit))
 
     keys = sub.add_parser("keys", help="key utilities")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
@@ -463,7 +528,7 @@ def register(sub: Any) -> None:
         "--public-key", help="the key from `agegate keys public` (default: from AGEGATE_SECRET_KEYS)"
     )
     verify.add_argument("--json", action="store_true", help="print JSON")
-    verify.set_defaults(func=_receipt_verify)
+    verify.set_defaults(func=_json_errors(_receipt_verify))
     issue = receipt_sub.add_parser("issue", help="(re)issue the receipt of a finished purge")
     issue.add_argument("--app", help=app_help)
     issue.add_argument("--job", help="the job id")

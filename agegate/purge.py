@@ -14,16 +14,26 @@ sealed with AES-GCM under the ``journal`` key until it is done; nothing else abo
 is kept but keyed hashes. A handler interrupted after deleting but before its step was recorded
 runs again on resume (handlers are idempotent), and then reports only what it deleted that time.
 
-One process at a time works on a job: it holds a lease (``host:pid:random``) that it renews
-while it runs. Another purge of the same account waits for it and then reports
-``already_done``; a lease held by a process that no longer exists on this host is taken over at
-once, and any other lease when it expires.
+One process at a time works on a job: it holds a lease (``host:pid:start:namespace:random``)
+that it renews while it runs, retrying a renewal that fails. Another purge of the same account
+waits for it and then reports ``already_done``. A lease is taken over at once only when its
+holder provably no longer runs: same host, same boot and PID namespace (so not a process in
+another container that shares the host name), and that pid is gone or now belongs to a process
+started at another time. Any other lease is taken over when it expires.
+
+Handlers must never block the event loop (call blocking drivers with ``asyncio.to_thread``):
+the lease is renewed on the event loop, and a handler that blocks it for longer than the lease
+lets another process take the job over and run the same handler at the same time. A renewal
+that comes later than the lease is logged as a warning on the ``agegate.purge`` logger.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hashlib
+import logging
 import math
 import os
 import re
@@ -34,6 +44,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from .coverage import Uncovered, find_uncovered
@@ -55,11 +66,19 @@ FREEZE, BLOCK = "freeze", "block_identifiers"
 RESERVED_STEPS = (FREEZE, BLOCK)
 #: Journal entries ``planned:NAME`` hold what a handler's ``count`` side saw before it ran.
 PLANNED = "planned:"
+#: The journal entry ``policy:NAME`` (count 0) names the age policy in force when the job began;
+#: the job's receipt names it, whatever the app's policy is when the receipt is issued.
+POLICY = "policy:"
+#: Identifier kinds a purge blocks unless the app lists others in ``Purger.identifier_kinds``.
+IDENTIFIER_KINDS = ("email", "phone", "username")
+#: Journal entries that are notes about the job, not steps of it.
+_NOTES = (PLANNED, POLICY)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 _MAX_LABEL = 200
 #: Owners of leases held by purges running in this process (a lease of this pid not listed
 #: here was left by a purge that was cancelled, and may be taken over).
 _LIVE_OWNERS: set[str] = set()
+_log = logging.getLogger("agegate.purge")
 
 
 class PurgeError(AgeGateError):
@@ -139,19 +158,57 @@ def _label(what: str, value: str) -> str:
     return value
 
 
+def _process_start(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or ``""`` if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces and parentheses: count fields after its ")".
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 and fields[19].isdigit() else ""
+
+
+@functools.cache
+def _namespace() -> str:
+    """This machine's boot and PID namespace, hashed; ``""`` where /proc cannot tell them.
+
+    Two processes with the same host name may still not see each other's pids (containers of
+    one pod), and pids restart after a reboot: a pid says something only within one of these.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        pid_ns = os.stat("/proc/self/ns/pid").st_ino
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return hashlib.sha256(f"{boot}/{pid_ns}".encode()).hexdigest()[:16]
+
+
+def _new_owner() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}:{_namespace()}:{secrets.token_hex(4)}"
+
+
 def _holder_is_dead(owner: str | None) -> bool:
-    """Whether a lease holder is a process on this host that no longer runs this purge."""
+    """Whether a lease holder is provably a process that no longer runs this purge: one of this
+    host, boot and PID namespace whose pid is gone or belongs to a process started later."""
     if owner is None:
         return False
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != socket.gethostname():
+    parts = owner.rsplit(":", 4)
+    if len(parts) != 5:
+        return False  # another format (an older version): wait for the lease to expire
+    host, pid_text, started, namespace, _ = parts
+    if host != socket.gethostname() or not namespace or namespace != _namespace() or not started:
         return False
     try:
-        pid = int(parts[1])
+        pid = int(pid_text)
     except ValueError:
         return False
-    if pid == os.getpid():
+    now_started = _process_start(pid)
+    if pid == os.getpid() and now_started == started:
         return owner not in _LIVE_OWNERS
+    if now_started:
+        return now_started != started  # the pid now belongs to another process
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -166,7 +223,9 @@ class Purger:
 
     Reach it as ``gate.purger``. ``lease`` is how long a job's lease lasts without renewal (it
     is renewed every third of it while a purge runs); ``wait_timeout`` is how long a purge waits
-    for another process working on the same account before giving up.
+    for another process working on the same account before giving up. ``identifier_kinds`` are
+    the identifier kinds a purge accepts (the kinds the app's signup passes to ``gate.signup``);
+    any other kind is refused, since blocking it would block nothing.
     """
 
     def __init__(self, gate: AgeGate) -> None:
@@ -179,6 +238,7 @@ class Purger:
         self.lease = timedelta(seconds=60)
         self.wait_timeout = timedelta(minutes=10)
         self.poll_interval = 0.05
+        self.identifier_kinds: tuple[str, ...] = IDENTIFIER_KINDS
 
     # -- registry ----------------------------------------------------------------------------
 
@@ -293,8 +353,40 @@ class Purger:
         subject = self.check_subject(subject)
         ticket, operator = _label("ticket", ticket), _label("operator", operator)
         self._refuse_pii_in_labels(subject, identifiers, {"ticket": ticket, "operator": operator})
-        self._gate.identifier_hashes(identifiers)
+        self.check_identifiers(identifiers)
         return subject, ticket, operator
+
+    def check_identifiers(self, identifiers: Mapping[str, str] | None) -> int:
+        """Check the identifiers a purge is to block; returns how many distinct ones it blocks.
+
+        Each kind must be one of ``identifier_kinds`` (case and surrounding spaces do not matter)
+        and each value must keep something after normalisation (a phone number needs digits).
+        Raises :class:`ConfigurationError`, which names the kind but never the value.
+        """
+        from .gate import normalise_identifier  # gate imports this module
+
+        if identifiers is None:
+            return 0
+        if not isinstance(identifiers, Mapping):
+            raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
+        known = {kind.strip().lower() for kind in self.identifier_kinds}
+        seen: set[tuple[str, str]] = set()
+        for kind, value in identifiers.items():
+            if not isinstance(kind, str) or not isinstance(value, str):
+                raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
+            folded = kind.strip().lower()
+            if folded not in known:
+                raise ConfigurationError(
+                    f"unknown identifier kind {kind.strip()[:32]!r}: use one of {', '.join(sorted(known))}"
+                )
+            normal = normalise_identifier(folded, value)
+            if not normal:
+                raise ConfigurationError(
+                    f"the {folded} identifier is empty"
+                    + (" (a phone number needs digits)" if folded == "phone" else "")
+                )
+            seen.add((folded, normal))
+        return len(seen)
 
     @staticmethod
     def _refuse_pii_in_labels(
@@ -350,6 +442,7 @@ class Purger:
                     updated_at=now,
                     sealed_subject=self._journal().seal_bytes(subject.encode("utf-8")),
                     identifier_hashes=identifier_hashes,
+                    steps={POLICY + self._gate.policy.name: 0},
                 )
             )
         return await self._drive(store, job, subject, identifier_hashes)
@@ -385,7 +478,13 @@ class Purger:
                 reports.append(await self._drive(store, job, subject, ()))
             except PurgeError as exc:
                 reports.append(
-                    PurgeReport(job.job_id, "failed", dict(job.steps), ticket=job.ticket, error=str(exc))
+                    PurgeReport(
+                        job.job_id,
+                        "failed",
+                        _handler_steps(job),
+                        ticket=job.ticket,
+                        error=str(exc),
+                    )
                 )
         return reports
 
@@ -434,7 +533,7 @@ class Purger:
         self, store: Store, job: PurgeJob, subject: str, extra_identifiers: tuple[bytes, ...]
     ) -> PurgeReport:
         if job.state != "done":
-            owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+            owner = _new_owner()
             _LIVE_OWNERS.add(owner)
             try:
                 claimed = await self._acquire(store, job.job_id, owner)
@@ -475,12 +574,35 @@ class Purger:
                 )
             await asyncio.sleep(self.poll_interval)
 
-    async def _heartbeat(self, store: Store, job_id: str, owner: str) -> None:
-        interval = self.lease.total_seconds() / 3
+    async def _heartbeat(self, store: Store, job_id: str, owner: str, since: float) -> None:
+        # Renewals go on until the purge stops this task. A failed renewal (a locked database, a
+        # dropped connection) is retried sooner; a lost lease is noticed by record_step and
+        # finish_job, which refuse to write for an owner that no longer holds it.
+        lease = self.lease.total_seconds()
+        interval = lease / 3
+        last = since  # when the lease was last renewed (or taken), on the monotonic clock
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(0.0, last + interval - time.monotonic()))
+            stalled = time.monotonic() - last - interval
+            if stalled > lease / 2:
+                _log.warning(
+                    "purge job %s: the event loop was blocked for %.1f s (the lease lasts %.1f s), so "
+                    "another process may have taken the job over. A purge handler must not block the "
+                    "event loop: call blocking code with asyncio.to_thread",
+                    job_id,
+                    stalled,
+                    lease,
+                )
+            last = time.monotonic()
             now = _now()
-            await store.claim_job(job_id, owner=owner, until=now + self.lease, now=now)
+            try:
+                await store.claim_job(job_id, owner=owner, until=now + self.lease, now=now)
+                interval = lease / 3
+            except Exception as exc:
+                _log.warning(
+                    "purge job %s: renewing its lease failed (%s); retrying", job_id, type(exc).__name__
+                )
+                interval = lease / 9
 
     async def _run(
         self, store: Store, job: PurgeJob, owner: str, subject: str, extra_identifiers: tuple[bytes, ...]
@@ -491,7 +613,7 @@ class Purger:
         plan += [(r.name, _call(r.run, subject), _bind(r.count, subject)) for r in self._handlers.values()]
         identifiers = tuple(dict.fromkeys(job.identifier_hashes + extra_identifiers))
         plan.append((BLOCK, lambda: self._block(store, identifiers), None))
-        heartbeat = asyncio.create_task(self._heartbeat(store, job.job_id, owner))
+        heartbeat = asyncio.create_task(self._heartbeat(store, job.job_id, owner, time.monotonic()))
         step = FREEZE
         try:
             if missing:
@@ -564,7 +686,7 @@ class Purger:
         return PurgeReport(
             job.job_id,
             job.state,
-            {n: c for n, c in job.steps.items() if n not in RESERVED_STEPS and not n.startswith(PLANNED)},
+            _handler_steps(job),
             already_done=already_done,
             ticket=job.ticket,
             operator=job.operator,
@@ -599,7 +721,7 @@ class Purger:
             ticket=job.ticket,
             completed_at=job.finished_at,
             deleted=report.deleted,
-            policy=self._gate.policy.name,
+            policy=job_policy(job) or self._gate.policy.name,
             identifiers_blocked=report.identifiers_blocked,
         )
 
@@ -610,10 +732,28 @@ class Purger:
         return await find_uncovered(refs, self._exempt)
 
 
+def _handler_steps(job: PurgeJob) -> dict[str, int]:
+    """The job's finished handlers and their counts (no fixed steps, no notes)."""
+    return {n: c for n, c in job.steps.items() if n not in RESERVED_STEPS and not n.startswith(_NOTES)}
+
+
+def job_policy(job: PurgeJob) -> str | None:
+    """The name of the age policy in force when ``job`` began (``None`` for jobs journalled
+    before agegate recorded it)."""
+    for step in job.steps:
+        if step.startswith(POLICY):
+            return step[len(POLICY) :]
+    return None
+
+
 async def _stop(task: asyncio.Task[None]) -> None:
+    # The heartbeat's own outcome does not matter: losing the lease is detected by record_step
+    # and finish_job. asyncio.wait does not raise the task's exception, but a cancellation of
+    # this purge still propagates.
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()
 
 
 class _StepFailed(Exception):

@@ -17,6 +17,7 @@ with its handlers. ``--app purge_app:gate`` builds it from the environment:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
@@ -101,7 +102,7 @@ def build_gate(directory: Path, *, keys: Keyring, store: str | None = None) -> A
     async def delete_profiles(subject: str) -> int:
         _fail("profiles", subject)
         deleted = await profiles(subject)
-        _pause("committed:profiles")
+        await asyncio.to_thread(_pause, "committed:profiles")
         return deleted
 
     def delete_orders_sync(subject: str) -> int:
@@ -125,12 +126,14 @@ def build_gate(directory: Path, *, keys: Keyring, store: str | None = None) -> A
             return int(row[0])
 
     async def count_orders(subject: str) -> int:
-        return count_orders_sync(subject)
+        return await asyncio.to_thread(count_orders_sync, subject)
 
     @gate.purger.handler("orders", count=count_orders, covers=[db.table("orders"), db.table("order_items")])
     async def delete_orders(subject: str) -> int:
         _fail("orders", subject)
-        return delete_orders_sync(subject)
+        # Blocking code runs in a thread, as in any handler: the event loop must stay free to
+        # renew the job's lease (see agegate.purge).
+        return await asyncio.to_thread(delete_orders_sync, subject)
 
     uploads = AccountFiles(directory / "files")
     avatars = AccountFiles(directory / "files", names=("avatars/{subject}.png",))
@@ -142,11 +145,13 @@ def build_gate(directory: Path, *, keys: Keyring, store: str | None = None) -> A
     async def delete_files(subject: str) -> int:
         _fail("files", subject)
         deleted = await uploads(subject)
-        _pause("mid:files")
+        await asyncio.to_thread(_pause, "mid:files")
         return deleted + await avatars(subject)
 
     gate.purger.exempt(db.table("products"), "name")
 
+    # Listeners are plain functions, so a pause here does hold the event loop (and the lease
+    # renewals): keep these pauses short, or kill the process during them, as the tests do.
     def pause_at_boundaries(event: PurgeEvent) -> None:
         if event.kind == "start":
             _pause(f"before:{event.step}")

@@ -107,9 +107,10 @@ def test_purge_text_output_rerun_and_audit(app_dir: Path, capsys: pytest.Capture
     assert "profiles=1 orders=6 files=3 block_identifiers=1" in line and "planned:" not in line
     (job,) = jobs(capsys)
     assert set(job) == {
-        "job_id", "ticket", "operator", "state", "handlers", "steps", "planned",
+        "job_id", "ticket", "operator", "state", "handlers", "steps", "planned", "policy",
         "created_at", "updated_at", "finished_at", "error",
     }  # fmt: skip
+    assert job["policy"] == "min-age-13"
     assert job["handlers"] == ["profiles", "orders", "files"]
     assert job["steps"] == {"freeze": 1, "profiles": 1, "orders": 6, "files": 3, "block_identifiers": 1}
     assert job["planned"] == {"profiles": 1, "orders": 6, "files": 3}
@@ -191,11 +192,11 @@ def test_keys_public_lists_every_key(
         (["purge", "--app", "purge_app", "--resume"], 2, "MODULE:ATTR"),
         (
             ["purge", "--app", "no_such_module:gate", "--resume"],
-            1,
+            2,
             "cannot find the app module 'no_such_module'",
         ),
-        (["purge", "--app", "purge_app:nothing", "--resume"], 1, "has no 'nothing'"),
-        (["purge", "--app", "purge_app:seed", "--resume"], 1, "is not an AgeGate"),
+        (["purge", "--app", "purge_app:nothing", "--resume"], 2, "has no 'nothing'"),
+        (["purge", "--app", "purge_app:seed", "--resume"], 2, "is not an AgeGate"),
         (["purge", *BASE, "--subject", "x"], 2, "needs --ticket, --operator"),
         (["purge", *BASE, "--resume", "--coverage"], 2, "cannot be used together"),
         ([*PURGE, "--identifier", "email"], 2, "KIND=VALUE"),
@@ -343,3 +344,123 @@ def test_progress_is_shown_per_handler_on_a_terminal(app_dir: Path) -> None:
     ):
         assert f"\r  {step:<28} {count}" in text
     assert purge_app.CHILD.encode() not in shown + done.stdout
+
+
+def _failed_job(app_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PURGE_APP_FAIL", "orders")
+    code, _, _ = run(capsys, *PURGE, "--yes")
+    assert code == 1
+    monkeypatch.delenv("PURGE_APP_FAIL")
+
+
+@pytest.mark.parametrize(
+    ("flags", "unfit"),
+    [
+        (["--resume", "--dry-run"], "--dry-run"),
+        (["--resume", "--ticket", "T-9"], "--ticket"),
+        (["--resume", "--operator", "sam"], "--operator"),
+        (["--resume", "--identifier", "email=a@b.c"], "--identifier"),
+        (["--resume", "--receipt", "r.json"], "--receipt"),
+        (["--coverage", "--dry-run"], "--dry-run"),
+        (["--coverage", "--ticket", "T-9", "--yes"], "--ticket, --yes"),
+    ],
+)
+def test_flags_that_do_not_fit_the_mode_are_refused(
+    app_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    unfit: str,
+) -> None:
+    _failed_job(app_dir, capsys, monkeypatch)
+    code, _, err = run(capsys, "purge", *BASE, *flags)
+    assert code == 2 and f"does not take {unfit}" in err, err
+    # In particular `--resume --dry-run` did not resume: the orders are still there.
+    ((job),) = jobs(capsys)
+    assert job["state"] == "failed"
+    assert (app_dir / "files" / purge_app.CHILD / "notes.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("identifier", "message"),
+    [
+        ("mail=kid@example.org", "unknown identifier kind 'mail': use one of email, phone, username"),
+        ("phone=abc", "the phone identifier is empty (a phone number needs digits)"),
+        ("username=  ", "KIND=VALUE"),
+    ],
+)
+def test_unknown_or_empty_identifiers_are_refused(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], identifier: str, message: str
+) -> None:
+    code, _, err = run(capsys, *PURGE, "--identifier", identifier, "--yes")
+    assert code == 2 and message in err, err
+    assert "kid@example.org" not in err and "abc" not in err
+    assert jobs(capsys) == []
+
+
+def test_the_prompt_counts_the_identifiers_really_blocked(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeTerminal("no\n"))
+    # The same email spelt twice (other case, spaces) is one identifier; the phone is another.
+    args = [*PURGE, "--identifier", "PHONE=+1 (555) 010-0100", "--identifier", "username=Kid1001"]
+    code, _, err = run(capsys, *args)
+    assert code == 1 and "block 3 identifier(s)" in err
+
+
+def test_the_account_id_and_identifiers_can_come_from_stdin(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{purge_app.CHILD}\n{purge_app.CHILD_EMAIL}\n"))
+    args = ["purge", *BASE, "--subject", "-", "--ticket", "T-88", "--operator", "sam"]
+    code, out, _ = run(capsys, *args, "--identifier", "email=-", "--yes", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert (
+        report["deleted"] == {"profiles": 1, "orders": 6, "files": 3} and report["identifiers_blocked"] == 1
+    )
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, _, err = run(capsys, *args, "--yes")
+    assert code == 2 and "the account id was given as '-' but none was read" in err
+
+
+def test_json_mode_prints_failures_as_json(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "purge", "--app", "purge_app:nothing", "--resume", "--json")
+    assert code == 2 and err.startswith("agegate: ")
+    assert json.loads(out) == {"error": "the app module 'purge_app' has no 'nothing'", "exit": 2}
+    code, out, _ = run(capsys, "audit", "--app", "no_such_module:gate", "--json")
+    assert code == 2 and json.loads(out)["exit"] == 2
+
+
+def test_a_bad_public_key_is_a_usage_error(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    receipt = app_dir / "r.json"
+    receipt.write_text("{}")
+    code, _, err = run(capsys, "receipt", "verify", str(receipt), "--public-key", "not a key!")
+    assert code == 2 and "--public-key: the public key is not a base64 Ed25519 key" in err
+
+
+def test_an_app_failing_on_import_is_named_without_its_message(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "leaky_app.py").write_text(
+        'raise RuntimeError("cannot connect to postgresql://shop:hunter2@db/shop")\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "audit", "--app", "leaky_app:gate")
+    assert code == 2 and "failed with RuntimeError" in err
+    assert "hunter2" not in err and "postgresql" not in err
+
+
+def test_usage_errors_are_one_line_under_python_m_agegate_cli(app_dir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "agegate.cli", "purge", *BASE, "--resume", "--dry-run"],
+        cwd=Path(__file__).parent,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr == "agegate: --resume does not take --dry-run\n"

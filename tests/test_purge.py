@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from agegate import AgeGate, ConfigurationError, Keyring, UnderAgeError
+from agegate import purge as purge_module
 from agegate.purge import PurgeError, PurgeEvent
 from agegate.stores import MemoryStore
 
@@ -91,6 +94,7 @@ async def test_purge_freezes_deletes_in_order_and_blocks(gate: AgeGate) -> None:
     assert len(jobs) == 1
     assert jobs[0].state == "done" and jobs[0].sealed_subject is None and jobs[0].identifier_hashes == ()
     assert jobs[0].steps == {
+        "policy:min-age-13": 0,
         "freeze": 1,
         "planned:orders": 3,
         "orders": 3,
@@ -203,7 +207,7 @@ async def test_a_failing_handler_names_itself_and_the_job_resumes(gate: AgeGate)
     assert "connection refused" not in message
     (job,) = await gate.purger.jobs()
     assert job.state == "failed" and job.error == "handler 'search-index' failed (OSError)"
-    assert job.steps == {"freeze": 1, "orders": 2}
+    assert job.steps == {"policy:min-age-13": 0, "freeze": 1, "orders": 2}
     assert job.lease_owner is None
     assert await gate.status_of("acct-secret-42") == "under_age"
     assert not await gate.is_blocked({"email": EMAIL})
@@ -359,6 +363,12 @@ def _dead_pid() -> int:
     return int(done.stdout)
 
 
+def _owner(pid: int, *, started: str, namespace: str | None = None) -> str:
+    """A lease owner as a purge on this host writes it."""
+    namespace = purge_module._namespace() if namespace is None else namespace
+    return f"{socket.gethostname()}:{pid}:{started}:{namespace}:0000"
+
+
 def _all_bytes(directory: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file())
 
@@ -415,7 +425,7 @@ async def test_a_lease_of_a_dead_process_is_taken_over_at_once(gate: AgeGate) ->
             sealed_subject=gate.purger._journal().seal_bytes(b"acct-1"),
         )
     )
-    owner = f"{socket.gethostname()}:{pid}:0000"
+    owner = _owner(pid, started="12345")
     assert await store.claim_job("deadbeef", owner=owner, until=now + timedelta(hours=1), now=now)
     gate.purger.wait_timeout = timedelta(seconds=5)
     report = await gate.purge("acct-1", ticket="T-1", operator="a")
@@ -564,3 +574,183 @@ async def test_resume_refuses_a_sealed_id_swapped_between_jobs(keyring: Keyring,
     assert [r.state for r in reports] == ["failed", "failed"]
     assert all("does not match its sealed account id" in (r.error or "") for r in reports)
     assert calls == []
+
+
+class FlakyRenewals(MemoryStore):
+    """Every lease claim after the first fails, as a locked or unreachable database would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims = 0
+
+    async def claim_job(self, *args: Any, **kwargs: Any) -> bool:
+        self.claims += 1
+        if self.claims >= 2:
+            raise RuntimeError("database is locked")
+        return await super().claim_job(*args, **kwargs)
+
+
+async def test_failed_lease_renewals_do_not_leave_the_purge_running(keyring: Keyring) -> None:
+    store = FlakyRenewals()
+    async with AgeGate(keys=keyring, store=store) as gate:
+        gate.purger.lease = timedelta(seconds=0.15)
+
+        @gate.purger.handler("slow")
+        async def slow(subject: str) -> int:
+            await asyncio.sleep(0.3)
+            return 1
+
+        report = await gate.purge("acct-1", ticket="T-1", operator="a")
+        assert report.state == "done" and report.deleted == {"slow": 1}
+        assert store.claims >= 3  # the heartbeat kept trying
+        (job,) = await gate.purger.jobs()
+        assert (job.state, job.lease_owner) == ("done", None)
+
+
+async def test_a_handler_blocking_the_event_loop_is_logged(
+    memory_gate: AgeGate, caplog: pytest.LogCaptureFixture
+) -> None:
+    memory_gate.purger.lease = timedelta(seconds=0.2)
+
+    @memory_gate.purger.handler("blocking")
+    async def blocking(subject: str) -> int:
+        time.sleep(0.4)  # noqa: ASYNC251 - a synchronous driver call: what handlers must not do
+        await asyncio.sleep(0.1)
+        return 1
+
+    with caplog.at_level(logging.WARNING, logger="agegate.purge"):
+        await memory_gate.purge("acct-1", ticket="T-1", operator="a")
+    assert any("must not block the event loop" in r.getMessage() for r in caplog.records)
+    assert all("acct-1" not in r.getMessage() for r in caplog.records)
+
+
+async def _held_by(gate: AgeGate, owner: str) -> None:
+    from agegate.stores import PurgeJob
+
+    store = await gate.store()
+    now = datetime.now(UTC)
+    await store.create_job(
+        PurgeJob(
+            job_id="held",
+            subject_hash=gate.subject_hashes("acct-1")[0],
+            ticket="T-1",
+            operator="a",
+            handlers=(),
+            state="running",
+            created_at=now,
+            updated_at=now,
+            sealed_subject=gate.purger._journal().seal_bytes(b"acct-1"),
+        )
+    )
+    assert await store.claim_job("held", owner=owner, until=now + timedelta(hours=1), now=now)
+    gate.purger.wait_timeout = timedelta(seconds=0.3)
+    gate.purger.poll_interval = 0.01
+
+
+@pytest.mark.skipif(not purge_module._namespace(), reason="needs /proc")
+@pytest.mark.parametrize(
+    "kind", ["other namespace", "older format", "unknown start"], ids=lambda k: k.replace(" ", "-")
+)
+async def test_a_missing_pid_of_another_namespace_is_not_taken_as_dead(gate: AgeGate, kind: str) -> None:
+    # Same host name, but the pid is not visible from here (another container of the pod, or a
+    # lease written by an older version): the holder may be alive, so its lease must expire first.
+    pid = _dead_pid()
+    owner = {
+        "other namespace": _owner(pid, started="12345", namespace="0123456789abcdef"),
+        "older format": f"{socket.gethostname()}:{pid}:beef",
+        "unknown start": _owner(pid, started=""),
+    }[kind]
+    await _held_by(gate, owner)
+    with pytest.raises(PurgeError, match="another process is still running purge job held"):
+        await gate.purge("acct-1", ticket="T-1", operator="a")
+
+
+@pytest.mark.skipif(not purge_module._namespace(), reason="needs /proc")
+async def test_a_reused_pid_is_taken_as_dead(gate: AgeGate) -> None:
+    # The holder's pid now belongs to another process (our parent), started at another time.
+    parent = os.getppid()
+    started = str(int(purge_module._process_start(parent)) + 1)
+    await _held_by(gate, _owner(parent, started=started))
+    report = await gate.purge("acct-1", ticket="T-1", operator="a")
+    assert report.job_id == "held" and report.state == "done"
+
+
+@pytest.mark.skipif(not purge_module._namespace(), reason="needs /proc")
+async def test_a_live_process_with_its_own_start_time_is_waited_for(gate: AgeGate) -> None:
+    parent = os.getppid()
+    await _held_by(gate, _owner(parent, started=purge_module._process_start(parent)))
+    with pytest.raises(PurgeError, match="another process is still running"):
+        await gate.purge("acct-1", ticket="T-1", operator="a")
+
+
+async def test_a_purge_cancelled_earlier_in_this_process_is_taken_over(memory_gate: AgeGate) -> None:
+    memory_gate.purger.wait_timeout = timedelta(seconds=5)
+    started = asyncio.Event()
+    calls = 0
+
+    @memory_gate.purger.handler("slow")
+    async def slow(subject: str) -> int:
+        nonlocal calls
+        calls += 1
+        started.set()
+        if calls == 1:
+            await asyncio.sleep(100)
+        return 1
+
+    first = asyncio.create_task(memory_gate.purge("acct-1", ticket="T-1", operator="a"))
+    await started.wait()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    (job,) = await memory_gate.purger.jobs()
+    assert job.state == "running" and job.lease_owner is not None  # its lease is still live
+    report = await memory_gate.purge("acct-1", ticket="T-1", operator="a")
+    assert report.state == "done" and not report.already_done and calls == 2
+
+
+async def test_identifier_kinds_are_checked_and_normalised(memory_gate: AgeGate) -> None:
+    for identifiers, message in (
+        ({"mail": EMAIL}, "unknown identifier kind 'mail'"),
+        ({"phone": "call me"}, "the phone identifier is empty"),
+        ({"email": "   "}, "the email identifier is empty"),
+    ):
+        with pytest.raises(ConfigurationError, match=message) as caught:
+            await memory_gate.purge("acct-1", ticket="T-1", operator="a", identifiers=identifiers)
+        assert EMAIL not in str(caught.value) and "call me" not in str(caught.value)
+    assert await memory_gate.purger.jobs() == []
+    # Kind names are matched without regard to case or spaces, as signup hashes them.
+    report = await memory_gate.purge(
+        "acct-1", ticket="T-1", operator="a", identifiers={"Phone ": "+1 555 0100", " EMAIL": EMAIL}
+    )
+    assert report.identifiers_blocked == 2
+    for identifiers in ({"phone": "15550100"}, {"email": EMAIL.lower()}):
+        with pytest.raises(UnderAgeError):
+            await memory_gate.signup(ADULT, subject="acct-2", identifiers=identifiers)
+
+
+async def test_an_app_may_declare_its_identifier_kinds(memory_gate: AgeGate) -> None:
+    memory_gate.purger.identifier_kinds = ("email", "gamertag")
+    report = await memory_gate.purge("acct-1", ticket="T-1", operator="a", identifiers={"gamertag": "Kid99"})
+    assert report.identifiers_blocked == 1
+    with pytest.raises(ConfigurationError, match="use one of email, gamertag"):
+        await memory_gate.purge("acct-2", ticket="T-2", operator="a", identifiers={"phone": "555 0100"})
+
+
+async def test_a_receipt_names_the_policy_of_the_purge_after_a_policy_change(
+    keyring: Keyring, tmp_path: Path
+) -> None:
+    from agegate import AgePolicy
+
+    url = f"sqlite:///{tmp_path}/agegate.sqlite3"
+    async with AgeGate(keys=keyring, store=url) as gate:
+        report = await gate.purge("acct-1", ticket="T-1", operator="a")
+        job = await gate.purger.find(job_id=report.job_id)
+        assert job is not None
+        original = gate.purger.receipt(job)
+    async with AgeGate(keys=keyring, store=url, policy=AgePolicy(min_age=16)) as gate:
+        job = await gate.purger.find(job_id=report.job_id)
+        assert job is not None
+        assert purge_module.job_policy(job) == "min-age-13"
+        assert gate.purger.receipt(job) == original
+        assert '"policy": "min-age-13"' in original
+        assert "policy:" not in str(gate.purger._report(job, already_done=True).deleted)
