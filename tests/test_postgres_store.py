@@ -317,7 +317,8 @@ async def test_a_server_side_disconnect_costs_no_failed_call(url: str) -> None:
 
 
 async def test_concurrent_create_and_claim_from_two_instances_have_one_winner(url: str) -> None:
-    async with PostgresStore(url) as a, PostgresStore(url) as b:
+    name = "agegate-test-" + secrets.token_hex(4)  # to find b's connections in pg_stat_activity
+    async with PostgresStore(url) as a, PostgresStore(_with_query(url, application_name=name)) as b:
         made = await asyncio.gather(
             *(s.create_job(job("s1", job_id=f"job-{i}")) for i, s in enumerate([a, b] * 4))
         )
@@ -346,7 +347,7 @@ async def test_concurrent_create_and_claim_from_two_instances_have_one_winner(ur
             assert not await asyncio.wait_for(rival, timeout=10)
             # ...while the holder renewing its own lease waits for the row instead.
             renewal = asyncio.create_task(b.claim_job(winner, owner=owner, until=expired + HOUR, now=expired))
-            await until(lambda: _waiting_for_a_lock(schema))
+            await until(lambda: _waiting_for_a_lock(name))
             assert not renewal.done()
             await busy.commit()
         assert await renewal
@@ -354,14 +355,15 @@ async def test_concurrent_create_and_claim_from_two_instances_have_one_winner(ur
         assert got is not None and (got.lease_owner, got.lease_until) == (owner, expired + HOUR)
 
 
-def _waiting_for_a_lock(schema: str) -> bool:
+def _waiting_for_a_lock(application_name: str) -> bool:
     import psycopg
 
     assert POSTGRES_URL
     with psycopg.connect(POSTGRES_URL) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
-            ("%agegate_purge_jobs%FOR UPDATE",),
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+            "AND wait_event_type = 'Lock' AND query LIKE %s",
+            (application_name, "%agegate_purge_jobs%FOR UPDATE"),
         ).fetchone()
     return bool(row and row[0])
 
