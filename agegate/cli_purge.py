@@ -355,7 +355,7 @@ def _coverage(gate: AgeGate, args: argparse.Namespace) -> int:
     elif tables == 0:
         print("No SQL database is known through the built-in handlers: nothing to check.")
     elif not uncovered:
-        print(f"Covered: every personal-looking column in {tables} table(s) is in a table a handler purges.")
+        print(f"Covered: every personal-looking column in {tables} table(s) is purged or exempt.")
     else:
         print("Not covered by any purge handler (add a handler, or exempt the column if it is not personal):")
         for u in uncovered:

@@ -70,10 +70,14 @@ class Database(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class TableRef:
-    """A table of a database, for ``covers=`` (a custom handler that purges it) and exemptions."""
+    """A table of a database, for ``covers=`` (a custom handler that purges it) and exemptions.
+
+    ``column`` is set by the built-in row handlers: the table is then covered only through the
+    rows whose ``column`` holds the account id (see :mod:`agegate.coverage`)."""
 
     database: Database
     table: str
+    column: str | None = None
 
 
 class SQLiteDatabase:
@@ -212,11 +216,15 @@ class PostgresDatabase:
         return int(rows[0][0])
 
     async def columns(self) -> list[tuple[str, str]]:
+        # Tables only: a view holds no data of its own (its base tables are checked).
         _, rows = await self._execute(
-            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
-            "AND table_schema NOT LIKE 'pg_toast%%' "
-            "ORDER BY table_schema, table_name, ordinal_position",
+            "SELECT c.table_schema, c.table_name, c.column_name FROM information_schema.columns c "
+            "JOIN information_schema.tables t "
+            "ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
+            "WHERE t.table_type = 'BASE TABLE' "
+            "AND c.table_schema NOT IN ('pg_catalog', 'information_schema') "
+            "AND c.table_schema NOT LIKE 'pg_toast%%' "
+            "ORDER BY c.table_schema, c.table_name, c.ordinal_position",
             (),
         )
         return [(t if s == "public" else f"{s}.{t}", c) for s, t, c in rows]
@@ -239,8 +247,8 @@ class SQLRows:
 
     @property
     def covers(self) -> tuple[TableRef, ...]:
-        """The table this handler purges (for the coverage check)."""
-        return (TableRef(self.database, self.table),)
+        """The table and column this handler purges by (for the coverage check)."""
+        return (TableRef(self.database, self.table, self.column),)
 
     async def __call__(self, subject: str) -> int:
         return await self.database.delete(self._table, self._column, subject)

@@ -197,6 +197,39 @@ async def test_built_in_handlers_in_a_purge(db_path: Path, files: Path, keyring:
         ("products", "name", None),
         ("products", "price", None),
         ("events", "created_at", None),
+        # PostgreSQL folds an unquoted userId to userid; the person's word is then inside a token.
+        ("orders", "userid", "account id"),
+        ("orders", "accountid", "account id"),
+        ("orders", "customerid", "account id"),
+        ("sessions", "uid", "account id"),
+        ("messages", "from_user", "account id"),
+        ("posts", "created_by", "account id"),
+        ("posts", "createdby", "account id"),
+        ("reviews", "reviewer_id", "account id"),
+        ("events", "actor_id", "account id"),
+        ("friendships", "friend_id", "account id"),
+        ("orders", "customer_name", "name"),
+        ("posts", "author_name", "name"),
+        ("messages", "recipient_name", "name"),
+        ("orders", "billing_name", "name"),
+        ("orders", "shipping_name", "name"),
+        ("payments", "cardholder_name", "name"),
+        ("orders", "product_name", None),
+        ("teams", "team_name", None),
+        ("products", "category_name", None),
+        ("audit", "table_name", None),
+        ("logins", "ip_address", "ip address"),
+        ("logs", "remote_addr", "ip address"),
+        ("logins", "user_agent", "user agent"),
+        ("profiles", "date_of_birth", "birth date"),
+        ("profiles", "dob", "birth date"),
+        ("orders", "shipping_address", "address"),
+        ("users", "postcode", "address"),
+        ("orders", "email_address", "email"),
+        ("accounts", "account_type", None),
+        ("players", "player_score", None),
+        ("ledger", "accounting_code", None),
+        ("orders", "order_id", None),
     ],
 )
 def test_classify(table: str, column: str, kind: str | None) -> None:
@@ -234,6 +267,53 @@ async def test_coverage_lists_uncovered_personal_columns(tmp_path: Path, keyring
     gate.purger.exempt(db.table("products"), "owner_id")
     gate.purger.exempt(db.table("audit"))
     assert await gate.purger.coverage() == ([], 4)
+
+
+async def test_coverage_checks_other_people_in_a_table_purged_by_one_column(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    path = tmp_path / "app.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.executescript(
+            """
+            CREATE TABLE messages (id INTEGER PRIMARY KEY, sender_id TEXT, recipient_id TEXT,
+                                   recipient_email TEXT, sender_name TEXT, body TEXT);
+            CREATE TABLE profiles (account_id TEXT, email TEXT, display_name TEXT, created_by TEXT);
+            """
+        )
+    gate = AgeGate(keys=keyring, store=MemoryStore())
+    db = SQLiteDatabase(path)
+    gate.purger.add(db.rows("messages", "sender_id"))
+    gate.purger.add(db.rows("profiles", "account_id"))
+    uncovered, tables = await gate.purger.coverage()
+    # The sender's own rows go; the child may still be the recipient of rows that stay.
+    assert tables == 2
+    assert [(u.table, u.column, u.kind) for u in uncovered] == [
+        ("messages", "recipient_id", "account id"),
+        ("messages", "recipient_email", "email"),
+        ("profiles", "created_by", "account id"),
+    ]
+    gate.purger.add(db.rows("messages", "recipient_id", name="received"))
+    gate.purger.exempt(db.table("messages"), "recipient_email")
+    gate.purger.exempt(db.table("profiles"), "created_by")
+    assert await gate.purger.coverage() == ([], 2)
+
+
+async def test_coverage_matches_table_names_as_sqlite_does(tmp_path: Path, keyring: Keyring) -> None:
+    path = tmp_path / "app.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.executescript(
+            """
+            CREATE TABLE Orders (id INTEGER PRIMARY KEY, Account_Id TEXT);
+            CREATE TABLE carts (id INTEGER PRIMARY KEY, account_id TEXT);
+            CREATE VIEW order_owners AS SELECT Account_Id AS user_id FROM Orders;
+            """
+        )
+    gate = AgeGate(keys=keyring, store=MemoryStore())
+    db = SQLiteDatabase(path)
+    gate.purger.add(db.rows("orders", "account_id"))  # SQLite names ignore case
+    gate.purger.add(db.rows("main.carts", "account_id"))  # and main. is the default schema
+    assert await gate.purger.coverage() == ([], 2)
 
 
 async def test_coverage_without_sql_handlers_checks_nothing(keyring: Keyring) -> None:
@@ -311,3 +391,31 @@ def test_postgres_without_psycopg_is_a_clear_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(ConfigurationError, match=r"pip install 'agegate\[postgres\]'"):
         PostgresDatabase("postgresql://postgres@127.0.0.1/test")
+
+
+@pytest.mark.postgres
+async def test_postgres_coverage_ignores_views_and_the_default_schema(
+    pg_tables: tuple[str, str], keyring: Keyring
+) -> None:
+    url, schema = pg_tables
+    import psycopg
+
+    public = f"{schema}_orders"  # a table of the public schema, unique to this test
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE public.{public} (id serial PRIMARY KEY, account_id text)")
+        conn.execute(
+            f'CREATE VIEW {schema}.user_emails AS SELECT "select" AS user_id, email FROM {schema}."user"'
+        )
+    try:
+        gate = AgeGate(keys=keyring, store=MemoryStore())
+        db = PostgresDatabase(url)
+        gate.purger.add(db.rows(f"public.{public}", "account_id"))
+        gate.purger.add(db.rows(f"{schema}.user", "select"))
+        gate.purger.add(db.rows(f"{schema}.numbered", "account_id"))
+        gate.purger.add(db.rows(f"{schema}.orders", "account_id"))
+        uncovered, _ = await gate.purger.coverage()
+        mine = [(u.table, u.column) for u in uncovered if schema in u.table]
+        assert mine == []
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE public.{public}")
