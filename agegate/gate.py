@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from .birthdate import DATE_ORDERS, DateOrder, read_birth_input
-from .errors import ConfigurationError, UnderAgeError
+from .errors import ConfigurationError, StoreError, UnderAgeError
 from .keys import Keyring
 from .policy import AgePolicy, aware
 from .stores import AttestationRecord, Store, open_store
@@ -196,19 +196,23 @@ class AgeGate:
         """Store a hashed attestation of ``outcome`` for ``subject`` (replacing any older one)."""
         if outcome not in OUTCOMES:
             raise ConfigurationError(f"outcome must be one of {', '.join(OUTCOMES)}")
-        moment = aware(now).astimezone(UTC)
         subject = _subject(subject)
-        kid = self.keys.active_kid
         hashes = self.subject_hashes(subject)
-        mac = self.attestation_hasher.digest(subject, outcome, self.policy.name, kid=kid)
+        new = self._attestation(subject, outcome, now)
         store = await self.store()
-        await store.put_attestation(
-            AttestationRecord(hashes[0], kid, mac, self.policy.name, moment), replaces=hashes[1:]
-        )
+        await store.put_attestation(new, replaces=hashes[1:])
         self.forget_status(subject)
         if outcome == "under_age":
             await store.bump_revision()  # other processes drop their cached "allowed" at once
-        return Attestation(outcome, self.policy.name, moment, kid)
+        return Attestation(outcome, new.policy, new.checked_at, new.kid)
+
+    def _attestation(self, subject: str, outcome: Outcome, now: datetime | None) -> AttestationRecord:
+        """The record to store for ``subject``: keyed hashes under the active key, no outcome in
+        the clear."""
+        kid = self.keys.active_kid
+        mac = self.attestation_hasher.digest(subject, outcome, self.policy.name, kid=kid)
+        subject_hash = self.subject_hasher.digest(subject, kid=kid)
+        return AttestationRecord(subject_hash, kid, mac, self.policy.name, aware(now).astimezone(UTC))
 
     async def status_of(self, subject: str) -> Status:
         """``"allowed"``, ``"under_age"`` or ``"unknown"`` for an account id.
@@ -331,9 +335,19 @@ class AgeGate:
             raise UnderAgeError()
         if await self.is_blocked(identifiers, now=now):
             raise UnderAgeError(reason="blocked")
-        if await self.status_of(subject) == "under_age":
-            raise UnderAgeError(reason="blocked")
-        return await self.record(subject, "allowed", now=now)
+        store = await self.store()
+        hashes = self.subject_hashes(subject)
+        new = self._attestation(subject, "allowed", now)
+        for _ in range(5):
+            current = await store.get_attestation(hashes)
+            if self._status_in(current, subject) == "under_age":
+                raise UnderAgeError(reason="blocked")
+            # Written only if the record is still the one just read: a purge freezing the
+            # account in between is never overwritten by this signup.
+            if await store.swap_attestation(new, replaces=hashes[1:], expected=current):
+                self.forget_status(subject)
+                return Attestation("allowed", new.policy, new.checked_at, new.kid)
+        raise StoreError("the account's record kept changing during the signup; try again")
 
     # -- purges ------------------------------------------------------------------------------
 

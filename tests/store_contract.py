@@ -126,6 +126,43 @@ class StoreContract:
         assert await store.get_attestation([h("zz")]) is None
         assert await store.get_attestation([]) is None
 
+    async def test_swap_writes_only_over_the_expected_record(self, store: Store) -> None:
+        first = record("a")
+        assert await store.swap_attestation(first, expected=None)
+        assert not await store.swap_attestation(record("a", kid="k2"), expected=None)
+        assert await store.get_attestation([h("a")]) == first
+        stale = dataclasses.replace(first, mac=b"some other mac")
+        assert not await store.swap_attestation(record("a", kid="k2"), expected=stale)
+        assert await store.get_attestation([h("a")]) == first
+        second = record("a", kid="k2", at=T0 + HOUR)
+        assert await store.swap_attestation(second, expected=first)
+        assert await store.get_attestation([h("a")]) == second
+
+    async def test_swap_moves_a_record_from_an_older_key(self, store: Store) -> None:
+        old = record("old")
+        await store.put_attestation(old)
+        new = record("new")
+        assert not await store.swap_attestation(
+            new, replaces=[h("old")], expected=dataclasses.replace(old, mac=b"x")
+        )
+        assert await store.swap_attestation(new, replaces=[h("old")], expected=old)
+        assert await store.get_attestation([h("new"), h("old")]) == new
+        assert await store.get_attestation([h("old")]) is None
+        # A record that appeared under the new key meanwhile is not overwritten.
+        await store.put_attestation(record("old2"))
+        await store.put_attestation(record("new2", kid="frozen"))
+        assert not await store.swap_attestation(record("new2"), replaces=[h("old2")], expected=record("old2"))
+        assert await store.get_attestation([h("new2")]) == record("new2", kid="frozen")
+        assert await store.get_attestation([h("old2")]) == record("old2")
+
+    async def test_a_write_between_read_and_swap_wins(self, store: Store) -> None:
+        await store.put_attestation(record("a"))
+        read = await store.get_attestation([h("a")])
+        frozen = dataclasses.replace(record("a", kid="freeze", at=T0 + HOUR), mac=b"mac-frozen")
+        await store.put_attestation(frozen)  # a purge's freeze lands in between
+        assert not await store.swap_attestation(record("a", kid="signup"), expected=read)
+        assert await store.get_attestation([h("a")]) == frozen
+
     async def test_get_returns_the_first_hash_that_has_a_record(self, store: Store) -> None:
         await store.put_attestation(record("a", kid="old"))
         await store.put_attestation(record("b", kid="new"))

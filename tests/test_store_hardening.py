@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,9 +20,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from store_contract import h, job, record
 
-from agegate import AgeGate, ConfigurationError, Keyring
+from agegate import AgeGate, ConfigurationError, Keyring, UnderAgeError
 from agegate.signup import InvalidSignupForm, signup_form
-from agegate.stores import MemoryStore
+from agegate.stores import AttestationRecord, MemoryStore
 from agegate.stores.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -202,3 +203,31 @@ def test_relative_paths_are_fixed_when_the_store_is_made(
     store = SQLiteStore("sqlite:///here.sqlite3")
     monkeypatch.chdir("/")
     assert store.path == str(tmp_path / "here.sqlite3")
+
+
+class FreezeBetweenReadAndWrite(MemoryStore):
+    """A store on which a purge freezes the account right after the signup reads its record."""
+
+    def __init__(self, gate_for_freeze: list[AgeGate]) -> None:
+        super().__init__()
+        self._gate = gate_for_freeze
+        self.froze = False
+
+    async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
+        found = await super().get_attestation(subject_hashes)
+        if not self.froze:
+            self.froze = True
+            await self._gate[0].record("acct-9", "under_age", now=NOW)
+        return found
+
+
+async def test_a_signup_never_overwrites_a_freeze_that_landed_meanwhile(keyring: Keyring) -> None:
+    holder: list[AgeGate] = []
+    store = FreezeBetweenReadAndWrite(holder)
+    gate = AgeGate(keys=keyring, store=store)
+    holder.append(gate)
+    async with gate:
+        with pytest.raises(UnderAgeError):
+            await gate.signup({"birth_date": "1990-01-01"}, subject="acct-9", now=NOW)
+        assert store.froze
+        assert await gate.status_of("acct-9") == "under_age"

@@ -87,6 +87,20 @@ class Store(Protocol):
         """Insert or replace the record for ``record.subject_hash``, and delete the records under
         the hashes in ``replaces`` (the same account under older keys), atomically."""
 
+    async def swap_attestation(
+        self,
+        record: AttestationRecord,
+        *,
+        replaces: Sequence[bytes] = (),
+        expected: AttestationRecord | None,
+    ) -> bool:
+        """:meth:`put_attestation`, but only if the account's record is still ``expected`` (same
+        ``subject_hash`` and ``mac``; ``None``: the account has no record under
+        ``record.subject_hash``), checked and written atomically. Returns whether it wrote.
+
+        The signup hook reads the account's record, decides, and writes with this, so that a
+        purge marking the account under age in between is never overwritten."""
+
     async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
         """The record under the first of ``subject_hashes`` that has one, or ``None``."""
 

@@ -43,6 +43,29 @@ class MemoryStore:
                     self._attestations.pop(old, None)
             self._attestations[record.subject_hash] = record
 
+    async def swap_attestation(
+        self,
+        record: AttestationRecord,
+        *,
+        replaces: Sequence[bytes] = (),
+        expected: AttestationRecord | None,
+    ) -> bool:
+        async with self._lock:
+            if expected is None:
+                if record.subject_hash in self._attestations:
+                    return False
+            else:
+                current = self._attestations.get(expected.subject_hash)
+                if current is None or current.mac != expected.mac:
+                    return False
+                if expected.subject_hash != record.subject_hash and record.subject_hash in self._attestations:
+                    return False
+            for old in replaces:
+                if old != record.subject_hash:
+                    self._attestations.pop(old, None)
+            self._attestations[record.subject_hash] = record
+            return True
+
     async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
         for subject_hash in subject_hashes:
             found = self._attestations.get(subject_hash)

@@ -199,6 +199,10 @@ def _utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.astimezone(UTC)
 
 
+class _Conflict(Exception):
+    """A conditional write found the row changed: roll the transaction back."""
+
+
 class PostgresStore:
     """The store behind ``postgresql://…``; see the module docstring for its guarantees.
 
@@ -505,6 +509,52 @@ class PostgresStore:
             )
 
         await self._run(run)
+
+    async def swap_attestation(
+        self,
+        record: AttestationRecord,
+        *,
+        replaces: Sequence[bytes] = (),
+        expected: AttestationRecord | None,
+    ) -> bool:
+        """:meth:`put_attestation` only if the account's record is still ``expected``: the
+        account's row is changed by a conditional ``UPDATE`` or inserted with ``ON CONFLICT DO
+        NOTHING``, so a concurrent writer is never overwritten."""
+        subject = bytes(record.subject_hash)
+        row = (subject, record.kid, bytes(record.mac), record.policy, _at(record.checked_at))
+        olds = list({bytes(h) for h in replaces} - {subject})
+
+        async def run(conn: Conn) -> bool:
+            if expected is not None and bytes(expected.subject_hash) == subject:
+                cursor = await conn.execute(
+                    "UPDATE agegate_attestations SET kid = %s, mac = %s, policy = %s, checked_at = %s "
+                    "WHERE subject_hash = %s AND mac = %s",
+                    (*row[1:], subject, bytes(expected.mac)),
+                )
+            else:
+                cursor = await conn.execute(
+                    "INSERT INTO agegate_attestations (subject_hash, kid, mac, policy, checked_at) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (subject_hash) DO NOTHING",
+                    row,
+                )
+            if cursor.rowcount != 1:
+                return False
+            if expected is not None and bytes(expected.subject_hash) != subject:
+                # The expected record was under an older key: it must still be there, unchanged.
+                gone = await conn.execute(
+                    "DELETE FROM agegate_attestations WHERE subject_hash = %s AND mac = %s",
+                    (bytes(expected.subject_hash), bytes(expected.mac)),
+                )
+                if gone.rowcount != 1:
+                    raise _Conflict()
+            if olds:
+                await conn.execute("DELETE FROM agegate_attestations WHERE subject_hash = ANY(%s)", (olds,))
+            return True
+
+        try:
+            return await self._run(run)
+        except _Conflict:
+            return False  # the transaction was rolled back
 
     async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
         """The record under the first of ``subject_hashes`` that has one, or ``None``."""

@@ -439,6 +439,41 @@ class SQLiteStore:
 
         await self._call(run, write=True)
 
+    async def swap_attestation(
+        self,
+        record: AttestationRecord,
+        *,
+        replaces: Sequence[bytes] = (),
+        expected: AttestationRecord | None,
+    ) -> bool:
+        """:meth:`put_attestation` only if the account's record is still ``expected``."""
+        row = (bytes(record.subject_hash), record.kid, bytes(record.mac), record.policy)
+        checked_at = _micros(record.checked_at)
+        olds = [(bytes(h),) for h in replaces if bytes(h) != row[0]]
+        want = None if expected is None else (bytes(expected.subject_hash), bytes(expected.mac))
+
+        def run(conn: sqlite3.Connection) -> bool:
+            # BEGIN IMMEDIATE holds the write lock: nothing changes between this check and the write.
+            moving = want is None or want[0] != row[0]  # the account has no record under this key
+            taken = conn.execute("SELECT 1 FROM attestations WHERE subject_hash = ?", (row[0],)).fetchone()
+            if moving and taken:
+                return False
+            if want is not None:
+                found = conn.execute(
+                    "SELECT mac FROM attestations WHERE subject_hash = ?", (want[0],)
+                ).fetchone()
+                if found is None or bytes(found[0]) != want[1]:
+                    return False
+            conn.executemany("DELETE FROM attestations WHERE subject_hash = ?", olds)
+            conn.execute(
+                "INSERT OR REPLACE INTO attestations (subject_hash, kid, mac, policy, checked_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (*row, checked_at),
+            )
+            return True
+
+        return await self._call(run, write=True)
+
     async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
         """The record under the first of ``subject_hashes`` that has one, or ``None``."""
         wanted = [bytes(h) for h in subject_hashes]
