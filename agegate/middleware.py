@@ -17,14 +17,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from http import cookies as http_cookies
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .birthdate import BIRTH_FIELDS
 from .errors import ConfigurationError, InvalidBirthDate, InvalidToken
 from .gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
-from .pages import DATE_FIELDS, Pages, ScreenForm, json_body, screen_url
+from .pages import DATE_FIELDS, Pages, ScreenForm, invalid_fields, json_body, screen_url
 from .tokens import Outcome
 
 SubjectFunc = Callable[[Scope], str | None] | Callable[[Scope], Awaitable[str | None]]
@@ -38,6 +38,7 @@ _UNDER_AGE = object()  # the cookie says under age (under any policy)
 #: How many opened cookie tokens the middleware remembers (they are a few hundred bytes each).
 _OPENED_TOKENS = 4096
 _PATTERN = re.compile(r"/[^\s\x00-\x1f\x7f]{0,1023}")
+_PATH_SAFE = "/-._~!$&'()*+,;=:@"
 _NEXT = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%#]{0,2047}", re.ASCII)
 
 
@@ -65,22 +66,39 @@ def _compile(name: str, patterns: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(parts), re.DOTALL)
 
 
-def safe_next(value: str | None) -> str:
-    """``value`` when it is a same-site relative path, else ``"/"``.
+def safe_next(value: str | None, default: str = "/") -> str:
+    """``value`` when it is a same-site relative path, else ``default``.
 
     Refused: anything not starting with one ``/`` (schemes, ``//host``, ``/\\host``), control
-    characters and spaces, non-ASCII, and any of these hidden behind percent-encoding.
+    characters and spaces, non-ASCII, invalid UTF-8 escapes, and any of these hidden behind
+    percent-encoding.
     """
     if not value or not _NEXT.fullmatch(value):
-        return "/"
+        return default
     decoded = value
     for _ in range(3):  # double- and triple-encoded variants too
-        decoded = unquote(decoded, errors="strict") if "%" in decoded else decoded
-        if decoded.startswith(("//", "/\\")) or "\\" in decoded or not decoded.isprintable():
-            return "/"
-        if not decoded.startswith("/"):
-            return "/"
+        if "%" in decoded:
+            try:
+                decoded = unquote(decoded, errors="strict")
+            except UnicodeDecodeError:
+                return default
+        # Every form here starts with "/" (the pattern above, and "/" is never unquoted away).
+        if decoded.startswith("//") or "\\" in decoded or not decoded.isprintable():
+            return default
     return value
+
+
+def _normalise(path: str) -> str:
+    """``path`` with repeated slashes collapsed, ``.``/``..`` segments resolved and no trailing
+    slash, as a client, a proxy or the app's router may read it; never climbs above ``/``."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    return "/" + "/".join(parts)
 
 
 def read_cookie(header: str, name: str) -> str | None:
@@ -170,11 +188,7 @@ class AgeGateMiddleware:
             *private,
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"same-origin"),
-            (
-                b"content-security-policy",
-                b"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-                b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            ),
+            (b"content-security-policy", self.pages.csp.encode("latin-1")),
         ]
         self._private = private
         # Prebuilt early answers: the blocked path only sends bytes.
@@ -195,7 +209,7 @@ class AgeGateMiddleware:
         kind = scope["type"]
         if kind == "http":
             path = _route_path(scope)
-            if path == self.prefix:
+            if path == self.prefix and scope["method"] != "OPTIONS":  # OPTIONS: CORS preflights
                 await self._screen(scope, receive, send)
                 return
             if scope["method"] in SAFE_METHODS:
@@ -207,9 +221,13 @@ class AgeGateMiddleware:
             await self.app(scope, receive, send)
             return
 
+        if "//" in path or "/." in path or path[-1:] == "/":
+            # Match what the app may route "//checkout", "/checkout/" or "/agegate/../checkout" as.
+            path = _normalise(path)
         if (
             (not self._protect_all and not (self._protect and self._protect.fullmatch(path)))
             or path.startswith(self._prefix_slash)
+            or path == self.prefix  # "/agegate/" normalised
             or (self._exempt is not None and self._exempt.fullmatch(path))
         ):
             await self.app(scope, receive, send)
@@ -218,7 +236,7 @@ class AgeGateMiddleware:
         cookie, accept = _cookie_and_accept(scope)
         found = self._read_result(cookie)
         if found is _UNDER_AGE:
-            await self._block(scope, send, accept)
+            await self._block(scope, receive, send, accept)
             return
         decision = found
         if self._subject is not None:
@@ -228,7 +246,7 @@ class AgeGateMiddleware:
             if account:
                 status = self.gate.peek_status(account) or await self.gate.cached_status(account)
                 if status == "under_age":
-                    await self._block(scope, send, accept)
+                    await self._block(scope, receive, send, accept)
                     return
                 if status == "allowed":
                     decision = self._allowed
@@ -237,7 +255,7 @@ class AgeGateMiddleware:
             await self._signup_path(scope, receive, send, decision)
             return
         if decision is None:
-            await self._require_screen(scope, send, path, accept)
+            await self._require_screen(scope, receive, send, path, accept)
             return
         scope[SCOPE_KEY] = decision
         await self.app(scope, receive, send)
@@ -270,22 +288,28 @@ class AgeGateMiddleware:
         self._opened[token] = (claims.expires_at, found)
         return found
 
-    async def _block(self, scope: Scope, send: Send, accept: bytes) -> None:
+    async def _block(self, scope: Scope, receive: Receive, send: Send, accept: bytes) -> None:
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": "age_restricted"})
-            return
-        if b"text/html" in accept:
-            await _respond(send, 403, self._html_headers, self._restricted_html)
-        else:
+            await _close_websocket(receive, send, "age_restricted")
+        elif b"text/html" not in accept:
             await _respond(send, 403, self._json_headers, self._restricted_json)
+        elif root := scope.get("root_path"):
+            await _respond(send, 403, self._html_headers, self.pages.under_age(root + "/").encode())
+        else:
+            await _respond(send, 403, self._html_headers, self._restricted_html)
 
-    async def _require_screen(self, scope: Scope, send: Send, path: str, accept: bytes) -> None:
+    async def _require_screen(
+        self, scope: Scope, receive: Receive, send: Send, path: str, accept: bytes
+    ) -> None:
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": "age_screen_required"})
+            await _close_websocket(receive, send, "age_screen_required")
             return
         root = scope.get("root_path") or ""
         if b"text/html" in accept:
-            url = screen_url(root + self.prefix, safe_next(root + path))
+            # Come back to the address as sent (still encoded): the decoded path can differ.
+            raw = scope.get("raw_path")
+            target = raw.decode("latin-1") if raw else root + path
+            url = screen_url(root + self.prefix, safe_next(target, root + "/"))
             await _respond(send, 428, self._html_headers, self.pages.screen_required(url).encode())
         elif root:
             body = json_body({"error": "age_screen_required", "screen": root + self.prefix})
@@ -323,40 +347,44 @@ class AgeGateMiddleware:
 
     async def _screen(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
-        cookie, accept = _cookie_and_accept(scope)
-        html = b"text/html" in accept
-        action = (scope.get("root_path") or "") + self.prefix
+        seen = _screen_headers(scope)
+        cookie = seen.get(b"cookie")
+        html = b"text/html" in seen.get(b"accept", b"")
+        root = scope.get("root_path") or ""
+        home = quote(root, safe=_PATH_SAFE) + "/"  # also a Location value: ASCII only
+        action = root + self.prefix
         if method in ("GET", "HEAD"):
             # The form is the same for everyone (the contract's first row); a visitor already
             # under age who answers again is still answered under age (POST is sticky).
             if html:
                 query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
                 body = self.pages.screen(
-                    ScreenForm(action, safe_next(query.get("next")), order=self.gate.date_order)
+                    ScreenForm(action, safe_next(query.get("next"), home), order=self.gate.date_order)
                 ).encode()
             else:
-                found = self._read_result(cookie)
+                found = self._read_result(cookie.decode("latin-1") if cookie else None)
                 outcome = "under_age" if found is _UNDER_AGE else ("allowed" if found else None)
                 body = json_body({"screen": action, "fields": list(DATE_FIELDS), "outcome": outcome})
             headers = self._html_headers if html else self._json_headers
             await _respond(send, 200, headers, b"" if method == "HEAD" else body, len(body))
             return
         if method != "POST":
-            headers = [*self._json_headers, (b"allow", b"GET, HEAD, POST")]
-            await _respond(send, 405, headers, json_body({"error": "method_not_allowed"}))
+            await self._answer_error(send, html, 405, "method_not_allowed", [(b"allow", b"GET, HEAD, POST")])
             return
-        if _header(scope, b"sec-fetch-site") == b"cross-site":
-            # Another site must not be able to mark a visitor as under age.
+        if _cross_origin(scope, seen):
+            # Another site (a sibling subdomain included) must not be able to mark a visitor as
+            # under age.
             await self._answer_error(send, html, 403, "cross_site_request")
             return
-        if self._read_result(cookie) is _UNDER_AGE:
+        media = _media_type(seen.get(b"content-type"))
+        if self._read_result(cookie.decode("latin-1") if cookie else None) is _UNDER_AGE:
             # Sticky: a new birth date changes nothing until the under-age cookie expires.
-            await self._answer(
-                send, html and not _is_json(_media_type(scope)), "under_age", "/", set_cookie=False
-            )
+            await self._answer(send, html and not _is_json(media), "under_age", home, home, set_cookie=False)
             return
         try:
-            fields, next_path, is_json = await _read_screen_body(scope, receive)
+            fields, next_path, is_json = await _read_screen_body(
+                media, seen.get(b"content-length"), receive, home
+            )
         except _Refused as refused:
             await self._answer_error(send, html, refused.status, refused.error)
             return
@@ -367,22 +395,24 @@ class AgeGateMiddleware:
             decision = self.gate.screen(fields)
         except InvalidBirthDate as exc:
             if html:
+                values = {k: v for k, v in fields.items() if k in DATE_FIELDS}
                 form = ScreenForm(
                     action,
                     next_path,
-                    values={k: v for k, v in fields.items() if k in DATE_FIELDS},
+                    values=values,
                     error=exc.message,
                     order=self.gate.date_order,
+                    invalid=invalid_fields(values),
                 )
                 await _respond(send, 400, self._html_headers, self.pages.screen(form).encode())
             else:
                 body = json_body({"error": "invalid_birth_date", "code": exc.code, "message": exc.message})
                 await _respond(send, 400, self._json_headers, body)
             return
-        await self._answer(send, html, decision.outcome, next_path, set_cookie=True)
+        await self._answer(send, html, decision.outcome, next_path, home, set_cookie=True)
 
     async def _answer(
-        self, send: Send, html: bool, outcome: Outcome, next_path: str, *, set_cookie: bool
+        self, send: Send, html: bool, outcome: Outcome, next_path: str, home: str, *, set_cookie: bool
     ) -> None:
         extra = [self._set_cookie(outcome)] if set_cookie else []
         if not html:
@@ -391,14 +421,17 @@ class AgeGateMiddleware:
             headers = [*self._private, *extra, (b"location", next_path.encode("ascii"))]
             await _respond(send, 303, headers, b"")
         else:
-            await _respond(send, 200, [*self._html_headers, *extra], self._restricted_html)
+            page = self._restricted_html if home == "/" else self.pages.under_age(home).encode()
+            await _respond(send, 200, [*self._html_headers, *extra], page)
 
-    async def _answer_error(self, send: Send, html: bool, status: int, error: str) -> None:
+    async def _answer_error(
+        self, send: Send, html: bool, status: int, error: str, extra: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
         if html:
             body = self.pages.page("Something went wrong", _ERROR_HTML[error]).encode()
-            await _respond(send, status, self._html_headers, body)
+            await _respond(send, status, [*self._html_headers, *extra], body)
         else:
-            await _respond(send, status, self._json_headers, json_body({"error": error}))
+            await _respond(send, status, [*self._json_headers, *extra], json_body({"error": error}))
 
 
 _ERROR_HTML = {
@@ -406,6 +439,7 @@ _ERROR_HTML = {
     "request_too_large": "<h1>Please start again</h1><p>That was more than this form takes.</p>",
     "unsupported_media_type": "<h1>Please start again</h1><p>This form could not be read.</p>",
     "invalid_request": "<h1>Please start again</h1><p>This form could not be read.</p>",
+    "method_not_allowed": "<h1>Please start again</h1><p>This form could not be read.</p>",
 }
 
 
@@ -430,17 +464,53 @@ def _cookie_and_accept(scope: Scope) -> tuple[str | None, bytes]:
     return cookie, accept
 
 
-def _header(scope: Scope, wanted: bytes) -> bytes | None:
+_SCREEN_HEADERS = frozenset(
+    {b"accept", b"content-type", b"content-length", b"sec-fetch-site", b"origin", b"host"}
+)
+
+
+def _screen_headers(scope: Scope) -> dict[bytes, bytes]:
+    """The request headers the screen reads, in one pass (cookies joined as one header)."""
+    found: dict[bytes, bytes] = {}
     for name, value in scope["headers"]:
-        if name == wanted:
-            return bytes(value)
-    return None
+        if name == b"cookie":
+            found[name] = found[name] + b"; " + value if name in found else bytes(value)
+        elif name in _SCREEN_HEADERS:
+            found[name] = bytes(value)
+    return found
 
 
-def _media_type(scope: Scope) -> str:
-    """The request's media type, lower case, without parameters (``""`` when not given)."""
-    raw = _header(scope, b"content-type") or b""
-    return raw.split(b";", 1)[0].strip().lower().decode("latin-1")
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+def _cross_origin(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """True when a browser says the request comes from another origin.
+
+    ``Sec-Fetch-Site`` is set by the browser and cannot be forged by a page, so it decides when
+    present (only ``same-origin`` and ``none``, a typed address, pass); otherwise an ``Origin``
+    must be this request's own ``scheme://host[:port]``. Neither header: not a browser that
+    could be tricked, so it passes.
+    """
+    site = headers.get(b"sec-fetch-site")
+    if site is not None:
+        return site not in (b"same-origin", b"none")
+    origin = headers.get(b"origin")
+    if origin is None:
+        return False
+    scheme = str(scope.get("scheme") or "http")
+    host = headers.get(b"host", b"").decode("latin-1").lower()
+    if not host and scope.get("server"):
+        host = "{}:{}".format(*scope["server"]).lower()  # no Host header (HTTP/2 :authority)
+    default_port = _DEFAULT_PORTS.get(scheme)
+    if default_port and host.endswith(default_port):
+        host = host[: -len(default_port)]
+    return not host or origin.decode("latin-1").lower() != f"{scheme}://{host}"
+
+
+def _media_type(raw: bytes | None) -> str:
+    """The media type of a ``Content-Type`` value, lower case, without parameters (``""`` when
+    not given)."""
+    return (raw or b"").split(b";", 1)[0].strip().lower().decode("latin-1")
 
 
 def _is_json(media: str) -> bool:
@@ -465,16 +535,29 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _read_screen_body(scope: Scope, receive: Receive) -> tuple[dict[str, str] | None, str, bool]:
-    """The birth-date fields, the safe ``next`` path and whether the body was JSON.
+async def _close_websocket(receive: Receive, send: Send, reason: str) -> None:
+    """Refuse a websocket with close code 1008, without calling the app.
+
+    A close sent before the handshake is accepted reaches the client as an HTTP 403 (the ASGI
+    spec), never as a close code; so accept first, then close at once."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return  # the client went away
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 1008, "reason": reason})
+
+
+async def _read_screen_body(
+    media: str, declared: bytes | None, receive: Receive, home: str
+) -> tuple[dict[str, str] | None, str, bool]:
+    """The birth-date fields, the safe ``next`` path (``home`` by default) and whether the body
+    was JSON, from a body of media type ``media`` and declared length ``declared``.
 
     Reads at most :data:`MAX_SCREEN_BODY` bytes; ``(None, …)`` when the client disconnected.
     """
-    media = _media_type(scope)
     is_json = _is_json(media)
     if not is_json and media not in ("", "application/x-www-form-urlencoded"):
         raise _Refused(415, "unsupported_media_type")
-    declared = _header(scope, b"content-length")
     if declared is not None:
         if not declared.isdigit():
             raise _Refused(400, "invalid_request")
@@ -485,7 +568,7 @@ async def _read_screen_body(scope: Scope, receive: Receive) -> tuple[dict[str, s
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return None, "/", is_json
+            return None, home, is_json
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_SCREEN_BODY:
@@ -506,7 +589,7 @@ async def _read_screen_body(scope: Scope, receive: Receive) -> tuple[dict[str, s
     except (ValueError, RecursionError):
         raise _Refused(400, "invalid_request") from None
     fields: dict[str, str] = {}
-    next_path = "/"
+    next_path = home
     for key, value in items:
         if isinstance(value, bool) or not isinstance(value, str | int):
             if key in BIRTH_FIELDS or key == "next":
@@ -515,6 +598,6 @@ async def _read_screen_body(scope: Scope, receive: Receive) -> tuple[dict[str, s
         if key in BIRTH_FIELDS:
             fields[key] = str(value)
         elif key == "next":
-            next_path = safe_next(str(value))
+            next_path = safe_next(str(value), home)
     # Empty form fields mean "not given", so that a year alone still reads as a partial date.
     return {k: v for k, v in fields.items() if v.strip()}, next_path, is_json

@@ -35,6 +35,13 @@ _MONTHS = (
 )
 #: Error message element id; every control points at it with ``aria-describedby``.
 ERROR_ID = "agegate-error"
+#: The ``Content-Security-Policy`` of every page the middleware serves: nothing but the page
+#: itself, its inline style, and stylesheets, fonts and images from the app's own origin (for a
+#: ``layout`` that links them).
+DEFAULT_CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; font-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 DEFAULT_CSS = """
 :root{color-scheme:light dark;--fg:#1f2328;--bg:#f6f7f9;--card:#fff;--line:#c8ccd2;--accent:#2458b3;
@@ -69,13 +76,15 @@ border-radius:.4rem;padding:.6rem 1.2rem;cursor:pointer;text-decoration:none;dis
 @dataclass(frozen=True, slots=True)
 class ScreenForm:
     """What the screen form shows: where it posts, the ``next`` path it carries, what the
-    visitor typed (re-shown after an error), the error message, and the field order."""
+    visitor typed (re-shown after an error), the error message, the field order, and which
+    fields the error is about (empty: the date as a whole)."""
 
     action: str
     next: str = "/"
     values: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
     order: str = "MDY"
+    invalid: tuple[str, ...] = ()
 
 
 def _default_layout(title: str, body: str, css: str) -> str:
@@ -91,8 +100,10 @@ class Pages:
     """Renders the HTML pages of the screen.
 
     ``layout(title_html, body_html, css) -> document`` wraps every page (titles and bodies come
-    escaped); ``css`` is the inline stylesheet (the default one is small and neutral). Subclass
-    and override :meth:`screen`, :meth:`under_age` or :meth:`screen_required` to change a page.
+    escaped); ``css`` is the inline stylesheet (the default one is small and neutral); ``csp`` is
+    the ``Content-Security-Policy`` the pages are served with (:data:`DEFAULT_CSP` allows the
+    app's own stylesheets, fonts and images; widen it for a CDN). Subclass and override
+    :meth:`screen`, :meth:`under_age` or :meth:`screen_required` to change a page.
     """
 
     def __init__(
@@ -100,10 +111,14 @@ class Pages:
         *,
         css: str = DEFAULT_CSS,
         layout: Callable[[str, str, str], str] | None = None,
+        csp: str = DEFAULT_CSP,
     ) -> None:
         if "</style" in css.lower():
             raise ConfigurationError("css must not close the <style> element")
+        if not isinstance(csp, str) or not csp.strip() or not csp.isascii() or not csp.isprintable():
+            raise ConfigurationError("csp must be a Content-Security-Policy value on one line")
         self.css = css
+        self.csp = csp
         self._layout = layout or _default_layout
 
     def page(self, title: str, body_html: str) -> str:
@@ -113,32 +128,41 @@ class Pages:
     def screen(self, form: ScreenForm) -> str:
         """The neutral birth-date form."""
         values = form.values
-        invalid = ""
+        marks = dict.fromkeys(("group", *DATE_FIELDS), "")
         error = ""
         if form.error:
-            invalid = f' aria-invalid="true" aria-describedby="{ERROR_ID}"'
+            # Every control points at the message; only the fields it is about are marked
+            # invalid, or the group when it is about the date as a whole.
+            described = f' aria-describedby="{ERROR_ID}"'
+            for name in DATE_FIELDS:
+                marks[name] = described
+            for name in form.invalid or ("group",):
+                marks[name] = f' aria-invalid="true"{described}'
             error = f'<p class="error" id="{ERROR_ID}" role="alert">{escape(form.error)}</p>'
+        # Only the year is required: a year alone is a valid (partial) answer.
         year = (
             '<div class="part"><label for="agegate-year">Year</label>'
             '<input id="agegate-year" name="birth_year" type="text" inputmode="numeric" '
             'autocomplete="bday-year" pattern="[0-9]{4}" maxlength="4" required'
-            f"{_value(values, 'birth_year')}{invalid}></div>"
+            f"{_value(values, 'birth_year')}{marks['birth_year']}></div>"
         )
-        chosen = values.get("birth_month", "")
+        chosen = values.get("birth_month", "").strip()
+        if chosen.isdigit():
+            chosen = str(int(chosen))  # "01" is January too
         options = ['<option value="">Choose…</option>'] + [
             f'<option value="{n}"{" selected" if chosen == str(n) else ""}>{name}</option>'
             for n, name in enumerate(_MONTHS, start=1)
         ]
         month = (
             '<div class="part"><label for="agegate-month">Month</label>'
-            f'<select id="agegate-month" name="birth_month" autocomplete="bday-month" required{invalid}>'
+            f'<select id="agegate-month" name="birth_month" autocomplete="bday-month"{marks["birth_month"]}>'
             f"{''.join(options)}</select></div>"
         )
         day = (
             '<div class="part"><label for="agegate-day">Day</label>'
             '<input id="agegate-day" name="birth_day" type="text" inputmode="numeric" '
-            'autocomplete="bday-day" pattern="[0-9]{1,2}" maxlength="2" required'
-            f"{_value(values, 'birth_day')}{invalid}></div>"
+            'autocomplete="bday-day" pattern="[0-9]{1,2}" maxlength="2"'
+            f"{_value(values, 'birth_day')}{marks['birth_day']}></div>"
         )
         parts = {"Y": year, "M": month, "D": day}
         controls = "".join(parts[letter] for letter in form.order)
@@ -146,7 +170,8 @@ class Pages:
             "<h1>Before you continue</h1>"
             f'<form method="post" action="{escape(form.action)}" novalidate>'
             f'<input type="hidden" name="next" value="{escape(form.next)}">'
-            f'<fieldset><legend>Your date of birth</legend>{error}<div class="parts">{controls}</div>'
+            f"<fieldset{marks['group']}><legend>Your date of birth</legend>{error}"
+            f'<div class="parts">{controls}</div>'
             "</fieldset>"
             '<button type="submit">Continue</button></form>'
             '<p class="note">We use your answer only to decide what this site can offer you. '
@@ -154,14 +179,16 @@ class Pages:
         )
         return self.page("Before you continue", body)
 
-    def under_age(self) -> str:
-        """The page for a visitor the screen turned away: kind, neutral, no way to try again."""
+    def under_age(self, home: str = "/") -> str:
+        """The page for a visitor the screen turned away: kind, neutral, no way to try again.
+
+        ``home`` is the app's home page (its root path when mounted under one)."""
         body = (
             "<h1>Thank you</h1>"
             "<p>Sorry, you can't create an account, buy things or send us information on this "
             "site right now.</p>"
             "<p>You're welcome to keep looking around.</p>"
-            '<p><a class="button" href="/">Go to the home page</a></p>'
+            f'<p><a class="button" href="{escape(home)}">Go to the home page</a></p>'
         )
         return self.page("Thank you", body)
 
@@ -178,6 +205,23 @@ class Pages:
 def _value(values: Mapping[str, str], name: str) -> str:
     typed = values.get(name, "")
     return f' value="{escape(typed)}"' if typed else ""
+
+
+def invalid_fields(values: Mapping[str, str]) -> tuple[str, ...]:
+    """The birth-date fields that are wrong on their own (a year that is not four digits, a
+    numeric month or a day out of range, a day without a month); empty when only the whole date
+    is wrong (the 30th of February, a date in the future)."""
+    year = values.get("birth_year", "").strip()
+    month = values.get("birth_month", "").strip()
+    day = values.get("birth_day", "").strip()
+    wrong = []
+    if not (len(year) == 4 and year.isdigit()):
+        wrong.append("birth_year")
+    if (month.isdigit() and not 1 <= int(month) <= 12) or (day and not month):
+        wrong.append("birth_month")
+    if day and not (day.isdigit() and 1 <= int(day) <= 31):
+        wrong.append("birth_day")
+    return tuple(wrong)
 
 
 def screen_url(prefix: str, next_path: str) -> str:

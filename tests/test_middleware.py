@@ -184,6 +184,44 @@ async def test_screen_json_and_head_and_other_methods(client: httpx.AsyncClient)
     assert int(head.headers["content-length"]) > 0
     put = await client.put("/agegate", content=b"x")
     assert put.status_code == 405 and put.headers["allow"] == "GET, HEAD, POST"
+    assert put.json() == {"error": "method_not_allowed"}
+    browser = await client.delete("/agegate", headers=HTML)
+    assert browser.status_code == 405 and browser.headers["allow"] == "GET, HEAD, POST"
+    assert browser.headers["content-type"].startswith("text/html") and "<h1>" in browser.text
+
+
+@pytest.mark.anyio
+async def test_options_on_the_screen_pass_to_the_app(client: httpx.AsyncClient, shop: Shop) -> None:
+    # Like every OPTIONS request (CORS preflights): the app, or a CORS middleware, answers it.
+    response = await client.options("/agegate", headers={"access-control-request-method": "POST"})
+    assert response.status_code == 200 and response.text == "OPTIONS 0"
+    assert shop.calls == [("OPTIONS", "/agegate")]
+
+
+@pytest.mark.anyio
+async def test_pages_allow_the_apps_own_styles_fonts_and_images(gate: AgeGate, shop: Shop) -> None:
+    from agegate.pages import Pages
+
+    async with client_for(build(gate, shop)) as c:
+        csp = (await c.get("/agegate", headers=HTML)).headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert "'self'" in directives["style-src"] and "'unsafe-inline'" in directives["style-src"]
+    assert directives["font-src"] == "'self'" and "'self'" in directives["img-src"]
+    assert directives["frame-ancestors"] == "'none'" and directives["form-action"] == "'self'"
+    assert "script-src" not in directives
+
+    custom = "default-src 'none'; style-src https://cdn.example; frame-ancestors 'none'"
+    async with client_for(build(gate, Shop(), pages=Pages(csp=custom))) as c:
+        for response in (
+            await c.get("/agegate", headers=HTML),
+            await c.post("/checkout", headers={**HTML, **jar(sealed(gate, "under_age"))}),
+            await c.post("/checkout", headers=HTML),
+        ):
+            assert response.headers["content-security-policy"] == custom
+    for bad in ("", "default-src 'none'\r\nSet-Cookie: x=1", "img-src ü.example", 3):
+        with pytest.raises(ConfigurationError):
+            Pages(csp=bad)  # type: ignore[arg-type]
 
 
 # -- POST /agegate -----------------------------------------------------------------------------
@@ -301,9 +339,29 @@ async def test_bad_input_form_keeps_what_was_typed(client: httpx.AsyncClient) ->
     assert error_id
     controls = [c for c in re.findall(r"<(?:input|select)[^>]*>", page) if "hidden" not in c]
     assert len(controls) == 3
-    assert all(
-        f'aria-describedby="{error_id.group(1)}"' in c and 'aria-invalid="true"' in c for c in controls
-    )
+    # Every control points at the message; only the field that is wrong is marked invalid.
+    assert all(f'aria-describedby="{error_id.group(1)}"' in c for c in controls)
+    invalid = [c for c in controls if 'aria-invalid="true"' in c]
+    assert len(invalid) == 1 and 'name="birth_year"' in invalid[0]
+    assert "<fieldset>" in page
+
+
+@pytest.mark.anyio
+async def test_a_date_wrong_as_a_whole_marks_the_group(client: httpx.AsyncClient) -> None:
+    typed = {"birth_year": "1990", "birth_month": "02", "birth_day": "30"}
+    page = (await client.post("/agegate", data=typed, headers=HTML)).text
+    assert '<fieldset aria-invalid="true" aria-describedby="agegate-error">' in page
+    assert '<select id="agegate-month" name="birth_month" autocomplete="bday-month" aria-describedby=' in page
+    assert page.count('aria-invalid="true"') == 1
+    assert '<option value="2" selected>' in page  # "02" is February, shown as chosen
+
+
+def test_only_the_year_is_required_in_the_markup() -> None:
+    from agegate.pages import Pages, ScreenForm
+
+    page = Pages().screen(ScreenForm("/agegate"))
+    required = [c for c in re.findall(r"<(?:input|select)[^>]*>", page) if " required" in c]
+    assert len(required) == 1 and 'name="birth_year"' in required[0]
 
 
 @pytest.mark.anyio
@@ -345,6 +403,75 @@ async def test_cross_site_screen_post_is_refused(client: httpx.AsyncClient) -> N
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"sec-fetch-site": "same-site"},  # a sibling subdomain
+        {"origin": "https://evil.example"},
+        {"origin": "https://blog.shop.example"},
+        {"origin": "http://shop.example"},  # another scheme is another origin
+        {"origin": "https://shop.example:8443"},
+        {"origin": "null"},
+    ],
+)
+async def test_another_origin_cannot_mark_a_visitor_under_age(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.post("/agegate", json={"birth_date": "2020-01-01"}, headers=headers)
+    assert response.status_code == 403 and "set-cookie" not in response.headers
+    assert response.json() == {"error": "cross_site_request"}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"sec-fetch-site": "same-origin"},
+        {"sec-fetch-site": "none"},
+        {"origin": "https://shop.example"},
+        {"origin": "https://shop.example", "host": "shop.example:443"},
+        {"origin": "https://shop.example", "sec-fetch-site": "same-origin"},
+    ],
+)
+async def test_same_origin_screen_posts_work(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    response = await client.post("/agegate", json={"birth_date": "1990-01-01"}, headers=headers)
+    assert response.status_code == 200 and response.json() == {"outcome": "allowed"}
+
+
+@pytest.mark.anyio
+async def test_origin_is_compared_with_the_server_without_a_host_header(gate: AgeGate) -> None:
+    middleware = AgeGateMiddleware(Probe().app, gate=gate)
+    for origin, status in [(b"https://shop.example", 200), (b"https://evil.example", 403)]:
+        probe = Probe()
+        headers = [(b"origin", origin), (b"content-type", b"application/json")]
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b'{"birth_date": "1990-01-01"}'}
+
+        await middleware(http_scope("POST", "/agegate", headers), receive, probe.send)
+        assert probe.status == status
+
+
+@pytest.mark.anyio
+async def test_screen_body_over_the_limit_without_content_length_is_refused(gate: AgeGate) -> None:
+    probe = Probe()
+    middleware = AgeGateMiddleware(probe.app, gate=gate)
+    chunks = [b"birth_year=1990&x=" + b"a" * 4000, b"b" * 4000, b"c" * 4000, b"never read"]
+    read = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        read += 1
+        return {"type": "http.request", "body": chunks[read - 1], "more_body": read < len(chunks)}
+
+    scope = http_scope("POST", "/agegate", [(b"content-type", b"application/x-www-form-urlencoded")])
+    await middleware(scope, receive, probe.send)
+    assert probe.status == 413 and json.loads(probe.body) == {"error": "request_too_large"}
+    assert read == 3  # stopped as soon as the limit was passed
+
+
+@pytest.mark.anyio
 async def test_screen_stores_nothing(gate: AgeGate, client: httpx.AsyncClient) -> None:
     await client.post("/agegate", data=ADULT)
     await client.post("/agegate", data=CHILD)
@@ -375,6 +502,9 @@ EVIL = [
     "/ü",
     "",
     "evil.example",
+    "/%ff",  # not UTF-8 once decoded: refused, never a 500
+    "/%25ff",
+    "/%C0%AF",
 ]
 
 
@@ -391,6 +521,32 @@ async def test_open_redirects_stay_on_site(client: httpx.AsyncClient, target: st
 @pytest.mark.parametrize("target", ["/", "/checkout", "/a/b?c=d&e=%20f#top", "/search?q=%2F"])
 def test_same_site_paths_are_kept(target: str) -> None:
     assert safe_next(target) == target
+
+
+@pytest.mark.anyio
+async def test_428_on_a_path_that_is_not_utf8_once_decoded(gate: AgeGate) -> None:
+    probe = Probe()
+    middleware = AgeGateMiddleware(probe.app, gate=gate)
+    scope = http_scope("POST", "/x%ff", [(b"accept", b"text/html")])  # the request was /x%25ff
+    scope["raw_path"] = b"/x%25ff"
+    await middleware(scope, probe.receive, probe.send)
+    assert probe.status == 428 and not probe.app_called
+    scope = http_scope("POST", "/x%ff", [(b"accept", b"text/html")])
+    del scope["raw_path"]  # optional in ASGI: the decoded path is used, and refused
+    probe = Probe()
+    await middleware(scope, probe.receive, probe.send)
+    assert probe.status == 428 and b'href="/agegate"' in probe.body
+
+
+@pytest.mark.anyio
+async def test_428_comes_back_to_the_address_as_sent(gate: AgeGate, shop: Shop) -> None:
+    async with client_for(build(gate, shop)) as c:
+        response = await c.post("/a%3Fb", headers=HTML)
+        assert response.status_code == 428
+        link = re.search(r'href="([^"]+)"', response.text)
+        assert link is not None
+        form = await c.get(link.group(1).replace("&amp;", "&"), headers=HTML)
+        assert 'name="next" value="/a%3Fb"' in form.text  # not "/a?b", another address
 
 
 # -- unsafe methods on protected paths -------------------------------------------------------
@@ -617,6 +773,67 @@ async def test_protect_exempt_and_prefix(gate: AgeGate, shop: Shop) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//checkout",
+        "/checkout//pay",
+        "/./checkout",
+        "/agegate/../checkout",
+        "/agegate/%2E%2E/checkout".replace("%2E", "."),  # as a server decodes it
+        "/checkout/help/../pay",
+        "/checkout/help/..",
+        "/api/v2//orders",
+        "/public/../../checkout",
+    ],
+)
+async def test_unnormalised_paths_do_not_slip_past_the_patterns(gate: AgeGate, path: str) -> None:
+    probe = Probe()
+    middleware = AgeGateMiddleware(
+        probe.app, gate=gate, protect=["/checkout/*", "/api/*/orders"], exempt=["/checkout/help"]
+    )
+    await middleware(http_scope("POST", path), probe.receive, probe.send)
+    assert probe.status == 428 and not probe.app_called
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("path", "passes"),
+    [
+        ("/checkout/help/", True),
+        ("/checkout/help/.", True),
+        ("/x/../checkout/help", True),
+        ("/contact/", False),  # a trailing slash is the same page to many routers
+        ("/contact//", False),
+        ("/contact/.", False),
+        ("/contactx/", True),
+    ],
+)
+async def test_normalised_paths_keep_their_patterns(gate: AgeGate, path: str, passes: bool) -> None:
+    probe = Probe()
+    middleware = AgeGateMiddleware(
+        probe.app, gate=gate, protect=["/checkout/*", "/contact"], exempt=["/checkout/help"]
+    )
+    await middleware(http_scope("POST", path), probe.receive, probe.send)
+    assert probe.app_called is passes
+    assert probe.sent == [] if passes else probe.status == 428
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("path", ["/agegate/", "/agegate/anything", "/agegate/a/b/c", "/agegate/x.json"])
+async def test_everything_under_the_prefix_is_exempt(
+    gate: AgeGate, shop: Shop, method: str, path: str
+) -> None:
+    async with client_for(build(gate, shop)) as c:
+        under = jar(sealed(gate, "under_age"))
+        response = await c.request(method, path, headers=under)
+        assert response.status_code == 200 and shop.calls[-1] == (method, path)
+        # only below the prefix: a sibling path is protected as usual
+        assert (await c.request(method, "/agegatex", headers=under)).status_code == 403
+
+
+@pytest.mark.anyio
 async def test_root_path_is_respected(gate: AgeGate) -> None:
     probe = Probe()
     middleware = AgeGateMiddleware(probe.app, gate=gate, protect=["/checkout"])
@@ -625,6 +842,22 @@ async def test_root_path_is_respected(gate: AgeGate) -> None:
     await middleware(scope, probe.receive, probe.send)
     assert probe.status == 428
     assert json.loads(probe.body)["screen"] == "/shop/agegate"
+
+
+@pytest.mark.anyio
+async def test_mounted_under_a_root_path_home_is_the_root(gate: AgeGate, shop: Shop) -> None:
+    from starlette.routing import Mount
+
+    outer = Starlette(routes=[Mount("/shop", app=build(gate, shop))])
+    async with client_for(outer) as c:
+        form = await c.get("/shop/agegate", headers=HTML)
+        assert 'action="/shop/agegate"' in form.text and 'name="next" value="/shop/"' in form.text
+        allowed = await c.post("/shop/agegate", data=ADULT, headers=HTML)
+        assert allowed.status_code == 303 and allowed.headers["location"] == "/shop/"
+        refused = await c.post("/shop/agegate", data=CHILD, headers=HTML)
+        assert 'href="/shop/"' in refused.text and 'href="/"' not in refused.text
+        blocked = await c.post("/shop/checkout", headers=HTML)
+        assert blocked.status_code == 403 and 'href="/shop/"' in blocked.text
 
 
 @pytest.mark.parametrize(
@@ -771,9 +1004,14 @@ def test_status_cache_ttl_is_validated(ttl: Any) -> None:
 # -- websockets and lifespan --------------------------------------------------------------------
 
 
-async def websocket(middleware: Any, cookie: str | None) -> tuple[list[dict[str, Any]], bool]:
+async def websocket(
+    middleware: Any, cookie: str | None, first: str = "websocket.connect", account: str = ""
+) -> tuple[list[dict[str, Any]], bool, int]:
+    """What the middleware sent, whether the app ran and how many messages were read."""
     probe = Probe()
     headers = [(b"cookie", f"{COOKIE}={cookie}".encode())] if cookie else []
+    if account:
+        headers.append((b"x-account", account.encode()))
     scope = {**http_scope("GET", "/ws/chat", headers), "type": "websocket", "scheme": "wss"}
     del scope["method"]
     app_called = False
@@ -786,22 +1024,90 @@ async def websocket(middleware: Any, cookie: str | None) -> tuple[list[dict[str,
 
     async def receive() -> dict[str, Any]:
         probe.received += 1
-        return {"type": "websocket.connect"}
+        return {"type": first}
 
     middleware.app = app
     await middleware(scope, receive, probe.send)
-    return probe.sent, app_called
+    return probe.sent, app_called, probe.received
+
+
+def closed(reason: str) -> list[dict[str, Any]]:
+    # Accepted first: a close before the accept reaches the client as an HTTP 403, not 1008.
+    return [{"type": "websocket.accept"}, {"type": "websocket.close", "code": 1008, "reason": reason}]
 
 
 @pytest.mark.anyio
 async def test_websocket_under_age_closed_1008_before_app(gate: AgeGate) -> None:
     middleware = AgeGateMiddleware(Probe().app, gate=gate)
-    sent, called = await websocket(middleware, sealed(gate, "under_age"))
-    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "age_restricted"}] and not called
-    sent, called = await websocket(middleware, None)
-    assert sent[0]["code"] == 1008 and not called
-    sent, called = await websocket(middleware, sealed(gate, "allowed"))
+    sent, called, read = await websocket(middleware, sealed(gate, "under_age"))
+    assert sent == closed("age_restricted") and not called and read == 1
+    sent, called, read = await websocket(middleware, None)
+    assert sent == closed("age_screen_required") and not called and read == 1
+    sent, called, read = await websocket(middleware, sealed(gate, "allowed"))
     assert sent == [{"type": "websocket.accept"}] and called
+    # a client that left before the handshake gets nothing
+    sent, called, read = await websocket(middleware, None, first="websocket.disconnect")
+    assert sent == [] and not called and read == 1
+
+
+@pytest.mark.anyio
+async def test_websocket_of_an_under_age_account_is_closed(gate: AgeGate) -> None:
+    def who(scope: Any) -> str | None:
+        return dict(scope["headers"]).get(b"x-account", b"").decode() or None
+
+    await gate.record("kid", "under_age")
+    await gate.record("adult", "allowed")
+    middleware = AgeGateMiddleware(Probe().app, gate=gate, subject=who)
+    sent, called, _ = await websocket(middleware, sealed(gate, "allowed"), account="kid")
+    assert sent == closed("age_restricted") and not called
+    sent, called, _ = await websocket(middleware, None, account="adult")
+    assert sent == [{"type": "websocket.accept"}] and called
+
+
+def test_websocket_close_code_reaches_a_real_client() -> None:
+    """Through uvicorn and a real websocket handshake, not only the ASGI messages."""
+    import socket
+    import threading
+
+    import uvicorn
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request
+
+    gate = AgeGate(keys=Keyring.generate(), store=MemoryStore())  # cookies only: no store call
+    app = build(gate, Shop())
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, ws="wsproto", lifespan="off", log_level="error")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.started
+        port = server.servers[0].sockets[0].getsockname()[1]
+        for cookie, code, accepted in [("under_age", 1008, True), ("allowed", 1000, True)]:
+            client = WSConnection(ConnectionType.CLIENT)
+            events: list[Any] = []
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                header = (b"cookie", f"{COOKIE}={sealed(gate, cookie)}".encode())
+                sock.sendall(
+                    client.send(Request(host="127.0.0.1", target="/ws/chat", extra_headers=[header]))
+                )
+                while not any(isinstance(e, CloseConnection | RejectConnection) for e in events):
+                    data = sock.recv(4096)
+                    client.receive_data(data or None)
+                    events.extend(client.events())
+                    if not data:
+                        break
+                ends = [e for e in events if isinstance(e, CloseConnection)]
+                if ends:
+                    sock.sendall(client.send(ends[0].response()))
+            assert any(isinstance(e, AcceptConnection) for e in events) is accepted
+            assert not any(isinstance(e, RejectConnection) for e in events)
+            assert ends and ends[0].code == code
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 @pytest.mark.anyio
