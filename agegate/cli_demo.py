@@ -34,11 +34,22 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated()
 
 
+def _port(text: str) -> int:
+    """A TCP port number, 1 to 65535 (argparse reports anything else as a usage error)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1 to 65535)")
+    return port
+
+
 def register(sub: Any) -> None:
     """Add the ``demo`` command to the ``agegate`` parser."""
     demo = sub.add_parser("demo", help="run the example shop on an embedded SQLite store")
     demo.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=8000, help="the port to listen on (default 8000)")
+    demo.add_argument("--port", type=_port, default=8000, help="the port to listen on (default 8000)")
     demo.add_argument(
         "--data-dir", help="keep the shop's and the gate's data here (default: a temporary folder)"
     )

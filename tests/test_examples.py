@@ -140,6 +140,15 @@ def test_demo_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None
     assert re.search(r"--host", out) and re.search(r"--port", out)
 
 
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
+def test_demo_refuses_a_bad_port_as_a_usage_error(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--port", port])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "is not a port number" in err and "Traceback" not in err
+
+
 def free_port() -> int:
     import socket
 
