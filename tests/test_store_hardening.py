@@ -231,3 +231,54 @@ async def test_a_signup_never_overwrites_a_freeze_that_landed_meanwhile(keyring:
             await gate.signup({"birth_date": "1990-01-01"}, subject="acct-9", now=NOW)
         assert store.froze
         assert await gate.status_of("acct-9") == "under_age"
+
+
+OPEN_AT_ONCE = """
+    import asyncio, multiprocessing as mp, sys, tempfile
+
+    def worker(url, barrier, results):
+        from agegate.stores.sqlite import SQLiteStore
+
+        async def main():
+            store = SQLiteStore(url)
+            try:
+                await store.open()
+                results.put("ok")
+            except Exception as exc:
+                results.put(type(exc).__name__)
+            finally:
+                await store.close()
+
+        barrier.wait()
+        asyncio.run(main())
+
+    if __name__ == "__main__":
+        ctx = mp.get_context("fork")  # a fresh interpreter: no threads yet
+        failures = 0
+        for _ in range(int(sys.argv[1])):
+            url = f"sqlite:///{tempfile.mkdtemp(dir=sys.argv[2])}/a.sqlite3"
+            barrier, results = ctx.Barrier(4), ctx.Queue()
+            workers = [ctx.Process(target=worker, args=(url, barrier, results)) for _ in range(4)]
+            for p in workers:
+                p.start()
+            for p in workers:
+                p.join()
+            failures += sum(results.get() != "ok" for _ in workers)
+        print(failures)
+"""
+
+
+@pytest.mark.slow
+def test_processes_creating_a_new_database_at_once_all_open_it(tmp_path: Path) -> None:
+    script = tmp_path / "open_at_once.py"
+    script.write_text(textwrap.dedent(OPEN_AT_ONCE))
+    result = subprocess.run(
+        [sys.executable, str(script), "30", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"

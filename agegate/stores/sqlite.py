@@ -370,10 +370,19 @@ class SQLiteStore:
 
     def _check_identity(self, conn: sqlite3.Connection) -> tuple[int, int]:
         """``(application id, schema version)``, refusing files that are not ours."""
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if app_id == 0 and version == 0:
+        # One read transaction, so the three reads see one snapshot: another process creating
+        # the schema meanwhile must not look like tables without our application id.
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            if own and conn.in_transaction:
+                conn.execute("COMMIT")
+        if app_id == 0 and version == 0:
             if tables:
                 raise StoreError(
                     f"{self.path!r} is another application's SQLite database, not an agegate store"
