@@ -6,7 +6,8 @@ with its handlers. ``--app purge_app:gate`` builds it from the environment:
 - ``PURGE_APP_DIR``: the data directory (required);
 - ``PURGE_APP_STORE``: the store URL (default: ``agegate.sqlite3`` in the directory);
 - ``PURGE_APP_PAUSE``: a point at which to stop (``before:STEP`` / ``after:STEP`` around a step,
-  ``mid:orders`` inside the orders transaction, ``mid:files`` between two file sets,
+  ``entered:NAME`` as a handler starts, after its planned count was journalled and before it
+  deletes anything, ``mid:orders`` inside the orders transaction, ``mid:files`` between two file sets,
   ``committed:profiles`` after the profiles rows are committed but before the step is journalled);
   on reaching it the app creates the file ``PURGE_APP_MARKER`` and then waits for the file
   ``PURGE_APP_RELEASE`` (if set) or simply hangs until killed, at most a minute;
@@ -20,8 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sqlite3
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +73,31 @@ def seed(directory: Path) -> None:
         (directory / "files" / "avatars" / f"{account}.png").write_bytes(b"\x89PNG" + account.encode())
 
 
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Fail the test (TimeoutError) if it runs longer than ``seconds``: a lease bug would
+    otherwise make a purge wait forever. Uses SIGALRM, so it holds on the main thread only, and
+    only for sync code (``asyncio.run`` inside is fine): raised while a test's event loop waits,
+    the error would escape the loop instead of reaching the test."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"the test ran longer than {seconds:g} s (a purge waiting forever?)")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer:  # an enclosing limit goes on with what is left of it
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
+
+
 def _pause(point: str) -> None:
     if os.environ.get("PURGE_APP_PAUSE") != point:
         return
@@ -101,6 +130,7 @@ def build_gate(directory: Path, *, keys: Keyring, store: str | None = None) -> A
     @gate.purger.handler("profiles", count=profiles.count, covers=profiles.covers)
     async def delete_profiles(subject: str) -> int:
         _fail("profiles", subject)
+        await asyncio.to_thread(_pause, "entered:profiles")
         deleted = await profiles(subject)
         await asyncio.to_thread(_pause, "committed:profiles")
         return deleted
@@ -131,6 +161,7 @@ def build_gate(directory: Path, *, keys: Keyring, store: str | None = None) -> A
     @gate.purger.handler("orders", count=count_orders, covers=[db.table("orders"), db.table("order_items")])
     async def delete_orders(subject: str) -> int:
         _fail("orders", subject)
+        await asyncio.to_thread(_pause, "entered:orders")
         # Blocking code runs in a thread, as in any handler: the event loop must stay free to
         # renew the job's lease (see agegate.purge).
         return await asyncio.to_thread(delete_orders_sync, subject)
@@ -144,6 +175,7 @@ def build_gate(directory: Path, *, keys: Keyring, store: str | None = None) -> A
     @gate.purger.handler("files", count=count_files)
     async def delete_files(subject: str) -> int:
         _fail("files", subject)
+        await asyncio.to_thread(_pause, "entered:files")
         deleted = await uploads(subject)
         await asyncio.to_thread(_pause, "mid:files")
         return deleted + await avatars(subject)

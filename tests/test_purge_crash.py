@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,21 @@ POINTS = [
     "before:profiles",
     "committed:profiles",
     "after:profiles",
+    "entered:orders",
     "mid:orders",
     "after:orders",
+    "entered:files",
     "mid:files",
     "after:files",
     "before:block_identifiers",
     "after:block_identifiers",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _time_limit() -> Iterator[None]:
+    with purge_app.time_limit(180):
+        yield
 
 
 def _env(directory: Path, **extra: str) -> dict[str, str]:
@@ -188,6 +197,10 @@ def test_sigkill_at_any_point_then_resume_equals_an_uninterrupted_purge(
 
     (job,) = audit(tmp_path)
     assert job["state"] == "running" and job["ticket"] == TICKET
+    if point.startswith("entered:"):
+        # Killed between journalling the handler's planned count and deleting anything.
+        name = point.split(":")[1]
+        assert name in job["planned"] and name not in job["steps"]
     clear_text_free(tmp_path)  # the interrupted job holds the account id sealed, never in the clear
 
     resumed = agegate(["purge", "--app", "purge_app:gate", "--resume", "--json"], _env(tmp_path))
@@ -199,7 +212,7 @@ def test_sigkill_at_any_point_then_resume_equals_an_uninterrupted_purge(
     assert snapshot(tmp_path) == reference["snapshot"]
     assert others(tmp_path) == original
     # Finished steps were not redone: only a handler interrupted inside ran twice.
-    interrupted = point.split(":")[1] if point.startswith(("mid:", "committed:")) else None
+    interrupted = point.split(":")[1] if point.startswith(("entered:", "mid:", "committed:")) else None
     calls = (tmp_path / "calls.log").read_text().split()
     assert calls == [
         name for name in ("profiles", "orders", "files") for _ in range(2 if name == interrupted else 1)
