@@ -174,6 +174,7 @@ def _report_json(report: PurgeReport, receipt: str | None = None) -> dict[str, A
         "finished_at": report.finished_at.isoformat() if report.finished_at else None,
         "uncounted": list(report.uncounted),
         "error": report.error,
+        "not_run": list(report.not_run),
         "receipt": receipt,
     }
 
@@ -196,6 +197,12 @@ def _print_report(report: PurgeReport, gate: AgeGate) -> None:
         print(f"  {name:<28} {count}")
     for name in report.uncounted:
         print(f"  {name:<28} ? (this handler cannot count in advance)")
+    if report.not_run:
+        print(
+            f"  NOT RUN: {', '.join(report.not_run)}: registered after this purge finished, so they did "
+            "not run for this account (a finished purge is never reopened). Delete its data there "
+            "another way."
+        )
     if report.identifiers_blocked:
         verb = "would be" if report.state == "dry_run" else "are"
         until = (report.finished_at or datetime.now(UTC)) + gate.identifier_block
@@ -315,7 +322,8 @@ def _purge(args: argparse.Namespace) -> int:
         _print_report(report, gate)
         if receipt:
             print(f"Signed receipt written to {receipt}: send it to the person who reported the account.")
-    return EXIT_OK
+    # Data left behind by handlers that did not run is a failure a script must notice.
+    return EXIT_FAILURE if report.not_run and report.state != "dry_run" else EXIT_OK
 
 
 def _resume(gate: AgeGate, args: argparse.Namespace) -> int:

@@ -98,6 +98,8 @@ class PurgeReport:
     would delete. ``already_done`` says the job had finished before this call (nothing was
     deleted now). ``uncounted`` lists handlers without a ``count`` side (dry runs only).
     A dry run makes no job: its ``job_id`` is that of an earlier purge of the account, or ``""``.
+    ``not_run`` lists handlers registered after the account's purge had finished, which did not
+    run for it (see :meth:`Purger.purge`).
     """
 
     job_id: str
@@ -110,6 +112,9 @@ class PurgeReport:
     identifiers_blocked: int = 0
     uncounted: tuple[str, ...] = ()
     error: str | None = None
+    #: Handlers registered after this account's purge finished: they did not run for it (a
+    #: finished job is never reopened), so their data of the account is still there.
+    not_run: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,8 +423,11 @@ class Purger:
         """Freeze the account, run every handler, block its identifiers; see the module docs.
 
         Idempotent: a finished purge of the account returns its report with
-        ``already_done=True``. Raises :class:`PurgeError` when a step fails (the job is then
-        ``failed`` and resumable) and :class:`ConfigurationError` for unusable input.
+        ``already_done=True``. A finished job is never reopened: a handler registered after it
+        finished does not run for the account, and is listed in the report's ``not_run`` (its
+        data of the account must be deleted another way). Raises :class:`PurgeError` when a step
+        fails (the job is then ``failed`` and resumable) and :class:`ConfigurationError` for
+        unusable input.
         """
         subject, ticket, operator = self.check_request(subject, ticket, operator, identifiers)
         subject_hashes = self._gate.subject_hashes(subject)
@@ -522,6 +530,7 @@ class Purger:
             operator=operator,
             identifiers_blocked=self._identifier_count(identifier_hashes),
             uncounted=tuple(uncounted),
+            not_run=self._not_run(existing) if existing is not None and existing.state == "done" else (),
         )
 
     def _identifier_count(self, hashes: Iterable[bytes]) -> int:
@@ -547,7 +556,7 @@ class Purger:
         if extra_identifiers and self._gate.identifier_block > timedelta(0):
             # A repeated purge may name identifiers the first one did not know.
             await store.block_identifiers(extra_identifiers, until=_now() + self._gate.identifier_block)
-        return self._report(finished, already_done=True)
+        return self._report(finished, already_done=True, not_run=self._not_run(finished))
 
     async def _acquire(self, store: Store, job_id: str, owner: str) -> PurgeJob | None:
         """Take the job's lease, waiting while another live process holds it. Returns the job,
@@ -682,7 +691,10 @@ class Purger:
         await store.block_identifiers(identifiers, until=_now() + self._gate.identifier_block)
         return self._identifier_count(identifiers)
 
-    def _report(self, job: PurgeJob, *, already_done: bool) -> PurgeReport:
+    def _not_run(self, job: PurgeJob) -> tuple[str, ...]:
+        return tuple(name for name in self._handlers if name not in job.steps)
+
+    def _report(self, job: PurgeJob, *, already_done: bool, not_run: tuple[str, ...] = ()) -> PurgeReport:
         return PurgeReport(
             job.job_id,
             job.state,
@@ -693,6 +705,7 @@ class Purger:
             finished_at=job.finished_at,
             identifiers_blocked=job.steps.get(BLOCK, 0),
             error=job.error,
+            not_run=not_run,
         )
 
     # -- audit, receipts, coverage -----------------------------------------------------------

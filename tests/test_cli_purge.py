@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
@@ -9,6 +10,7 @@ import pty
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import purge_app
@@ -25,6 +27,15 @@ PURGE = [
     "--identifier", f"email={purge_app.CHILD_EMAIL}",
 ]  # fmt: skip
 SECRETS = (purge_app.CHILD, purge_app.CHILD_EMAIL)
+
+
+@pytest.fixture(autouse=True)
+def _time_limit(request: pytest.FixtureRequest) -> Iterator[None]:
+    if inspect.iscoroutinefunction(request.function):
+        yield  # see purge_app.time_limit: async tests bound their waits themselves
+        return
+    with purge_app.time_limit(60):
+        yield
 
 
 @pytest.fixture
@@ -464,3 +475,32 @@ def test_usage_errors_are_one_line_under_python_m_agegate_cli(app_dir: Path) -> 
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr == "agegate: --resume does not take --dry-run\n"
+
+
+def test_a_handler_registered_after_the_purge_is_a_visible_failure(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, _ = run(capsys, *PURGE, "--yes")
+    assert code == 0
+    (tmp_path / "grown_app.py").write_text(
+        textwrap.dedent(
+            """
+            import purge_app
+            from pathlib import Path
+            import os
+            from agegate import Keyring
+
+            gate = purge_app.build_gate(Path(os.environ["PURGE_APP_DIR"]), keys=Keyring.from_env())
+
+            @gate.purger.handler("chat_logs")
+            async def chat_logs(subject):
+                return 1
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    args = ["purge", "--app", "grown_app:gate", *PURGE[3:], "--yes"]
+    code, out, _ = run(capsys, *args)
+    assert code == 1 and "Already done" in out and "NOT RUN: chat_logs" in out
+    code, out, _ = run(capsys, *args, "--json")
+    assert code == 1 and json.loads(out)["not_run"] == ["chat_logs"]

@@ -3,28 +3,48 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import purge_app
 import pytest
 
 from agegate import AgeGate, ConfigurationError, Keyring, UnderAgeError
 from agegate import purge as purge_module
-from agegate.purge import PurgeError, PurgeEvent
+from agegate.purge import PurgeError, PurgeEvent, Purger
 from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
 
 ADULT = {"birth_date": "1990-01-01"}
 EMAIL = "Kid.Player@Example.org"
+
+
+@pytest.fixture(autouse=True)
+def _time_limit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # A lease bug must fail a test, not hang it. Async tests: every purge waits at most 30 s for
+    # a lease (tests that test waiting set shorter limits). Sync tests: a SIGALRM time limit.
+    init = Purger.__init__
+
+    def bounded(self: Purger, gate: AgeGate) -> None:
+        init(self, gate)
+        self.wait_timeout = timedelta(seconds=30)
+
+    monkeypatch.setattr(Purger, "__init__", bounded)
+    if inspect.iscoroutinefunction(request.function):
+        yield
+        return
+    with purge_app.time_limit(60):
+        yield
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -754,3 +774,48 @@ async def test_a_receipt_names_the_policy_of_the_purge_after_a_policy_change(
         assert gate.purger.receipt(job) == original
         assert '"policy": "min-age-13"' in original
         assert "policy:" not in str(gate.purger._report(job, already_done=True).deleted)
+
+
+def test_the_time_limit_stops_a_purge_that_would_wait_forever(keyring: Keyring) -> None:
+    # The guard sync tests run under: a lease that is never released fails the test.
+    async def main() -> None:
+        async with AgeGate(keys=keyring, store=MemoryStore()) as gate:
+            await _held_by(gate, f"{socket.gethostname()}:{os.getppid()}:beef")
+            gate.purger.wait_timeout = timedelta(days=1)
+            await gate.purge("acct-1", ticket="T-1", operator="a")
+
+    with pytest.raises(TimeoutError, match=r"ran longer than 0\.3 s"), purge_app.time_limit(0.3):
+        asyncio.run(main())
+
+
+async def test_a_handler_added_after_the_purge_finished_is_reported_as_not_run(
+    keyring: Keyring, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/agegate.sqlite3"
+    async with AgeGate(keys=keyring, store=url) as gate:
+
+        @gate.purger.handler("orders")
+        async def orders(subject: str) -> int:
+            return 2
+
+        first = await gate.purge("acct-1", ticket="T-1", operator="a")
+        assert first.not_run == ()
+    async with AgeGate(keys=keyring, store=url) as gate:
+        calls: list[str] = []
+
+        @gate.purger.handler("orders")
+        async def orders_again(subject: str) -> int:
+            return 0
+
+        @gate.purger.handler("chat_logs")
+        async def chat(subject: str) -> int:
+            calls.append(subject)
+            return 7
+
+        again = await gate.purge("acct-1", ticket="T-2", operator="a")
+        assert again.already_done and again.deleted == {"orders": 2}
+        assert again.not_run == ("chat_logs",) and calls == []
+        dry = await gate.purge("acct-1", ticket="T-2", operator="a", dry_run=True)
+        assert dry.not_run == ("chat_logs",)
+        other = await gate.purge("acct-2", ticket="T-3", operator="a")
+        assert other.not_run == () and other.deleted == {"orders": 0, "chat_logs": 7}
