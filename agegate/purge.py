@@ -73,6 +73,7 @@ POLICY = "policy:"
 IDENTIFIER_KINDS = ("email", "phone", "username")
 #: Journal entries that are notes about the job, not steps of it.
 _NOTES = (PLANNED, POLICY)
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 _MAX_LABEL = 200
 #: Owners of leases held by purges running in this process (a lease of this pid not listed
@@ -381,8 +382,11 @@ class Purger:
                 raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
             folded = kind.strip().lower()
             if folded not in known:
+                # The kind is named only when it looks like one: a value pasted in its place
+                # (an email) must not reach an error message.
+                shown = f" {folded!r}" if _KIND.fullmatch(folded) else ""
                 raise ConfigurationError(
-                    f"unknown identifier kind {kind.strip()[:32]!r}: use one of {', '.join(sorted(known))}"
+                    f"unknown identifier kind{shown}: use one of {', '.join(sorted(known))}"
                 )
             normal = normalise_identifier(folded, value)
             if not normal:

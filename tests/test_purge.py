@@ -731,12 +731,13 @@ async def test_a_purge_cancelled_earlier_in_this_process_is_taken_over(memory_ga
 async def test_identifier_kinds_are_checked_and_normalised(memory_gate: AgeGate) -> None:
     for identifiers, message in (
         ({"mail": EMAIL}, "unknown identifier kind 'mail'"),
+        ({EMAIL: "email"}, "unknown identifier kind: use one of email, phone, username"),
         ({"phone": "call me"}, "the phone identifier is empty"),
         ({"email": "   "}, "the email identifier is empty"),
     ):
         with pytest.raises(ConfigurationError, match=message) as caught:
             await memory_gate.purge("acct-1", ticket="T-1", operator="a", identifiers=identifiers)
-        assert EMAIL not in str(caught.value) and "call me" not in str(caught.value)
+        assert EMAIL.lower() not in str(caught.value).lower() and "call me" not in str(caught.value)
     assert await memory_gate.purger.jobs() == []
     # Kind names are matched without regard to case or spaces, as signup hashes them.
     report = await memory_gate.purge(
