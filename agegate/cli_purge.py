@@ -31,7 +31,7 @@ from typing import Any, TextIO, TypeVar
 from .errors import AgeGateError, ConfigurationError, UsageError
 from .gate import AgeGate
 from .keys import Keyring
-from .purge import PLANNED, POLICY, PurgeEvent, PurgeReport, job_policy
+from .purge import NOTES, PLANNED, PurgeEvent, PurgeReport, job_policy
 from .receipts import InvalidReceipt, parse_public_key, public_key_text, verify_receipt
 from .stores import PurgeJob
 
@@ -384,7 +384,7 @@ def _audit(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'JOB':<17} {'TICKET':<16} {'OPERATOR':<14} {'STATE':<8} {'STARTED':<21} {'FINISHED':<21} STEPS")
     for job in jobs:
-        steps = " ".join(f"{n}={c}" for n, c in job.steps.items() if not n.startswith((PLANNED, POLICY)))
+        steps = " ".join(f"{n}={c}" for n, c in job.steps.items() if not n.startswith(NOTES))
         line = (
             f"{job.job_id:<17} {job.ticket:<16} {job.operator:<14} {job.state:<8} "
             f"{_when(job.created_at):<21} {_when(job.finished_at):<21} {steps}"
@@ -402,7 +402,7 @@ def _job_json(job: PurgeJob) -> dict[str, Any]:
         "operator": job.operator,
         "state": job.state,
         "handlers": list(job.handlers),
-        "steps": {n: c for n, c in job.steps.items() if not n.startswith((PLANNED, POLICY))},
+        "steps": {n: c for n, c in job.steps.items() if not n.startswith(NOTES)},
         "policy": job_policy(job),
         # What each handler's count side saw before it ran (see agegate.purge).
         "planned": {n[len(PLANNED) :]: c for n, c in job.steps.items() if n.startswith(PLANNED)},

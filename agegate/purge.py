@@ -69,10 +69,13 @@ PLANNED = "planned:"
 #: The journal entry ``policy:NAME`` (count 0) names the age policy in force when the job began;
 #: the job's receipt names it, whatever the app's policy is when the receipt is issued.
 POLICY = "policy:"
+#: The journal entry ``key:KID`` (count 0) names the key that was active when the job began: the
+#: job's receipt is signed with it while it is listed, so re-issuing gives the same document.
+SIGNING_KEY = "key:"
 #: Identifier kinds a purge blocks unless the app lists others in ``Purger.identifier_kinds``.
 IDENTIFIER_KINDS = ("email", "phone", "username")
 #: Journal entries that are notes about the job, not steps of it.
-_NOTES = (PLANNED, POLICY)
+_NOTES = NOTES = (PLANNED, POLICY, SIGNING_KEY)
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 _MAX_LABEL = 200
@@ -454,7 +457,7 @@ class Purger:
                     updated_at=now,
                     sealed_subject=self._journal().seal_bytes(subject.encode("utf-8")),
                     identifier_hashes=identifier_hashes,
-                    steps={POLICY + self._gate.policy.name: 0},
+                    steps={POLICY + self._gate.policy.name: 0, SIGNING_KEY + self._gate.keys.active_kid: 0},
                 )
             )
         return await self._drive(store, job, subject, identifier_hashes)
@@ -732,6 +735,7 @@ class Purger:
         if job.state != "done" or job.finished_at is None:
             raise PurgeError(f"purge job {job.job_id} is not finished: no receipt yet", job_id=job.job_id)
         report = self._report(job, already_done=True)
+        kid = _note(job, SIGNING_KEY)
         return make_receipt(
             self._gate.keys,
             job_id=job.job_id,
@@ -739,6 +743,7 @@ class Purger:
             completed_at=job.finished_at,
             deleted=report.deleted,
             policy=job_policy(job) or self._gate.policy.name,
+            kid=kid if kid in self._gate.keys.kids else None,
             identifiers_blocked=report.identifiers_blocked,
         )
 
@@ -754,13 +759,17 @@ def _handler_steps(job: PurgeJob) -> dict[str, int]:
     return {n: c for n, c in job.steps.items() if n not in RESERVED_STEPS and not n.startswith(_NOTES)}
 
 
+def _note(job: PurgeJob, prefix: str) -> str | None:
+    for step in job.steps:
+        if step.startswith(prefix):
+            return step[len(prefix) :]
+    return None
+
+
 def job_policy(job: PurgeJob) -> str | None:
     """The name of the age policy in force when ``job`` began (``None`` for jobs journalled
     before agegate recorded it)."""
-    for step in job.steps:
-        if step.startswith(POLICY):
-            return step[len(POLICY) :]
-    return None
+    return _note(job, POLICY)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

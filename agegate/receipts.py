@@ -90,12 +90,14 @@ def make_receipt(
     deleted: Mapping[str, int],
     policy: str,
     identifiers_blocked: int = 0,
+    kid: str | None = None,
 ) -> str:
-    """The signed receipt for a finished purge, as JSON text ready to write to a file.
+    """The signed receipt for a finished purge, as JSON text ready to write to a file, signed
+    with key ``kid`` (default: the active key).
 
     Signing is deterministic (Ed25519), so issuing the receipt of a job twice gives the same text.
     """
-    kid = keys.active_kid
+    kid = kid or keys.active_kid
     payload: dict[str, Any] = {
         "type": RECEIPT_TYPE,
         "version": RECEIPT_VERSION,

@@ -21,6 +21,7 @@ import pytest
 from agegate import AgeGate, ConfigurationError, Keyring, UnderAgeError
 from agegate import purge as purge_module
 from agegate.purge import PurgeError, PurgeEvent, Purger
+from agegate.receipts import verify_receipt
 from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -115,6 +116,7 @@ async def test_purge_freezes_deletes_in_order_and_blocks(gate: AgeGate) -> None:
     assert jobs[0].state == "done" and jobs[0].sealed_subject is None and jobs[0].identifier_hashes == ()
     assert jobs[0].steps == {
         "policy:min-age-13": 0,
+        f"key:{gate.keys.active_kid}": 0,
         "freeze": 1,
         "planned:orders": 3,
         "orders": 3,
@@ -227,7 +229,7 @@ async def test_a_failing_handler_names_itself_and_the_job_resumes(gate: AgeGate)
     assert "connection refused" not in message
     (job,) = await gate.purger.jobs()
     assert job.state == "failed" and job.error == "handler 'search-index' failed (OSError)"
-    assert job.steps == {"policy:min-age-13": 0, "freeze": 1, "orders": 2}
+    assert job.steps == {"policy:min-age-13": 0, f"key:{gate.keys.active_kid}": 0, "freeze": 1, "orders": 2}
     assert job.lease_owner is None
     assert await gate.status_of("acct-secret-42") == "under_age"
     assert not await gate.is_blocked({"email": EMAIL})
@@ -775,6 +777,19 @@ async def test_a_receipt_names_the_policy_of_the_purge_after_a_policy_change(
         assert gate.purger.receipt(job) == original
         assert '"policy": "min-age-13"' in original
         assert "policy:" not in str(gate.purger._report(job, already_done=True).deleted)
+    # After a key rotation that keeps the old key listed, the receipt is still the same document;
+    # once the old key is gone, it is signed with the active key and verifies under it.
+    newer = Keyring.generate("newer")
+    rotated = Keyring.from_string(f"{newer.to_string()},{keyring.to_string()}")
+    assert rotated.active_kid == "newer"
+    async with AgeGate(keys=rotated, store=url) as gate:
+        job = await gate.purger.find(job_id=report.job_id)
+        assert job is not None and gate.purger.receipt(job) == original
+    async with AgeGate(keys=newer, store=url) as gate:
+        job = await gate.purger.find(job_id=report.job_id)
+        assert job is not None
+        reissued = gate.purger.receipt(job)
+        assert reissued != original and verify_receipt(reissued, newer)["kid"] == "newer"
 
 
 def test_the_time_limit_stops_a_purge_that_would_wait_forever(keyring: Keyring) -> None:
