@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
 import json
 import os
 import pty
+import select
 import subprocess
 import sys
 import textwrap
@@ -504,3 +506,48 @@ def test_a_handler_registered_after_the_purge_is_a_visible_failure(
     assert code == 1 and "Already done" in out and "NOT RUN: chat_logs" in out
     code, out, _ = run(capsys, *args, "--json")
     assert code == 1 and json.loads(out)["not_run"] == ["chat_logs"]
+
+
+def test_a_dash_asks_on_the_terminal_without_echo(app_dir: Path) -> None:
+    controller, terminal = pty.openpty()
+    # A new session whose controlling terminal is the pty, as in a real login; getpass then
+    # reads from /dev/tty with echo off.
+    take_terminal = (
+        "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'agegate.cli', *sys.argv[1:]])"
+    )
+    args = ["purge", *BASE, "--subject", "-", "--ticket", "T-88", "--operator", "sam", "--dry-run", "--json"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", take_terminal, *args],
+        cwd=Path(__file__).parent,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        text=True,
+    )
+    os.close(terminal)
+    shown = b""
+    try:
+        while b"not shown" not in shown:
+            ready, _, _ = select.select([controller], [], [], 30)
+            assert ready, shown
+            shown += os.read(controller, 1024)
+        os.write(controller, f"{purge_app.CHILD}\n".encode())
+        out, err = proc.communicate(timeout=60)
+        with contextlib.suppress(OSError):
+            while select.select([controller], [], [], 0.2)[0]:
+                chunk = os.read(controller, 1024)
+                if not chunk:
+                    break
+                shown += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(controller)
+    assert proc.returncode == 0, err
+    assert b"Enter the account id (not shown)" in shown
+    assert purge_app.CHILD.encode() not in shown  # typed, but never echoed
+    assert json.loads(out)["deleted"] == {"profiles": 1, "orders": 6, "files": 3}
