@@ -23,11 +23,12 @@ from .keys import DEFAULT_ENV_VAR, Keyring
 _CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-class _Terminated(BaseException):
+class _Terminated(SystemExit):
     """SIGTERM arrived: stop serving and clean up.
 
-    A BaseException, so that code that wraps ordinary exceptions (logging's dictConfig, while
-    uvicorn is still starting) lets it through to the demo's own handler."""
+    A SystemExit, so that code that wraps ordinary exceptions (logging's dictConfig, while
+    uvicorn is still starting) lets it through, and so does an asyncio callback it interrupts
+    (asyncio logs and drops other exceptions from callbacks, but re-raises SystemExit)."""
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
