@@ -328,8 +328,13 @@ class AgeGate:
         :class:`~agegate.UnderAgeError` for an under-age person, an account already known to
         be a child's, or identifiers of an account purged as a child's. Nothing is stored
         unless the signup is allowed. Persist nothing of the signup before this returns.
+        Identifier kinds are those a purge blocks (``purger.identifier_kinds``: email, phone,
+        username by default); another kind is a :class:`~agegate.ConfigurationError`, since
+        it could never match a block.
         """
         subject = _subject(subject)
+        for kind in identifiers or {}:
+            self.purger.known_kind(kind)
         decision = self.screen(fields, now=now)
         if not decision.allowed:
             raise UnderAgeError()

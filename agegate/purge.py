@@ -365,6 +365,19 @@ class Purger:
         self.check_identifiers(identifiers)
         return subject, ticket, operator
 
+    def known_kind(self, kind: object) -> str:
+        """``kind`` case-folded and trimmed, if it is one of ``identifier_kinds``; else
+        :class:`ConfigurationError` (which names the kind only when it looks like one, so that
+        a value pasted in its place, an email, never reaches an error message)."""
+        if not isinstance(kind, str):
+            raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
+        known = {k.strip().lower() for k in self.identifier_kinds}
+        folded = kind.strip().lower()
+        if folded not in known:
+            shown = f" {folded!r}" if _KIND.fullmatch(folded) else ""
+            raise ConfigurationError(f"unknown identifier kind{shown}: use one of {', '.join(sorted(known))}")
+        return folded
+
     def check_identifiers(self, identifiers: Mapping[str, str] | None) -> int:
         """Check the identifiers a purge is to block; returns how many distinct ones it blocks.
 
@@ -378,19 +391,11 @@ class Purger:
             return 0
         if not isinstance(identifiers, Mapping):
             raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
-        known = {kind.strip().lower() for kind in self.identifier_kinds}
         seen: set[tuple[str, str]] = set()
         for kind, value in identifiers.items():
-            if not isinstance(kind, str) or not isinstance(value, str):
+            folded = self.known_kind(kind)
+            if not isinstance(value, str):
                 raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
-            folded = kind.strip().lower()
-            if folded not in known:
-                # The kind is named only when it looks like one: a value pasted in its place
-                # (an email) must not reach an error message.
-                shown = f" {folded!r}" if _KIND.fullmatch(folded) else ""
-                raise ConfigurationError(
-                    f"unknown identifier kind{shown}: use one of {', '.join(sorted(known))}"
-                )
             normal = normalise_identifier(folded, value)
             if not normal:
                 raise ConfigurationError(

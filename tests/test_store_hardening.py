@@ -282,3 +282,23 @@ def test_processes_creating_a_new_database_at_once_all_open_it(tmp_path: Path) -
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0"
+
+
+async def test_a_signup_with_an_unknown_identifier_kind_is_a_configuration_error(keyring: Keyring) -> None:
+    gate = AgeGate(keys=keyring, store=MemoryStore())
+    async with gate:
+        await gate.purge("kid-2", ticket="T-77", operator="support", identifiers={"email": "k@example.org"})
+        # "mail" could never match the block on "email": refused loudly, never silently allowed.
+        with pytest.raises(ConfigurationError, match="unknown identifier kind 'mail'") as info:
+            await gate.signup(
+                {"birth_date": "1990-01-01"}, subject="n-1", identifiers={"mail": "k@example.org"}
+            )
+        assert "k@example.org" not in str(info.value)
+        with pytest.raises(ConfigurationError) as pasted:
+            await gate.signup({"birth_date": "1990-01-01"}, subject="n-1", identifiers={"k@example.org": "x"})
+        assert "k@example.org" not in str(pasted.value)
+        with pytest.raises(UnderAgeError):
+            await gate.signup(
+                {"birth_date": "1990-01-01"}, subject="n-1", identifiers={" Email ": "K@example.org"}
+            )
+        assert await gate.status_of("n-1") == "unknown"
