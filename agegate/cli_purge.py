@@ -199,9 +199,8 @@ def _print_report(report: PurgeReport, gate: AgeGate) -> None:
         print(f"  {name:<28} ? (this handler cannot count in advance)")
     if report.not_run:
         print(
-            f"  NOT RUN: {', '.join(report.not_run)}: registered after this purge finished, so they did "
-            "not run for this account (a finished purge is never reopened). Delete its data there "
-            "another way."
+            f"  NOT RUN yet: {', '.join(report.not_run)}: registered after this account's purge "
+            "finished; run the purge again (without --dry-run) to delete the account's data there."
         )
     if report.identifiers_blocked:
         verb = "would be" if report.state == "dry_run" else "are"

@@ -102,8 +102,9 @@ class PurgeReport:
     would delete. ``already_done`` says the job had finished before this call (nothing was
     deleted now). ``uncounted`` lists handlers without a ``count`` side (dry runs only).
     A dry run makes no job: its ``job_id`` is that of an earlier purge of the account, or ``""``.
-    ``not_run`` lists handlers registered after the account's purge had finished, which did not
-    run for it (see :meth:`Purger.purge`).
+    ``not_run`` lists handlers registered after the account's purge had finished, which have not
+    run for it yet (a dry run reports them; a real run reopens the job and runs them, see
+    :meth:`Purger.purge`).
     """
 
     job_id: str
@@ -435,11 +436,11 @@ class Purger:
         """Freeze the account, run every handler, block its identifiers; see the module docs.
 
         Idempotent: a finished purge of the account returns its report with
-        ``already_done=True``. A finished job is never reopened: a handler registered after it
-        finished does not run for the account, and is listed in the report's ``not_run`` (its
-        data of the account must be deleted another way). Raises :class:`PurgeError` when a step
-        fails (the job is then ``failed`` and resumable) and :class:`ConfigurationError` for
-        unusable input.
+        ``already_done=True``. When handlers were registered after the account's purge finished,
+        the same job is reopened and runs just those (its finished steps stay done), so the
+        audit log and the receipt cover them too. Raises :class:`PurgeError` when a step fails
+        (the job is then ``failed`` and resumable) and :class:`ConfigurationError` for unusable
+        input.
         """
         subject, ticket, operator = self.check_request(subject, ticket, operator, identifiers)
         subject_hashes = self._gate.subject_hashes(subject)
@@ -448,6 +449,22 @@ class Purger:
         if dry_run:
             return await self._dry_run(store, subject, subject_hashes, ticket, operator, identifier_hashes)
         job = await store.find_job(subject_hashes)
+        if job is not None and job.state == "done" and self._not_run(job):
+            # Handlers added since this account's purge finished (a table the coverage check
+            # found): the account id is given again, so the same job runs just those.
+            reopened = await store.reopen_job(
+                job.job_id,
+                handlers=self.names,
+                sealed_subject=self._journal().seal_bytes(subject.encode("utf-8")),
+                identifier_hashes=identifier_hashes,
+                now=_now(),
+            )
+            job = await store.get_job(job.job_id) or job
+            if reopened:
+                report = await self._drive(store, job, subject, identifier_hashes)
+                # Its block step had run already: block identifiers this call adds.
+                await self._block(store, identifier_hashes)
+                return report
         if job is None:
             now = _now()
             job, _ = await store.create_job(

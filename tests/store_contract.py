@@ -415,6 +415,27 @@ class StoreContract:
         got = await store.get_job(stored.job_id)
         assert got is not None and got.state == "running" and got.sealed_subject == stored.sealed_subject
 
+    async def test_reopen_only_a_done_job_keeping_its_steps(self, store: Store) -> None:
+        stored, _ = await store.create_job(job("s"))
+        reopen = {"handlers": ("orders", "profile", "chat"), "sealed_subject": b"sealed:s2", "now": T0 + HOUR}
+        assert not await store.reopen_job(stored.job_id, **reopen)  # still running
+        assert await store.claim_job(stored.job_id, owner="w", until=T0 + HOUR, now=T0)
+        assert await store.record_step(stored.job_id, owner="w", step="orders", count=3, now=T0)
+        assert await store.finish_job(stored.job_id, owner="w", state="done", now=T0)
+        assert not await store.reopen_job("no-such-job", **reopen)
+        assert await store.reopen_job(stored.job_id, identifier_hashes=(h("e"),), **reopen)
+        got = await store.get_job(stored.job_id)
+        assert got is not None
+        assert (got.state, got.handlers, got.steps) == (
+            "running",
+            ("orders", "profile", "chat"),
+            {"orders": 3},
+        )
+        assert got.sealed_subject == b"sealed:s2" and got.identifier_hashes == (h("e"),)
+        assert got.finished_at is None and got.lease_owner is None
+        assert not await store.reopen_job(stored.job_id, **reopen)  # running again: not done
+        assert await store.claim_job(stored.job_id, owner="v", until=T0 + HOUR, now=T0 + HOUR)
+
     async def test_delete_job(self, store: Store) -> None:
         stored, _ = await store.create_job(job("s"))
         assert await store.claim_job(stored.job_id, owner="w", until=T0 + HOUR, now=T0)

@@ -479,7 +479,7 @@ def test_usage_errors_are_one_line_under_python_m_agegate_cli(app_dir: Path) -> 
     assert done.stderr == "agegate: --resume does not take --dry-run\n"
 
 
-def test_a_handler_registered_after_the_purge_is_a_visible_failure(
+def test_a_handler_registered_after_the_purge_runs_when_purged_again(
     app_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, _, _ = run(capsys, *PURGE, "--yes")
@@ -502,10 +502,12 @@ def test_a_handler_registered_after_the_purge_is_a_visible_failure(
     )
     monkeypatch.chdir(tmp_path)
     args = ["purge", "--app", "grown_app:gate", *PURGE[3:], "--yes"]
+    code, out, _ = run(capsys, *args, "--dry-run")
+    assert code == 0 and "NOT RUN yet: chat_logs" in out
     code, out, _ = run(capsys, *args)
-    assert code == 1 and "Already done" in out and "NOT RUN: chat_logs" in out
+    assert code == 0 and "Purge done" in out and "chat_logs" in out
     code, out, _ = run(capsys, *args, "--json")
-    assert code == 1 and json.loads(out)["not_run"] == ["chat_logs"]
+    assert code == 0 and json.loads(out)["already_done"] and json.loads(out)["not_run"] == []
 
 
 def test_a_dash_asks_on_the_terminal_without_echo(app_dir: Path) -> None:

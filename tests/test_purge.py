@@ -804,7 +804,7 @@ def test_the_time_limit_stops_a_purge_that_would_wait_forever(keyring: Keyring) 
         asyncio.run(main())
 
 
-async def test_a_handler_added_after_the_purge_finished_is_reported_as_not_run(
+async def test_a_handler_added_after_the_purge_finished_runs_in_the_same_job(
     keyring: Keyring, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path}/agegate.sqlite3"
@@ -828,10 +828,17 @@ async def test_a_handler_added_after_the_purge_finished_is_reported_as_not_run(
             calls.append(subject)
             return 7
 
-        again = await gate.purge("acct-1", ticket="T-2", operator="a")
-        assert again.already_done and again.deleted == {"orders": 2}
-        assert again.not_run == ("chat_logs",) and calls == []
         dry = await gate.purge("acct-1", ticket="T-2", operator="a", dry_run=True)
-        assert dry.not_run == ("chat_logs",)
+        assert dry.not_run == ("chat_logs",) and calls == []
+        again = await gate.purge("acct-1", ticket="T-2", operator="a")
+        # Only the new handler ran, in the first purge's job: its finished steps stay done.
+        assert calls == ["acct-1"] and not again.already_done and again.not_run == ()
+        assert again.job_id == first.job_id and again.state == "done"
+        assert again.deleted == {"orders": 2, "chat_logs": 7}
+        assert again.ticket == "T-1"  # the job keeps the ticket it was opened for
+        job = await (await gate.store()).get_job(first.job_id)
+        assert job is not None and job.sealed_subject is None  # wiped again when done
+        third = await gate.purge("acct-1", ticket="T-2", operator="a")
+        assert third.already_done and calls == ["acct-1"]
         other = await gate.purge("acct-2", ticket="T-3", operator="a")
         assert other.not_run == () and other.deleted == {"orders": 0, "chat_logs": 7}

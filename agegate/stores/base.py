@@ -158,5 +158,18 @@ class Store(Protocol):
         ``finished_at``; ``failed`` keeps them so the job can be resumed. Returns whether the
         lease was held."""
 
+    async def reopen_job(
+        self,
+        job_id: str,
+        *,
+        handlers: tuple[str, ...],
+        sealed_subject: bytes,
+        identifier_hashes: tuple[bytes, ...] = (),
+        now: datetime,
+    ) -> bool:
+        """Set a ``done`` job running again, with a new handler list and the sealed account id
+        (so that it can be resumed), keeping its recorded steps; atomically. For handlers an app
+        registered after the account's purge finished. Returns whether the job was ``done``."""
+
     async def delete_job(self, job_id: str) -> bool:
         """Remove a job (used for dry runs, which leave no journal). Returns whether it existed."""

@@ -163,6 +163,25 @@ class MemoryStore:
                 job.identifier_hashes = ()
             return True
 
+    async def reopen_job(
+        self,
+        job_id: str,
+        *,
+        handlers: tuple[str, ...],
+        sealed_subject: bytes,
+        identifier_hashes: tuple[bytes, ...] = (),
+        now: datetime,
+    ) -> bool:
+        async with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state != "done":
+                return False
+            job.state, job.handlers, job.sealed_subject = "running", tuple(handlers), sealed_subject
+            job.identifier_hashes = tuple(identifier_hashes)
+            job.finished_at, job.error, job.updated_at = None, None, now
+            job.lease_owner = job.lease_until = None
+            return True
+
     async def delete_job(self, job_id: str) -> bool:
         async with self._lock:
             return self._jobs.pop(job_id, None) is not None

@@ -802,6 +802,30 @@ class PostgresStore:
 
         return await self._run(run)
 
+    async def reopen_job(
+        self,
+        job_id: str,
+        *,
+        handlers: tuple[str, ...],
+        sealed_subject: bytes,
+        identifier_hashes: tuple[bytes, ...] = (),
+        now: datetime,
+    ) -> bool:
+        """Set a ``done`` job running again with these handlers, keeping its steps."""
+        hashes = [bytes(h) for h in identifier_hashes]
+        params = (list(handlers), bytes(sealed_subject), hashes, _at(now), job_id)
+
+        async def run(conn: Conn) -> bool:
+            cursor = await conn.execute(
+                "UPDATE agegate_purge_jobs SET state = 'running', handlers = %s, sealed_subject = %s, "
+                "identifier_hashes = %s, updated_at = %s, finished_at = NULL, error = NULL, "
+                "lease_owner = NULL, lease_until = NULL WHERE job_id = %s AND state = 'done'",
+                params,
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(run)
+
     async def delete_job(self, job_id: str) -> bool:
         """Remove a job and its steps. Returns whether it existed."""
 

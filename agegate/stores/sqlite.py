@@ -678,6 +678,34 @@ class SQLiteStore:
         # A finished job's sealed account id is wiped: see that no copy stays in the WAL.
         return await self._call(run, write=True, scrub=final)
 
+    async def reopen_job(
+        self,
+        job_id: str,
+        *,
+        handlers: tuple[str, ...],
+        sealed_subject: bytes,
+        identifier_hashes: tuple[bytes, ...] = (),
+        now: datetime,
+    ) -> bool:
+        """Set a ``done`` job running again with these handlers, keeping its steps."""
+        params = (
+            json.dumps(list(handlers)),
+            bytes(sealed_subject),
+            json.dumps([bytes(h).hex() for h in identifier_hashes]),
+            _micros(now),
+            job_id,
+        )
+
+        def run(conn: sqlite3.Connection) -> bool:
+            sql = (
+                "UPDATE purge_jobs SET state = 'running', handlers = ?, sealed_subject = ?, "
+                "identifier_hashes = ?, updated_at = ?, finished_at = NULL, error = NULL, "
+                "lease_owner = NULL, lease_until = NULL WHERE job_id = ? AND state = 'done'"
+            )
+            return conn.execute(sql, params).rowcount == 1
+
+        return await self._call(run, write=True)
+
     async def delete_job(self, job_id: str) -> bool:
         """Remove a job and its steps. Returns whether it existed."""
 
