@@ -211,5 +211,5 @@ def test_agegate_demo_removes_its_temporary_folder() -> None:
         rest, _ = proc.communicate(timeout=10)
     found = re.search(r"data in (\S+) \(SQLite\)", "".join(lines))
     assert found, "".join(lines) + rest
-    assert proc.returncode == 0
+    assert proc.returncode == 0, "".join(lines) + rest
     assert not Path(found.group(1)).exists()
