@@ -429,53 +429,15 @@ async def test_a_lease_of_a_dead_process_is_taken_over_at_once(gate: AgeGate) ->
         return 1
 
     # A purge that died (SIGKILL) after creating and claiming its job: its pid no longer exists.
-    pid = _dead_pid()
-    store = await gate.store()
-    now = datetime.now(UTC)
-    from agegate.stores import PurgeJob
-
-    await store.create_job(
-        PurgeJob(
-            job_id="deadbeef",
-            subject_hash=gate.subject_hashes("acct-1")[0],
-            ticket="T-1",
-            operator="a",
-            handlers=("orders",),
-            state="running",
-            created_at=now,
-            updated_at=now,
-            sealed_subject=gate.purger._journal().seal_bytes(b"acct-1"),
-        )
-    )
-    owner = _owner(pid, started="12345")
-    assert await store.claim_job("deadbeef", owner=owner, until=now + timedelta(hours=1), now=now)
-    gate.purger.wait_timeout = timedelta(seconds=5)
+    owner = _owner(_dead_pid(), started="12345")
+    await _held_by(gate, owner, job_id="deadbeef", handlers=("orders",), wait=5)
     report = await gate.purge("acct-1", ticket="T-1", operator="a")
     assert report.job_id == "deadbeef" and report.state == "done" and not report.already_done
 
 
 async def test_a_live_lease_is_waited_for_then_times_out(gate: AgeGate) -> None:
-    store = await gate.store()
-    now = datetime.now(UTC)
-    from agegate.stores import PurgeJob
-
-    await store.create_job(
-        PurgeJob(
-            job_id="busy",
-            subject_hash=gate.subject_hashes("acct-1")[0],
-            ticket="T-1",
-            operator="a",
-            handlers=(),
-            state="running",
-            created_at=now,
-            updated_at=now,
-        )
-    )
     # Held by this very process's parent: alive, so it must not be taken over.
-    owner = f"{socket.gethostname()}:{os.getppid()}:beef"
-    assert await store.claim_job("busy", owner=owner, until=now + timedelta(hours=1), now=now)
-    gate.purger.wait_timeout = timedelta(seconds=0.2)
-    gate.purger.poll_interval = 0.01
+    await _held_by(gate, f"{socket.gethostname()}:{os.getppid()}:beef", job_id="busy", wait=0.2)
     with pytest.raises(PurgeError, match="another process is still running purge job busy"):
         await gate.purge("acct-1", ticket="T-1", operator="a")
 
@@ -646,26 +608,29 @@ async def test_a_handler_blocking_the_event_loop_is_logged(
     assert all("acct-1" not in r.getMessage() for r in caplog.records)
 
 
-async def _held_by(gate: AgeGate, owner: str) -> None:
+async def _held_by(
+    gate: AgeGate, owner: str, *, job_id: str = "held", handlers: tuple[str, ...] = (), wait: float = 0.3
+) -> None:
+    """A running job for acct-1 whose lease ``owner`` holds, as a purge leaves it when it dies."""
     from agegate.stores import PurgeJob
 
     store = await gate.store()
     now = datetime.now(UTC)
     await store.create_job(
         PurgeJob(
-            job_id="held",
+            job_id=job_id,
             subject_hash=gate.subject_hashes("acct-1")[0],
             ticket="T-1",
             operator="a",
-            handlers=(),
+            handlers=handlers,
             state="running",
             created_at=now,
             updated_at=now,
             sealed_subject=gate.purger._journal().seal_bytes(b"acct-1"),
         )
     )
-    assert await store.claim_job("held", owner=owner, until=now + timedelta(hours=1), now=now)
-    gate.purger.wait_timeout = timedelta(seconds=0.3)
+    assert await store.claim_job(job_id, owner=owner, until=now + timedelta(hours=1), now=now)
+    gate.purger.wait_timeout = timedelta(seconds=wait)
     gate.purger.poll_interval = 0.01
 
 
