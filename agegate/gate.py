@@ -198,7 +198,7 @@ class AgeGate:
             raise ConfigurationError(f"outcome must be one of {', '.join(OUTCOMES)}")
         subject = _subject(subject)
         hashes = self.subject_hashes(subject)
-        new = self._attestation(subject, outcome, now)
+        new = self._attestation(subject, hashes[0], outcome, now)
         store = await self.store()
         await store.put_attestation(new, replaces=hashes[1:])
         self.forget_status(subject)
@@ -206,12 +206,13 @@ class AgeGate:
             await store.bump_revision()  # other processes drop their cached "allowed" at once
         return Attestation(outcome, new.policy, new.checked_at, new.kid)
 
-    def _attestation(self, subject: str, outcome: Outcome, now: datetime | None) -> AttestationRecord:
-        """The record to store for ``subject``: keyed hashes under the active key, no outcome in
-        the clear."""
+    def _attestation(
+        self, subject: str, subject_hash: bytes, outcome: Outcome, now: datetime | None
+    ) -> AttestationRecord:
+        """The record to store for ``subject`` (whose hash under the active key is
+        ``subject_hash``): keyed hashes only, no outcome in the clear."""
         kid = self.keys.active_kid
         mac = self.attestation_hasher.digest(subject, outcome, self.policy.name, kid=kid)
-        subject_hash = self.subject_hasher.digest(subject, kid=kid)
         return AttestationRecord(subject_hash, kid, mac, self.policy.name, aware(now).astimezone(UTC))
 
     async def status_of(self, subject: str) -> Status:
@@ -342,7 +343,7 @@ class AgeGate:
             raise UnderAgeError(reason="blocked")
         store = await self.store()
         hashes = self.subject_hashes(subject)
-        new = self._attestation(subject, "allowed", now)
+        new = self._attestation(subject, hashes[0], "allowed", now)
         for _ in range(5):
             current = await store.get_attestation(hashes)
             if self._status_in(current, subject) == "under_age":
