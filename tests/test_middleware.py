@@ -21,7 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from agegate import AgeGate, AgeGateMiddleware, AgePolicy, ConfigurationError, Keyring, UnderAgeError
-from agegate.asgi.cookie import read_cookie
+from agegate.asgi.cookie import cookie_name, read_cookie
 from agegate.asgi.forms import MAX_SCREEN_BODY
 from agegate.asgi.paths import safe_next
 from agegate.gate import NOTES_KEY, SCOPE_KEY, Decision, record_decision
@@ -31,7 +31,9 @@ from agegate.stores import MemoryStore
 HTML = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 ADULT = {"birth_year": "1990", "birth_month": "3", "birth_day": "4"}
 CHILD = {"birth_year": str(time.gmtime().tm_year - 8), "birth_month": "1", "birth_day": "1"}
-COOKIE = "__Host-agegate"
+#: The keys of the ``gate`` fixture, and so the name of its cookie.
+KEYS = Keyring.generate("t1")
+COOKIE = cookie_name(KEYS)
 
 
 class Shop:
@@ -82,7 +84,7 @@ def build(gate: AgeGate, shop: Shop, **options: Any) -> Starlette:
 
 @pytest.fixture
 async def gate() -> AsyncIterator[AgeGate]:
-    async with AgeGate(keys=Keyring.generate("t1"), store=MemoryStore()) as g:
+    async with AgeGate(keys=KEYS, store=MemoryStore()) as g:
         yield g
 
 
@@ -751,7 +753,8 @@ async def test_insecure_cookie_mode_for_local_development(gate: AgeGate, shop: S
     async with client_for(build(gate, shop, secure_cookies=False)) as c:
         response = await c.post("/agegate", json={"birth_date": "1990-01-01"})
         set_cookie = response.headers["set-cookie"]
-        assert set_cookie.startswith("agegate=") and "secure" not in attributes(set_cookie)
+        assert set_cookie.startswith(f"{cookie_name(KEYS, secure=False)}=")
+        assert "secure" not in attributes(set_cookie)
         assert (await c.post("/checkout")).status_code == 200
         # the secure name is not read in this mode, and vice versa
         c.cookies.clear()
@@ -1075,7 +1078,7 @@ def test_websocket_close_code_reaches_a_real_client() -> None:
     from wsproto import ConnectionType, WSConnection
     from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request
 
-    gate = AgeGate(keys=Keyring.generate(), store=MemoryStore())  # cookies only: no store call
+    gate = AgeGate(keys=KEYS, store=MemoryStore())  # cookies only: no store call
     app = build(gate, Shop())
     config = uvicorn.Config(app, host="127.0.0.1", port=0, ws="wsproto", lifespan="off", log_level="error")
     server = uvicorn.Server(config)

@@ -41,7 +41,8 @@ class AgeGateMiddleware:
     maps the ASGI scope to the logged-in account id (or ``None``), plain or async; an account's
     stored attestation then counts as well as the browser's cookie. ``secure_cookies=False`` drops
     ``Secure`` and the ``__Host-`` prefix, for plain-http development only. ``pages`` renders the
-    HTML (see :class:`~agegate.Pages`).
+    HTML (see :class:`~agegate.Pages`). ``cookie_name`` names the gate's cookie (default: a name
+    of its own derived from the gate's key, :func:`agegate.asgi.cookie.cookie_name`).
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class AgeGateMiddleware:
         subject: SubjectFunc | None = None,
         secure_cookies: bool = True,
         pages: Pages | None = None,
+        cookie_name: str | None = None,
     ) -> None:
         if not isinstance(gate, AgeGate):
             raise ConfigurationError("gate must be an AgeGate")
@@ -78,7 +80,7 @@ class AgeGateMiddleware:
         self._signup = compile_patterns("signup_paths", signup_paths)
         self._subject = subject
         self._allowed = Decision.of("allowed", gate.policy.name)
-        self._cookie = GateCookie(gate, secure=secure_cookies)
+        self._cookie = GateCookie(gate, secure=secure_cookies, name=cookie_name)
         self.cookie_name = self._cookie.name
         self._headers = Headers(self.pages)
         self._screen = Screen(
