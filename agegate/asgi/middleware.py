@@ -22,6 +22,7 @@ from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
 from .answers import Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
 from .endpoints import Screen
+from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import compile_patterns, resolve_dots, route_path, safe_next
 
@@ -42,7 +43,10 @@ class AgeGateMiddleware:
     stored attestation then counts as well as the browser's cookie. ``secure_cookies=False`` drops
     ``Secure`` and the ``__Host-`` prefix, for plain-http development only. ``pages`` renders the
     HTML (see :class:`~agegate.Pages`). ``cookie_name`` names the gate's cookie (default: a name
-    of its own derived from the gate's key, :func:`agegate.asgi.cookie.cookie_name`).
+    of its own derived from the gate's key, :func:`agegate.asgi.cookie.cookie_name`). ``origins``
+    (the app's public origins, ``["https://shop.example"]``) and ``trust_forwarded_host`` (the
+    proxy's ``X-Forwarded-Host``) are for the cross-site rule behind a proxy
+    (:class:`agegate.asgi.origin.OriginRule`).
     """
 
     def __init__(
@@ -58,6 +62,8 @@ class AgeGateMiddleware:
         secure_cookies: bool = True,
         pages: Pages | None = None,
         cookie_name: str | None = None,
+        origins: Sequence[str] = (),
+        trust_forwarded_host: bool = False,
     ) -> None:
         if not isinstance(gate, AgeGate):
             raise ConfigurationError("gate must be an AgeGate")
@@ -82,9 +88,16 @@ class AgeGateMiddleware:
         self._allowed = Decision.of("allowed", gate.policy.name)
         self._cookie = GateCookie(gate, secure=secure_cookies, name=cookie_name)
         self.cookie_name = self._cookie.name
+        #: The cross-site rule, for everywhere the gate writes its cookie.
+        self.origins = OriginRule(origins, trust_forwarded_host=trust_forwarded_host)
         self._headers = Headers(self.pages)
         self._screen = Screen(
-            gate, prefix=prefix, pages=self.pages, cookie=self._cookie, headers=self._headers
+            gate,
+            prefix=prefix,
+            pages=self.pages,
+            cookie=self._cookie,
+            headers=self._headers,
+            origins=self.origins,
         )
         # Prebuilt early answers: the blocked path only sends bytes.
         self._restricted_json = json_body({"error": "age_restricted"})
