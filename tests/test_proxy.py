@@ -3,11 +3,14 @@ a real uvicorn run the way the README's "Behind a proxy" section says."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -214,3 +217,41 @@ def test_real_uvicorn_behind_a_proxy_that_sends_its_upstream_host(uvicorn_behind
     assert status == 403 and 'href="/shop/agegate"' in text
     status, text = raw_post(port, "/checkout", {**proxied, "content-type": "text/plain"}, b"x")
     assert status == 428 and 'href="/shop/agegate?next=/shop/checkout"' in text
+
+
+# -- the README's "Behind a proxy" section, as written ----------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def proxy_section() -> str:
+    return README.read_text(encoding="utf-8").split("## Behind a proxy", 1)[1].split("\n## ", 1)[0]
+
+
+async def test_readme_origins_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (block,) = re.findall(r"```python\n(.*?)```", proxy_section(), re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AGEGATE_SECRET_KEYS", Keyring.generate("readme").to_string())
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README.md (Behind a proxy)", "exec"), namespace)
+    app, gate = namespace["app"], namespace["gate"]
+    async with gate, client(app) as c:  # Host: 127.0.0.1:8000, as a proxy that drops it sends
+        response = await c.post("/agegate", json=JSON_ADULT, headers=SAFARI)
+        assert response.status_code == 200 and response.json() == {"outcome": "allowed"}
+        forged = {**SAFARI, "x-forwarded-host": "evil.example", "origin": "https://evil.example"}
+        assert (await c.post("/agegate", json=JSON_ADULT, headers=forged)).status_code == 403
+
+
+def test_readme_uvicorn_command_is_the_tested_configuration() -> None:
+    (command,) = re.findall(r"```sh\n(.*?)```", proxy_section(), re.DOTALL)
+    words = command.replace("\\\n", " ").split()
+    assert words[:2] == ["uvicorn", "examples.starlette_app:app"]
+    # The options test_real_uvicorn_behind_a_proxy_that_sends_its_upstream_host runs with, and
+    # the logging of tests/test_logs.py.
+    for option in ("--proxy-headers", "--no-access-log"):
+        assert option in words
+    pairs = dict(itertools.pairwise(words))
+    assert pairs["--forwarded-allow-ips"] == "127.0.0.1" and pairs["--root-path"] == "/shop"
+    assert pairs["--log-level"] == "warning"
+    (nginx,) = re.findall(r"```nginx\n(.*?)```", proxy_section(), re.DOTALL)
+    assert "proxy_set_header Host $http_host;" in nginx
