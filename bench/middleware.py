@@ -89,7 +89,7 @@ class FirstSeen:
         self.middleware = middleware
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.middleware._opened.clear()
+        self.middleware._cookie._opened.clear()
         await self.middleware(scope, receive, send)
 
 
