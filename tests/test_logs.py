@@ -16,10 +16,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from servers import websocket_events
 
 from agegate import Keyring
 
@@ -66,26 +66,15 @@ def serving(command: list[str], port: int, tmp_path: Path) -> Iterator[list[str]
 
 def websocket_close_code(port: int, cookie: str | None) -> int:
     """Open a websocket from the visitor's address; the close code the server sent."""
-    from wsproto import ConnectionType, WSConnection
-    from wsproto.events import CloseConnection, RejectConnection, Request
+    from wsproto.events import CloseConnection
 
-    client = WSConnection(ConnectionType.CLIENT)
-    events: list[Any] = []
-    extra = [(b"cookie", cookie.encode())] if cookie else []
     with socket.socket() as sock:
         sock.settimeout(5)
         sock.bind((VISITOR, 0))
         sock.connect((SERVER, port))
-        sock.sendall(client.send(Request(host=f"{SERVER}:{port}", target="/checkout", extra_headers=extra)))
-        while not any(isinstance(e, CloseConnection | RejectConnection) for e in events):
-            data = sock.recv(4096)
-            client.receive_data(data or None)
-            events.extend(client.events())
-            if not data:
-                break
-        ends = [e for e in events if isinstance(e, CloseConnection)]
-        if ends:
-            sock.sendall(client.send(ends[0].response()))
+        headers = [(b"cookie", cookie.encode())] if cookie else []
+        events = websocket_events(sock, f"{SERVER}:{port}", "/checkout", headers)
+    ends = [e for e in events if isinstance(e, CloseConnection)]
     assert ends, events
     return int(ends[0].code)
 

@@ -7,14 +7,13 @@ import itertools
 import json
 import re
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from servers import uvicorn_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -158,31 +157,15 @@ def test_cross_origin_keeps_its_two_argument_form() -> None:
 def uvicorn_behind_proxy() -> Iterator[int]:
     """The gated app under uvicorn with --proxy-headers, --forwarded-allow-ips 127.0.0.1 and
     --root-path /shop, as behind the README's nginx (which strips /shop and sets the headers)."""
-    import uvicorn
-
-    config = uvicorn.Config(
+    with uvicorn_thread(
         gated(trust_forwarded_host=True),
-        host="127.0.0.1",
-        port=0,
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
         root_path="/shop",
         access_log=False,
         log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert server.started
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    ) as port:
+        yield port
 
 
 def raw_post(port: int, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str]:
