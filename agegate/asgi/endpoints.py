@@ -79,12 +79,12 @@ class Screen:
             await respond(send, 200, headers, b"" if method == "HEAD" else body, len(body))
             return
         if method != "POST":
-            await self._error(send, html, 405, "method_not_allowed", [(b"allow", b"GET, HEAD, POST")])
+            await self.error(send, html, 405, "method_not_allowed", [(b"allow", b"GET, HEAD, POST")])
             return
         if cross_origin(scope, seen):
             # Another site (a sibling subdomain included) must not be able to mark a visitor as
             # under age.
-            await self._error(send, html, 403, "cross_site_request")
+            await self.error(send, html, 403, "cross_site_request")
             return
         media = media_type(seen.get(b"content-type"))
         if self.cookie.result(cookie.decode("latin-1") if cookie else None) is UNDER_AGE:
@@ -96,7 +96,7 @@ class Screen:
                 media, seen.get(b"content-length"), receive, home
             )
         except FormRefused as refused:
-            await self._error(send, html, refused.status, refused.error)
+            await self.error(send, html, refused.status, refused.error)
             return
         if fields is None:
             return  # the client went away
@@ -134,9 +134,10 @@ class Screen:
             page = self._under_age_html if home == "/" else self.pages.under_age(home).encode()
             await respond(send, 200, [*self.headers.html, *extra], page)
 
-    async def _error(
+    async def error(
         self, send: Send, html: bool, status: int, error: str, extra: Sequence[Header] = ()
     ) -> None:
+        """Answer a request the screen cannot use (``error`` is the JSON error code)."""
         if html:
             body = self.pages.page("Something went wrong", _ERROR_HTML[error]).encode()
             await respond(send, status, [*self.headers.html, *extra], body)
