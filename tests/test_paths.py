@@ -44,8 +44,9 @@ def interpretations(raw: str) -> set[str]:
     found = {raw, decoded}
     for path in (raw, decoded):
         found.add(_normpath(path))
-        found.add(_normpath("/".join(seg.split(";", 1)[0] for seg in path.split("/"))))
-        found.add(_normpath(path.replace("\\", "/")))
+        no_params = "/".join(seg.split(";", 1)[0] for seg in path.split("/"))
+        found.update((no_params, _normpath(no_params)))
+        found.update((path.replace("\\", "/"), _normpath(path.replace("\\", "/"))))
     return found
 
 

@@ -113,6 +113,7 @@ def readings(scope: Scope) -> tuple[str, ...]:
     found = dict.fromkeys((path, sent))
     for reading in (path, sent):
         if "\\" in reading:
+            found[reading.replace("\\", "/")] = None
             found[resolve_dots(reading.replace("\\", "/"))] = None
         if ";" in reading:
             found[_strip_params(reading)] = None
