@@ -806,9 +806,11 @@ async def test_unnormalised_paths_do_not_slip_past_the_patterns(gate: AgeGate, p
 @pytest.mark.parametrize(
     ("path", "passes"),
     [
-        ("/checkout/help/", True),
-        ("/checkout/help/.", True),
-        ("/x/../checkout/help", True),
+        # Exempt only if every reading is: as sent, these are not the exempt path.
+        ("/checkout/help/", False),
+        ("/checkout/help/.", False),
+        ("/x/../checkout/help", False),
+        ("/checkout/help", True),
         ("/contact/", False),  # a trailing slash is the same page to many routers
         ("/contact//", False),
         ("/contact/.", False),

@@ -110,6 +110,39 @@ async def test_the_refusal_page_leads_back_to_the_screen() -> None:
         assert posted.status_code == 303 and posted.headers["location"] == "/shop/"
 
 
+async def test_signup_paths_follow_the_same_origin_rule() -> None:
+    """The cross-site rule of signup paths is the screen's: public origins and the trusted
+    forwarded host count there too, and its refusal page leads back to the screen."""
+    from agegate import signup_form
+
+    gate = AgeGate(keys=Keyring.generate(), store=MemoryStore())
+
+    async def signup(request: Request) -> Response:
+        await signup_form(request, gate, subject="acct-1")
+        return PlainTextResponse("welcome", status_code=201)
+
+    def app(**options: Any) -> Starlette:
+        inner = AgeGateMiddleware(
+            Starlette(routes=[Route("/signup", signup, methods=["POST"])]),
+            gate=gate,
+            signup_paths=["/signup"],
+            **options,
+        )
+        return Starlette(routes=[Mount("/shop", app=inner)])
+
+    form = {"birth_date": "1990-01-01"}
+    async with client(app()) as c:
+        refused = await c.post("/shop/signup", data=form, headers={**SAFARI, "accept": "text/html"})
+        assert refused.status_code == 403 and '<a class="button" href="/shop/agegate">' in refused.text
+    async with client(app(origins=["https://shop.example"])) as c:
+        assert (await c.post("/shop/signup", data=form, headers=SAFARI)).status_code == 201
+        evil = {**UPSTREAM, "origin": "https://evil.example"}
+        assert (await c.post("/shop/signup", data=form, headers=evil)).status_code == 403
+    forwarded = {**SAFARI, "x-forwarded-host": "shop.example"}
+    async with client(app(trust_forwarded_host=True), base_url="https://127.0.0.1:8000") as c:
+        assert (await c.post("/shop/signup", data=form, headers=forwarded)).status_code == 201
+
+
 @pytest.mark.parametrize(
     "bad",
     [

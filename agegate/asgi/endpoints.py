@@ -91,13 +91,15 @@ class Screen:
             await respond(send, 200, headers, b"" if method == "HEAD" else body, len(body))
             return
         if method != "POST":
-            await self._error(send, html, action, 405, "method_not_allowed", [(b"allow", b"GET, HEAD, POST")])
+            await self.error(
+                send, html, 405, "method_not_allowed", [(b"allow", b"GET, HEAD, POST")], root=root
+            )
             return
         if self.origins.cross_origin(scope, seen):
             # Another site (a sibling subdomain included) must not be able to mark a visitor as
             # under age. A visitor of this site whose browser or proxy made it look foreign is
             # led back to the screen, where the form posts again from this page.
-            await self._error(send, html, action, 403, "cross_site_request")
+            await self.error(send, html, 403, "cross_site_request", root=root)
             return
         media = media_type(seen.get(b"content-type"))
         if self.cookie.result(cookie.decode("latin-1") if cookie else None) is UNDER_AGE:
@@ -109,7 +111,7 @@ class Screen:
                 media, seen.get(b"content-length"), receive, home
             )
         except FormRefused as refused:
-            await self._error(send, html, action, refused.status, refused.error)
+            await self.error(send, html, refused.status, refused.error, root=root)
             return
         if fields is None:
             return  # the client went away
@@ -147,11 +149,13 @@ class Screen:
             page = self._under_age_html if home == "/" else self.pages.under_age(home).encode()
             await respond(send, 200, [*self.headers.html, *extra], page)
 
-    async def _error(
-        self, send: Send, html: bool, screen: str, status: int, error: str, extra: Sequence[Header] = ()
+    async def error(
+        self, send: Send, html: bool, status: int, error: str, extra: Sequence[Header] = (), *, root: str = ""
     ) -> None:
+        """Answer a request the screen cannot use (``error`` is the JSON error code); the HTML
+        page links back to the screen (under ``root``, the app's root path)."""
         if html:
-            back = f'<p><a class="button" href="{escape(screen)}">Start again</a></p>'
+            back = f'<p><a class="button" href="{escape(root + self.prefix)}">Start again</a></p>'
             body = self.pages.page("Something went wrong", _ERROR_HTML[error] + back).encode()
             await respond(send, status, [*self.headers.html, *extra], body)
         else:

@@ -21,10 +21,10 @@ from ..errors import ConfigurationError
 from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
 from .answers import Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
-from .endpoints import Screen
+from .endpoints import Screen, screen_headers
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
-from .paths import compile_patterns, resolve_dots, route_path, safe_next
+from .paths import PathRules, readings, safe_next
 
 __all__ = ["SAFE_METHODS", "AgeGateMiddleware", "SubjectFunc"]
 
@@ -79,11 +79,7 @@ class AgeGateMiddleware:
         self.gate = gate
         self.prefix = prefix
         self.pages = pages or Pages()
-        self._protect = None if protect is None else compile_patterns("protect", protect)
-        self._protect_all = protect is None
-        self._exempt = compile_patterns("exempt", exempt)
-        self._prefix_slash = prefix + "/"  # everything under the screen's prefix is exempt
-        self._signup = compile_patterns("signup_paths", signup_paths)
+        self._paths = PathRules(prefix=prefix, protect=protect, exempt=exempt, signup_paths=signup_paths)
         self._subject = subject
         self._allowed = Decision.of("allowed", gate.policy.name)
         self._cookie = GateCookie(gate, secure=secure_cookies, name=cookie_name)
@@ -116,30 +112,33 @@ class AgeGateMiddleware:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            path = route_path(scope)
-            if path == self.prefix and scope["method"] != "OPTIONS":  # OPTIONS: CORS preflights
+            paths = readings(scope)
+            # OPTIONS: CORS preflights go to the app.
+            if scope["method"] != "OPTIONS" and self._paths.is_screen(paths):
                 await self._screen(scope, receive, send)
                 return
             if scope["method"] in SAFE_METHODS:
                 await self.app(scope, receive, send)
                 return
         elif kind == "websocket":
-            path = route_path(scope)
+            paths = readings(scope)
         else:
             await self.app(scope, receive, send)
             return
 
-        if "//" in path or "/." in path or path[-1:] == "/":
-            # Match what the app may route "//checkout", "/checkout/" or "/agegate/../checkout" as.
-            path = resolve_dots(path)
-        if (
-            (not self._protect_all and not (self._protect and self._protect.fullmatch(path)))
-            or path.startswith(self._prefix_slash)
-            or path == self.prefix  # "/agegate/" normalised
-            or (self._exempt is not None and self._exempt.fullmatch(path))
-        ):
+        if not self._paths.is_gated(paths):
             await self.app(scope, receive, send)
             return
+        signup = kind == "http" and self._paths.is_signup(paths)
+        if signup:
+            seen = screen_headers(scope)
+            if self.origins.cross_origin(scope, seen):
+                # The gate writes its cookie on signup paths: another site must not be able to
+                # mark a visitor as under age there, any more than on the screen.
+                html = b"text/html" in seen.get(b"accept", b"")
+                root = scope.get("root_path") or ""
+                await self._screen.error(send, html, 403, "cross_site_request", root=root)
+                return
 
         cookie, accept = _cookie_and_accept(scope)
         found = self._cookie.result(cookie)
@@ -159,11 +158,11 @@ class AgeGateMiddleware:
                 if status == "allowed":
                     decision = self._allowed
 
-        if self._signup is not None and kind == "http" and self._signup.fullmatch(path):
+        if signup:
             await self._signup_path(scope, receive, send, decision)
             return
         if decision is None:
-            await self._require_screen(scope, receive, send, path, accept)
+            await self._require_screen(scope, receive, send, paths[0], accept)
             return
         scope[SCOPE_KEY] = decision
         await self.app(scope, receive, send)

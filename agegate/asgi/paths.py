@@ -10,7 +10,7 @@ from starlette.types import Scope
 
 from ..errors import ConfigurationError
 
-__all__ = ["compile_patterns", "resolve_dots", "route_path", "safe_next"]
+__all__ = ["PathRules", "compile_patterns", "readings", "resolve_dots", "route_path", "safe_next"]
 
 _PATTERN = re.compile(r"/[^\s\x00-\x1f\x7f]{0,1023}")
 _NEXT = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%#]{0,2047}", re.ASCII)
@@ -82,3 +82,91 @@ def safe_next(value: str | None, default: str = "/") -> str:
         if decoded.startswith("//") or "\\" in decoded or not decoded.isprintable():
             return default
     return value
+
+
+def _strip_params(path: str) -> str:
+    """``path`` without ``;parameters`` in any segment (``/checkout;v=1/x`` → ``/checkout/x``),
+    as some servers and proxies read it."""
+    return "/".join(segment.partition(";")[0] for segment in path.split("/"))
+
+
+def _odd(path: str) -> bool:
+    """Whether another reader could take ``path`` for a different path."""
+    return "//" in path or "/." in path or ";" in path or "\\" in path or (len(path) > 1 and path[-1] == "/")
+
+
+def readings(scope: Scope) -> tuple[str, ...]:
+    """Every path the app, its router or a proxy in front of it may take this request for: as
+    sent (still percent-encoded), percent-decoded, and each with dot segments, repeated and
+    trailing slashes, ``;parameters`` and backslashes resolved. Usually just one."""
+    path = route_path(scope) or "/"
+    raw = scope.get("raw_path")
+    sent = path
+    if raw is not None:
+        sent = raw.decode("latin-1").partition("?")[0]
+        root = scope.get("root_path")
+        if root and sent.startswith(root):
+            sent = sent[len(root) :]
+        sent = sent or "/"
+    if sent == path and not _odd(path):
+        return (path,)
+    found = dict.fromkeys((path, sent))
+    for reading in (path, sent):
+        if "\\" in reading:
+            found[reading.replace("\\", "/")] = None
+            found[resolve_dots(reading.replace("\\", "/"))] = None
+        if ";" in reading:
+            found[_strip_params(reading)] = None
+            found[resolve_dots(_strip_params(reading))] = None
+        found[resolve_dots(reading)] = None
+    return tuple(found)
+
+
+class PathRules:
+    """Which requests the gate looks at, for every reading of their path (:func:`readings`).
+
+    A request is protected if *any* reading is protected, or is a signup path; it is exempt, a
+    signup path, or the screen only if *every* reading agrees. So a path that the app's router
+    and the gate read differently can only make the gate stricter, never looser.
+    """
+
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        protect: Iterable[str] | None,
+        exempt: Iterable[str],
+        signup_paths: Iterable[str],
+    ) -> None:
+        self.prefix = prefix
+        self._under_prefix = prefix + "/"
+        self._protect = None if protect is None else compile_patterns("protect", protect)
+        self._protect_all = protect is None
+        self._exempt = compile_patterns("exempt", exempt)
+        self._signup = compile_patterns("signup_paths", signup_paths)
+
+    def is_screen(self, paths: tuple[str, ...]) -> bool:
+        """Whether every reading is the screen's own path."""
+        return all(path == self.prefix for path in paths)
+
+    def is_signup(self, paths: tuple[str, ...]) -> bool:
+        """Whether every reading is a signup path."""
+        signup = self._signup
+        return signup is not None and all(signup.fullmatch(path) for path in paths)
+
+    def is_gated(self, paths: tuple[str, ...]) -> bool:
+        """Whether an unsafe request on these readings needs a screen result: some reading is
+        protected and not every reading is exempt, or some reading is a signup path (signup
+        paths are screened whatever ``protect`` and ``exempt`` say: accounts are made there)."""
+        signup = self._signup
+        if signup is not None and any(signup.fullmatch(path) for path in paths):
+            return True
+        protect = self._protect
+        if not self._protect_all and not (protect is not None and any(protect.fullmatch(p) for p in paths)):
+            return False
+        return not all(self._exempt_one(path) for path in paths)
+
+    def _exempt_one(self, path: str) -> bool:
+        if path == self.prefix or path.startswith(self._under_prefix):
+            return True
+        return self._exempt is not None and self._exempt.fullmatch(path) is not None
