@@ -1,7 +1,7 @@
 """Secret keys: ``keyid:base64key`` entries, HKDF-SHA256 purpose keys, rotation.
 
-The first key signs and seals; every listed key verifies, so a key can be retired by moving it
-behind a new one and dropped once nothing it sealed is still in use.
+The first key signs and seals; every listed key verifies. A store remembers which key ids its
+records need (see :mod:`agegate.keycheck`): a key can be dropped once the store no longer needs it.
 """
 
 from __future__ import annotations
@@ -19,13 +19,37 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import KeyringError
 
-Purpose = Literal["cookie", "attestation", "subject", "identifier", "journal", "receipt"]
-PURPOSES: tuple[Purpose, ...] = ("cookie", "attestation", "subject", "identifier", "journal", "receipt")
+Purpose = Literal["cookie", "attestation", "subject", "identifier", "journal", "receipt", "check"]
+PURPOSES: tuple[Purpose, ...] = (
+    "cookie",
+    "attestation",
+    "subject",
+    "identifier",
+    "journal",
+    "receipt",
+    "check",  # the store's check value per key id: tells the right key from another of that id
+)
 
 #: Shortest accepted secret key, in bytes.
 MIN_KEY_BYTES = 32
 _KID = re.compile(r"[A-Za-z0-9_-]{1,32}", re.ASCII)
 DEFAULT_ENV_VAR = "AGEGATE_SECRET_KEYS"
+#: Longest repeating pattern (in bytes) that makes a key degenerate: ``00 00 …``, ``ab ab ab …``.
+_DEGENERATE_PERIOD = 4
+# Never suggest a new key here: an app whose store already exists needs its own keys, and a new
+# one would be refused by the store (it cannot read what the old keys wrote).
+_NO_KEYS = (
+    "no secret keys given: set {var} to the app's keys (the value the running app uses; "
+    "a new key cannot read an existing store)"
+)
+
+
+def _degenerate(secret: bytes) -> bool:
+    """Whether ``secret`` is one byte, or a pattern of a few bytes, repeated (all zero, say)."""
+    return any(
+        secret == secret[:period] * (len(secret) // period) + secret[: len(secret) % period]
+        for period in range(1, _DEGENERATE_PERIOD + 1)
+    )
 
 
 def _derive(secret: bytes, purpose: str) -> bytes:
@@ -46,7 +70,7 @@ class Keyring:
     def __init__(self, keys: Iterable[tuple[str, bytes]]) -> None:
         entries = list(keys)
         if not entries:
-            raise KeyringError("no secret keys given: set AGEGATE_SECRET_KEYS (see `agegate keygen`)")
+            raise KeyringError(_NO_KEYS.format(var=DEFAULT_ENV_VAR))
         seen: set[str] = set()
         for kid, secret in entries:
             if not isinstance(kid, str) or _KID.fullmatch(kid) is None:
@@ -58,6 +82,11 @@ class Keyring:
                 raise KeyringError(
                     f"key {kid!r} is too short: it must decode to at least {MIN_KEY_BYTES} bytes"
                 )
+            if _degenerate(secret):
+                raise KeyringError(
+                    f"key {kid!r} is not a secret: it is one byte (or a few) repeated; "
+                    "a key must be random bytes"
+                )
         self._secrets: dict[str, bytes] = dict(entries)
         self._derived: dict[tuple[str, str], bytes] = {
             (kid, purpose): _derive(secret, purpose) for kid, secret in entries for purpose in PURPOSES
@@ -67,7 +96,7 @@ class Keyring:
     def from_string(cls, text: str) -> Keyring:
         """Parse ``"kid:base64key,kid2:base64key2"``; the first entry is the active key."""
         if not isinstance(text, str) or not text.strip():
-            raise KeyringError("no secret keys given: set AGEGATE_SECRET_KEYS (see `agegate keygen`)")
+            raise KeyringError(_NO_KEYS.format(var=DEFAULT_ENV_VAR))
         entries: list[tuple[str, bytes]] = []
         for position, item in enumerate(text.split(","), start=1):
             item = item.strip()
@@ -89,7 +118,10 @@ class Keyring:
         """Read the keys from the environment variable ``var``."""
         value = os.environ.get(var)
         if value is None or not value.strip():
-            raise KeyringError(f"{var} is not set: generate a key with `agegate keygen` and export it")
+            raise KeyringError(
+                f"{var} is not set: set it to the app's keys (the value the running app uses; "
+                "a new key cannot read an existing store)"
+            )
         return cls.from_string(value)
 
     @classmethod

@@ -9,8 +9,9 @@ import pytest
 from agegate import Keyring, KeyringError
 from agegate.keys import PURPOSES
 
-KEY_A = base64.b64encode(b"a" * 32).decode()
-KEY_B = base64.b64encode(b"b" * 48).decode()
+RAW_A = bytes(range(1, 33))
+KEY_A = base64.b64encode(RAW_A).decode()
+KEY_B = base64.b64encode(bytes(range(100, 148))).decode()
 
 
 def test_from_string_orders_keys_and_round_trips() -> None:
@@ -32,7 +33,7 @@ def test_purpose_keys_are_distinct_and_not_the_secret() -> None:
     ring = Keyring.from_string(f"a:{KEY_A},b:{KEY_B}")
     derived = {ring.purpose_key(p, k) for p in PURPOSES for k in ring.kids}
     assert len(derived) == len(PURPOSES) * 2
-    assert b"a" * 32 not in derived
+    assert RAW_A not in derived
     assert ring.purpose_key("cookie") == ring.purpose_key("cookie", "a")
 
 
@@ -68,8 +69,14 @@ def test_bad_keys_are_refused_without_showing_them(text: str, match: str) -> Non
 
 def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AGEGATE_SECRET_KEYS", raising=False)
-    with pytest.raises(KeyringError, match="agegate keygen"):
+    with pytest.raises(KeyringError, match="AGEGATE_SECRET_KEYS is not set") as info:
         Keyring.from_env()
+    # An app with a store needs its own keys: a new one would be refused, so none is suggested.
+    assert "keygen" not in str(info.value) and "app's keys" in str(info.value)
+    for empty in ("", " "):
+        with pytest.raises(KeyringError) as info:
+            Keyring.from_string(empty)
+        assert "keygen" not in str(info.value)
     monkeypatch.setenv("AGEGATE_SECRET_KEYS", f"env:{KEY_A}")
     assert Keyring.from_env().active_kid == "env"
     monkeypatch.setenv("OTHER_KEYS", f"other:{KEY_B}")
@@ -84,3 +91,22 @@ def test_repr_shows_ids_only() -> None:
 def test_unknown_purpose_key_is_an_error() -> None:
     with pytest.raises(KeyringError):
         Keyring.from_string(f"a:{KEY_A}").purpose_key("cookie", "nope")
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [bytes(32), b"\xff" * 40, b"ab" * 16, b"abc" * 11, b"wxyz" * 8 + b"wx"],
+    ids=["zeros", "one-byte", "two-byte-pattern", "three-byte-pattern", "four-byte-pattern"],
+)
+def test_degenerate_keys_are_refused_without_showing_them(secret: bytes) -> None:
+    encoded = base64.b64encode(secret).decode()
+    with pytest.raises(KeyringError, match="'weak' is not a secret") as info:
+        Keyring.from_string(f"good:{KEY_A},weak:{encoded}")
+    assert encoded not in str(info.value) and encoded[:8] not in str(info.value)
+    with pytest.raises(KeyringError, match="not a secret"):
+        Keyring([("weak", secret)])
+
+
+def test_a_key_with_a_longer_repeat_is_accepted() -> None:
+    # Only trivially repeated keys are refused; anything with a real spread of bytes is used.
+    assert Keyring([("k", b"abcde" * 7)]).active_kid == "k"
