@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from agegate import StoreError
-from agegate.stores import AttestationRecord, PurgeJob, Store
+from agegate.stores import AttestationRecord, KeyUse, PurgeJob, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -222,6 +222,74 @@ class StoreContract:
         assert await store.is_blocked([h("c")], now=T0)
         # A deleted block does not come back, even when asked about an earlier time.
         assert not await store.is_blocked([h("a"), h("b")], now=T0 - 2 * HOUR)
+
+    # -- the keys the records were written under ------------------------------------------------
+
+    async def test_key_checks_are_registered_once_and_never_changed(self, store: Store) -> None:
+        assert await store.key_checks() == {}
+        assert await store.register_keys({"k1": b"check-1"}) == {"k1": b"check-1"}
+        # A second registration adds new ids but keeps the value first recorded for an old one.
+        after = await store.register_keys({"k2": b"check-2", "k1": b"another key's check"})
+        assert after == {"k1": b"check-1", "k2": b"check-2"}
+        assert await store.key_checks() == after
+        assert await store.register_keys({}) == after
+
+    async def test_concurrent_registrations_keep_one_value_per_kid(self, store: Store) -> None:
+        results = await asyncio.gather(*(store.register_keys({"k": bytes([n]) * 32}) for n in range(5)))
+        assert len({r["k"] for r in results}) == 1
+        assert (await store.key_checks())["k"] == results[0]["k"]
+
+    async def test_key_uses_count_attestations_per_kid(self, store: Store) -> None:
+        assert await store.key_uses(now=T0) == []
+        await store.put_attestation(record("a", kid="old"))
+        await store.put_attestation(record("b", kid="old"))
+        await store.put_attestation(record("c", kid="new"))
+        assert await store.key_uses(now=T0) == [KeyUse("new", attestations=1), KeyUse("old", attestations=2)]
+        # Moving a record to the new key moves its need with it.
+        await store.put_attestation(record("a2", kid="new"), replaces=[h("a")])
+        await store.delete_attestations([h("b")])
+        assert await store.key_uses(now=T0) == [KeyUse("new", attestations=2)]
+
+    async def test_key_uses_count_blocks_in_force_for_every_listed_kid(self, store: Store) -> None:
+        await store.block_identifiers([h("e1"), h("p1")], until=T0 + HOUR, kids=["new", "old"])
+        await store.block_identifiers([h("e2")], until=T0 + 2 * HOUR, kids=["old"])
+        await store.block_identifiers([h("gone")], until=T0, kids=["older"])
+        await store.put_attestation(record("a", kid="old"))
+        assert await store.key_uses(now=T0) == [
+            KeyUse("new", blocks=2, blocked_until=T0 + HOUR),
+            KeyUse("old", attestations=1, blocks=3, blocked_until=T0 + 2 * HOUR),
+        ]
+        # Blocks that ended need no key.
+        assert await store.key_uses(now=T0 + HOUR) == [
+            KeyUse("old", attestations=1, blocks=1, blocked_until=T0 + 2 * HOUR)
+        ]
+
+    async def test_an_extended_block_takes_the_new_kids(self, store: Store) -> None:
+        await store.block_identifiers([h("e")], until=T0 + HOUR, kids=["old"])
+        await store.block_identifiers([h("e")], until=T0 + 2 * HOUR, kids=["new"])
+        await store.block_identifiers([h("e")], until=T0 + HOUR, kids=["other"])  # not extended
+        assert await store.key_uses(now=T0) == [KeyUse("new", blocks=1, blocked_until=T0 + 2 * HOUR)]
+
+    async def test_the_first_keys_registered_adopt_blocks_written_before(self, store: Store) -> None:
+        await store.block_identifiers([h("legacy")], until=T0 + HOUR)  # no kids: written before
+        assert await store.key_uses(now=T0) == []
+        await store.register_keys({"k1": b"c1", "k2": b"c2"})
+        adopted = [KeyUse(kid, blocks=1, blocked_until=T0 + HOUR) for kid in ("k1", "k2")]
+        assert await store.key_uses(now=T0) == adopted
+        await store.register_keys({"k3": b"c3"})  # later keys adopt nothing
+        assert await store.key_uses(now=T0) == adopted
+
+    async def test_key_checks_outlive_the_connection(self, store: Store) -> None:
+        if not self.persistent:
+            pytest.skip("this store keeps nothing once closed")
+        await store.register_keys({"k1": b"check-1"})
+        await store.block_identifiers([h("e")], until=T0 + HOUR, kids=["k1"])
+        again = await self.reopen(store)
+        try:
+            assert await again.key_checks() == {"k1": b"check-1"}
+            assert await again.key_uses(now=T0) == [KeyUse("k1", blocks=1, blocked_until=T0 + HOUR)]
+        finally:
+            await again.close()
 
     # -- purge job journal -------------------------------------------------------------------
 

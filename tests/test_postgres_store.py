@@ -19,7 +19,7 @@ from store_contract import HOUR, T0, StoreContract, h, job, record
 
 from agegate import AgeGate, Keyring, StoreError, open_store
 from agegate.purge import PurgeError
-from agegate.stores import Store
+from agegate.stores import KeyUse, Store
 from agegate.stores.postgres import SCHEMA_VERSION, PostgresStore, PostgresURL
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -190,6 +190,7 @@ async def test_tables_are_prefixed_and_typed(url: str, schema: str) -> None:
             "agegate_identifier_blocks",
             "agegate_purge_jobs",
             "agegate_purge_steps",
+            "agegate_key_checks",
         }
         types = dict(
             conn.execute(
@@ -205,6 +206,42 @@ async def test_tables_are_prefixed_and_typed(url: str, schema: str) -> None:
         assert conn.execute(
             f'SELECT application, schema_version FROM "{schema}".agegate_meta'
         ).fetchall() == [("agegate", SCHEMA_VERSION)]
+
+
+async def test_a_version_1_schema_is_migrated_and_keeps_its_records(url: str, schema: str) -> None:
+    import agegate.stores.postgres as postgres_module
+
+    # The schema as the first release made it, with an attestation and a block in it.
+    _admin(f'CREATE SCHEMA "{schema}"')
+    for statement in postgres_module._MIGRATIONS[0]:
+        _admin(f'SET search_path TO "{schema}"; {statement}')
+    _admin(
+        f'CREATE TABLE "{schema}".agegate_meta (singleton boolean PRIMARY KEY DEFAULT true '
+        "CHECK (singleton), application text NOT NULL, schema_version integer NOT NULL)"
+    )
+    _admin(f"""INSERT INTO "{schema}".agegate_meta (application, schema_version) VALUES ('agegate', 1)""")
+    _admin(
+        f'INSERT INTO "{schema}".agegate_attestations VALUES '
+        f"('\\x{h('a').hex()}', 'k1', '\\x{b'mac-a'.hex()}', 'min-age-13', '{T0.isoformat()}')"
+    )
+    _admin(
+        f'INSERT INTO "{schema}".agegate_identifier_blocks VALUES '
+        f"('\\x{h('e').hex()}', '{(T0 + HOUR).isoformat()}')"
+    )
+    async with PostgresStore(url) as store:
+        assert await store.get_attestation([h("a")]) == record("a")
+        assert await store.key_uses(now=T0) == [KeyUse("k1", attestations=1)]
+        await store.register_keys({"k1": b"check"})
+        assert await store.key_uses(now=T0) == [
+            KeyUse("k1", attestations=1, blocks=1, blocked_until=T0 + HOUR)
+        ]
+    assert POSTGRES_URL
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL) as conn:
+        assert conn.execute(f'SELECT schema_version FROM "{schema}".agegate_meta').fetchall() == [
+            (SCHEMA_VERSION,)
+        ]
 
 
 async def test_many_instances_opening_at_once_make_one_schema(url: str) -> None:

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from store_contract import StoreContract, h, job, record
+from store_contract import HOUR, T0, StoreContract, h, job, record
 
 from agegate import AgeGate, AgeGateError, Keyring, StoreError, open_store
-from agegate.stores import MemoryStore, Store
+from agegate.stores import KeyUse, MemoryStore, Store
 from agegate.stores.sqlite import APPLICATION_ID, SCHEMA_VERSION, SQLiteStore, sqlite_path
 
 pytestmark = pytest.mark.anyio
@@ -184,6 +184,41 @@ async def test_an_older_schema_is_migrated_forward(tmp_path: Path) -> None:
         await store.close()
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+async def test_a_version_1_file_is_migrated_and_keeps_its_records(tmp_path: Path) -> None:
+    import agegate.stores.sqlite as sqlite_module
+
+    # A file as the first release made it, with an attestation and a block in it.
+    path = tmp_path / "agegate.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in sqlite_module._MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO attestations VALUES (?, 'k1', ?, 'min-age-13', ?)",
+        (h("a"), b"mac-a", int(T0.timestamp() * 1_000_000)),
+    )
+    conn.execute(
+        "INSERT INTO identifier_blocks VALUES (?, ?)", (h("e"), int((T0 + HOUR).timestamp() * 1_000_000))
+    )
+    conn.close()
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.open()
+    try:
+        assert await store.get_attestation([h("a")]) == record("a")
+        assert await store.is_blocked([h("e")], now=T0)
+        assert await store.key_uses(now=T0) == [KeyUse("k1", attestations=1)]
+        await store.register_keys({"k1": b"check"})  # the block written before is adopted
+        assert await store.key_uses(now=T0) == [
+            KeyUse("k1", attestations=1, blocks=1, blocked_until=T0 + HOUR)
+        ]
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     conn.close()
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ..errors import StoreError
-from .base import AttestationRecord, JobState, PurgeJob, Store
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, Store
 from .memory import MemoryStore
 
-__all__ = ["AttestationRecord", "JobState", "MemoryStore", "PurgeJob", "Store", "open_store"]
+__all__ = ["AttestationRecord", "JobState", "KeyUse", "MemoryStore", "PurgeJob", "Store", "open_store"]
 
 
 def open_store(url: str) -> Store:

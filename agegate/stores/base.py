@@ -7,7 +7,7 @@ timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -28,6 +28,32 @@ class AttestationRecord:
     mac: bytes
     policy: str
     checked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUse:
+    """How many of a store's records need key ``kid``: attestations (needed as long as they
+    exist) and identifier blocks still in force (needed until ``blocked_until``, the latest
+    end among them). A block counts for every key id listed when it was written."""
+
+    kid: str
+    attestations: int = 0
+    blocks: int = 0
+    blocked_until: datetime | None = None
+
+
+def key_uses_from(
+    attestations: Mapping[str, int], blocks: Sequence[tuple[Sequence[str], int, datetime]]
+) -> list[KeyUse]:
+    """:class:`KeyUse` per key id, by id, from attestation counts per kid and ``(kids, count,
+    latest end)`` groups of blocks in force (every store reads them so, then calls this)."""
+    uses = {kid: KeyUse(kid, attestations=count) for kid, count in attestations.items() if count}
+    for kids, count, until in blocks:
+        for kid in dict.fromkeys(kids):
+            use = uses.get(kid, KeyUse(kid))
+            latest = until if use.blocked_until is None else max(use.blocked_until, until)
+            uses[kid] = KeyUse(kid, use.attestations, use.blocks + count, latest)
+    return [uses[kid] for kid in sorted(uses)]
 
 
 @dataclass(slots=True)
@@ -109,14 +135,34 @@ class Store(Protocol):
 
     # -- identifiers of purged child accounts --------------------------------------------------
 
-    async def block_identifiers(self, identifier_hashes: Sequence[bytes], *, until: datetime) -> None:
-        """Block these hashes until ``until`` (an existing block is extended, never shortened)."""
+    async def block_identifiers(
+        self, identifier_hashes: Sequence[bytes], *, until: datetime, kids: Sequence[str] = ()
+    ) -> None:
+        """Block these hashes until ``until`` (an existing block is extended, never shortened).
+
+        ``kids`` are the key ids listed when the hashes were made: the block needs them (see
+        :meth:`key_uses`) while it lasts. An extended block takes the new ``kids``."""
 
     async def is_blocked(self, identifier_hashes: Sequence[bytes], *, now: datetime) -> bool:
         """Whether any of these hashes is blocked at ``now``."""
 
     async def delete_expired_blocks(self, *, now: datetime) -> int:
         """Drop blocks that ended before ``now``; returns how many."""
+
+    # -- the keys the records were written under -----------------------------------------------
+
+    async def key_checks(self) -> dict[str, bytes]:
+        """Every key id this store has been opened with, and its check value (a keyed hash that
+        tells the key from another one with the same id; never the key)."""
+
+    async def register_keys(self, checks: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Record these key ids and check values, keeping the value of an id already recorded;
+        returns :meth:`key_checks` afterwards, atomically. The first keys ever registered are
+        also taken to be needed by the blocks written before the store tracked keys."""
+
+    async def key_uses(self, *, now: datetime) -> list[KeyUse]:
+        """Per key id, the attestations written under it and the blocks in force at ``now``
+        that need it; key ids no record needs are left out."""
 
     # -- purge job journal -------------------------------------------------------------------
 

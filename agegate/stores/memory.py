@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from ..errors import StoreError
-from .base import AttestationRecord, JobState, PurgeJob
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
 
 _FINAL = ("done", "dry_run")
 
@@ -20,7 +20,8 @@ class MemoryStore:
         self.url = url
         self._lock = asyncio.Lock()
         self._attestations: dict[bytes, AttestationRecord] = {}
-        self._blocks: dict[bytes, datetime] = {}
+        self._blocks: dict[bytes, tuple[datetime, tuple[str, ...]]] = {}
+        self._key_checks: dict[str, bytes] = {}
         self._jobs: dict[str, PurgeJob] = {}
         self._revision = 0
 
@@ -77,22 +78,46 @@ class MemoryStore:
         async with self._lock:
             return sum(self._attestations.pop(h, None) is not None for h in set(subject_hashes))
 
-    async def block_identifiers(self, identifier_hashes: Sequence[bytes], *, until: datetime) -> None:
+    async def block_identifiers(
+        self, identifier_hashes: Sequence[bytes], *, until: datetime, kids: Sequence[str] = ()
+    ) -> None:
         async with self._lock:
             for h in identifier_hashes:
                 current = self._blocks.get(h)
-                if current is None or current < until:
-                    self._blocks[h] = until
+                if current is None or current[0] < until:
+                    self._blocks[h] = (until, tuple(kids))
 
     async def is_blocked(self, identifier_hashes: Sequence[bytes], *, now: datetime) -> bool:
-        return any((until := self._blocks.get(h)) is not None and until > now for h in identifier_hashes)
+        return any((block := self._blocks.get(h)) is not None and block[0] > now for h in identifier_hashes)
 
     async def delete_expired_blocks(self, *, now: datetime) -> int:
         async with self._lock:
-            expired = [h for h, until in self._blocks.items() if until <= now]
+            expired = [h for h, (until, _) in self._blocks.items() if until <= now]
             for h in expired:
                 del self._blocks[h]
             return len(expired)
+
+    async def key_checks(self) -> dict[str, bytes]:
+        return dict(self._key_checks)
+
+    async def register_keys(self, checks: Mapping[str, bytes]) -> dict[str, bytes]:
+        async with self._lock:
+            if not self._key_checks and checks:
+                first = tuple(checks)
+                for h, (until, kids) in list(self._blocks.items()):
+                    if not kids:
+                        self._blocks[h] = (until, first)
+            for kid, check in checks.items():
+                self._key_checks.setdefault(kid, bytes(check))
+            return dict(self._key_checks)
+
+    async def key_uses(self, *, now: datetime) -> list[KeyUse]:
+        attestations: dict[str, int] = {}
+        for record in self._attestations.values():
+            attestations[record.kid] = attestations.get(record.kid, 0) + 1
+        return key_uses_from(
+            attestations, [(kids, 1, until) for until, kids in self._blocks.values() if until > now]
+        )
 
     async def create_job(self, job: PurgeJob) -> tuple[PurgeJob, bool]:
         async with self._lock:

@@ -29,13 +29,13 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError
-from .base import AttestationRecord, JobState, PurgeJob
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 #: The schema version this code writes; older schemas are migrated forward on open.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: The ``application`` value in ``agegate_meta``.
 APPLICATION = "agegate"
 #: The ``LISTEN``/``NOTIFY`` channel of the change signal.
@@ -67,6 +67,7 @@ _TABLES = (
     "agegate_identifier_blocks",
     "agegate_purge_jobs",
     "agegate_purge_steps",
+    "agegate_key_checks",
 )
 
 logger = logging.getLogger("agegate.stores.postgres")
@@ -109,6 +110,17 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             step text NOT NULL,
             count bigint NOT NULL,
             PRIMARY KEY (job_id, step)
+        )""",
+    ),
+    (
+        # 2: the store knows the key ids its records need (agegate.keycheck). Blocks written
+        # before have no kids ('') until the first keys registered adopt them.
+        "ALTER TABLE agegate_identifier_blocks ADD COLUMN kids text NOT NULL DEFAULT ''",
+        "CREATE INDEX agegate_attestations_kid ON agegate_attestations (kid)",
+        """CREATE TABLE agegate_key_checks (
+            kid text PRIMARY KEY,
+            check_value bytea NOT NULL,
+            registered_at timestamptz NOT NULL
         )""",
     ),
 )
@@ -593,7 +605,9 @@ class PostgresStore:
 
     # -- identifiers of purged child accounts --------------------------------------------------
 
-    async def block_identifiers(self, identifier_hashes: Sequence[bytes], *, until: datetime) -> None:
+    async def block_identifiers(
+        self, identifier_hashes: Sequence[bytes], *, until: datetime, kids: Sequence[str] = ()
+    ) -> None:
         """Block these hashes until ``until``; an existing block is extended, never shortened."""
         end = _at(until)
         # Deduplicated: one INSERT … ON CONFLICT may not touch a row twice.
@@ -601,11 +615,13 @@ class PostgresStore:
 
         async def run(conn: Conn) -> None:
             await conn.execute(
-                "INSERT INTO agegate_identifier_blocks (identifier_hash, blocked_until) "
-                "SELECT h, %s FROM unnest(%s::bytea[]) AS h "
-                "ON CONFLICT (identifier_hash) DO UPDATE SET blocked_until = "
+                "INSERT INTO agegate_identifier_blocks (identifier_hash, blocked_until, kids) "
+                "SELECT h, %s, %s FROM unnest(%s::bytea[]) AS h "
+                "ON CONFLICT (identifier_hash) DO UPDATE SET kids = CASE WHEN "
+                "EXCLUDED.blocked_until > agegate_identifier_blocks.blocked_until THEN EXCLUDED.kids "
+                "ELSE agegate_identifier_blocks.kids END, blocked_until = "
                 "greatest(agegate_identifier_blocks.blocked_until, EXCLUDED.blocked_until)",
-                (end, wanted),
+                (end, ",".join(kids), wanted),
             )
 
         if wanted:
@@ -637,6 +653,61 @@ class PostgresStore:
                 "DELETE FROM agegate_identifier_blocks WHERE blocked_until <= %s", (at,)
             )
             return cursor.rowcount
+
+        return await self._run(run)
+
+    # -- the keys the records were written under -----------------------------------------------
+
+    async def key_checks(self) -> dict[str, bytes]:
+        """Every key id the store was opened with, and its check value."""
+
+        async def run(conn: Conn) -> dict[str, bytes]:
+            rows = await (await conn.execute("SELECT kid, check_value FROM agegate_key_checks")).fetchall()
+            return {kid: bytes(check) for kid, check in rows}
+
+        return await self._run(run)
+
+    async def register_keys(self, checks: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Record new key ids and check values (never changing one); returns them all."""
+        kids, values = list(checks), [bytes(v) for v in checks.values()]
+
+        async def run(conn: Conn) -> dict[str, bytes]:
+            if kids:
+                known = await (await conn.execute("SELECT 1 FROM agegate_key_checks LIMIT 1")).fetchone()
+                if known is None:
+                    await conn.execute(
+                        "UPDATE agegate_identifier_blocks SET kids = %s WHERE kids = ''", (",".join(kids),)
+                    )
+                await conn.execute(
+                    "INSERT INTO agegate_key_checks (kid, check_value, registered_at) "
+                    "SELECT k, v, now() FROM unnest(%s::text[], %s::bytea[]) AS t (k, v) "
+                    "ON CONFLICT (kid) DO NOTHING",
+                    (kids, values),
+                )
+            rows = await (await conn.execute("SELECT kid, check_value FROM agegate_key_checks")).fetchall()
+            return {kid: bytes(check) for kid, check in rows}
+
+        return await self._run(run)
+
+    async def key_uses(self, *, now: datetime) -> list[KeyUse]:
+        """Per key id, its attestations and the blocks in force at ``now`` that need it."""
+        at = _at(now)
+
+        async def run(conn: Conn) -> list[KeyUse]:
+            attestations = await (
+                await conn.execute("SELECT kid, count(*) FROM agegate_attestations GROUP BY kid")
+            ).fetchall()
+            blocks = await (
+                await conn.execute(
+                    "SELECT kids, count(*), max(blocked_until) FROM agegate_identifier_blocks "
+                    "WHERE blocked_until > %s GROUP BY kids",
+                    (at,),
+                )
+            ).fetchall()
+            return key_uses_from(
+                {kid: int(count) for kid, count in attestations},
+                [(kids.split(",") if kids else [], int(count), latest) for kids, count, latest in blocks],
+            )
 
         return await self._run(run)
 

@@ -23,13 +23,13 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from ..errors import StoreError
-from .base import AttestationRecord, JobState, PurgeJob
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
 from .revision import RevisionFile
 
 T = TypeVar("T")
@@ -37,7 +37,7 @@ T = TypeVar("T")
 #: ``PRAGMA application_id`` of an agegate database ("AgGt").
 APPLICATION_ID = 0x41674774
 #: The schema version this code writes; older files are migrated forward on open.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: How long SQLite itself waits for a lock while opening the store, in milliseconds.
 BUSY_TIMEOUT_MS = 5_000
 #: How long one call waits for a lock on the store's thread before handing the thread back, in
@@ -111,6 +111,17 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             step TEXT NOT NULL,
             count INTEGER NOT NULL,
             PRIMARY KEY (job_id, step)
+        ) WITHOUT ROWID""",
+    ),
+    (
+        # 2: the store knows the key ids its records need (agegate.keycheck). Blocks written
+        # before have no kids ('') until the first keys registered adopt them.
+        "ALTER TABLE identifier_blocks ADD COLUMN kids TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX attestations_kid ON attestations (kid)",
+        """CREATE TABLE key_checks (
+            kid TEXT PRIMARY KEY,
+            check_value BLOB NOT NULL,
+            registered_at INTEGER NOT NULL
         ) WITHOUT ROWID""",
     ),
 )
@@ -515,16 +526,20 @@ class SQLiteStore:
 
     # -- identifiers of purged child accounts --------------------------------------------------
 
-    async def block_identifiers(self, identifier_hashes: Sequence[bytes], *, until: datetime) -> None:
+    async def block_identifiers(
+        self, identifier_hashes: Sequence[bytes], *, until: datetime, kids: Sequence[str] = ()
+    ) -> None:
         """Block these hashes until ``until``; an existing block is extended, never shortened."""
         end = _micros(until)
-        rows = [(bytes(h), end) for h in identifier_hashes]
+        listed = ",".join(kids)
+        rows = [(bytes(h), end, listed) for h in identifier_hashes]
 
         def run(conn: sqlite3.Connection) -> None:
             conn.executemany(
-                "INSERT INTO identifier_blocks (identifier_hash, blocked_until) VALUES (?, ?) "
-                "ON CONFLICT (identifier_hash) DO UPDATE "
-                "SET blocked_until = max(blocked_until, excluded.blocked_until)",
+                "INSERT INTO identifier_blocks (identifier_hash, blocked_until, kids) VALUES (?, ?, ?) "
+                "ON CONFLICT (identifier_hash) DO UPDATE SET "
+                "kids = CASE WHEN excluded.blocked_until > blocked_until THEN excluded.kids ELSE kids END, "
+                "blocked_until = max(blocked_until, excluded.blocked_until)",
                 rows,
             )
 
@@ -556,6 +571,57 @@ class SQLiteStore:
             return conn.execute("DELETE FROM identifier_blocks WHERE blocked_until <= ?", (at,)).rowcount
 
         return await self._call(run, write=True)
+
+    # -- the keys the records were written under -----------------------------------------------
+
+    async def key_checks(self) -> dict[str, bytes]:
+        """Every key id the store was opened with, and its check value."""
+
+        def run(conn: sqlite3.Connection) -> dict[str, bytes]:
+            return {
+                kid: bytes(check) for kid, check in conn.execute("SELECT kid, check_value FROM key_checks")
+            }
+
+        return await self._call(run, write=False)
+
+    async def register_keys(self, checks: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Record new key ids and check values (never changing one); returns them all."""
+        rows = [(kid, bytes(check), _micros(datetime.now(UTC))) for kid, check in checks.items()]
+        first = ",".join(checks)
+
+        def run(conn: sqlite3.Connection) -> dict[str, bytes]:
+            if rows and conn.execute("SELECT 1 FROM key_checks LIMIT 1").fetchone() is None:
+                conn.execute("UPDATE identifier_blocks SET kids = ? WHERE kids = ''", (first,))
+            conn.executemany(
+                "INSERT INTO key_checks (kid, check_value, registered_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (kid) DO NOTHING",
+                rows,
+            )
+            return {
+                kid: bytes(check) for kid, check in conn.execute("SELECT kid, check_value FROM key_checks")
+            }
+
+        return await self._call(run, write=True)
+
+    async def key_uses(self, *, now: datetime) -> list[KeyUse]:
+        """Per key id, its attestations and the blocks in force at ``now`` that need it."""
+        at = _micros(now)
+
+        def run(conn: sqlite3.Connection) -> list[KeyUse]:
+            attestations = dict(
+                conn.execute("SELECT kid, count(*) FROM attestations GROUP BY kid").fetchall()
+            )
+            blocks = [
+                (kids.split(",") if kids else [], count, _aware(latest))
+                for kids, count, latest in conn.execute(
+                    "SELECT kids, count(*), max(blocked_until) FROM identifier_blocks "
+                    "WHERE blocked_until > ? GROUP BY kids",
+                    (at,),
+                )
+            ]
+            return key_uses_from(attestations, blocks)
+
+        return await self._call(run, write=False)
 
     # -- purge job journal -------------------------------------------------------------------
 
