@@ -7,6 +7,7 @@ from .errors import (
     InvalidBirthDate,
     InvalidToken,
     KeyringError,
+    KeyringMismatch,
     StoreError,
     UnderAgeError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidToken",
     "Keyring",
     "KeyringError",
+    "KeyringMismatch",
     "Pages",
     "PurgeError",
     "PurgeReport",

@@ -23,6 +23,23 @@ class KeyringError(ConfigurationError):
     """The secret keys are missing, too short or not in ``keyid:base64key`` form."""
 
 
+class KeyringMismatch(KeyringError):
+    """The keyring does not fit the store: it cannot read the store's records, or drops a key
+    some of them still need. ``kids`` are the key ids concerned (never key material)."""
+
+    def __init__(self, message: str, *, kids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kids = kids
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_mismatch, (type(self), self.message, self.kids))
+
+
+def _rebuild_mismatch(cls: type[KeyringMismatch], message: str, kids: tuple[str, ...]) -> KeyringMismatch:
+    return cls(message, kids=kids)
+
+
 class InvalidBirthDate(AgeGateError, ValueError):
     """The birth date given to the screen cannot be used.
 

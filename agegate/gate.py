@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .birthdate import DATE_ORDERS, DateOrder, read_birth_input
 from .errors import ConfigurationError, StoreError, UnderAgeError
+from .keycheck import KeyStatus, check_keys, key_status
 from .keys import Keyring
 from .policy import AgePolicy, aware
 from .stores import AttestationRecord, Store, open_store
@@ -140,13 +142,35 @@ class AgeGate:
     # -- the store ---------------------------------------------------------------------------
 
     async def store(self) -> Store:
-        """The store, opened (schema created or migrated) on first use."""
+        """The store, opened (schema created or migrated) on first use.
+
+        Raises :class:`~agegate.KeyringMismatch` when the keyring does not fit the store: it
+        cannot read the store's records, or drops a key some still need (see
+        :mod:`agegate.keycheck`); the store is then not used."""
         if not self._opened:
             async with self._open_lock:
                 if not self._opened:
                     await self._store.open()
+                    try:
+                        await check_keys(self.keys, self._store)
+                    except BaseException:
+                        await self._store.close()
+                        raise
                     self._opened = True
         return self._store
+
+    async def key_status(self) -> list[KeyStatus]:
+        """Each key id the keyring lists or the store knows, with the records that need it
+        (``agegate keys status``). Works, for diagnosis, even when the keyring does not fit
+        the store (and then leaves the store closed again)."""
+        if self._opened:
+            return await key_status(self.keys, self._store)
+        await self._store.open()
+        try:
+            return await key_status(self.keys, self._store)
+        finally:
+            if not self._opened:
+                await self._store.close()
 
     async def aclose(self) -> None:
         """Close the store's connections."""
@@ -223,7 +247,31 @@ class AgeGate:
         """
         subject = _subject(subject)
         store = await self.store()
-        return self._status_in(await store.get_attestation(self.subject_hashes(subject)), subject)
+        hashes = self.subject_hashes(subject)
+        record = await store.get_attestation(hashes)
+        await self._move_to_active_key(store, record, subject, hashes)
+        return self._status_in(record, subject)
+
+    async def _move_to_active_key(
+        self, store: Store, record: AttestationRecord | None, subject: str, hashes: list[bytes]
+    ) -> None:
+        """Rewrite an account's record found under an older key under the active one (same
+        outcome, policy and time), so that the older key stops being needed. A record that does
+        not verify is left as it is; a move that loses a race, or fails, changes nothing."""
+        if record is None or record.kid == self.keys.active_kid:
+            return
+        verify = self.attestation_hasher.verify
+        outcome = next(
+            (o for o in OUTCOMES if verify(record.mac, subject, o, record.policy, kid=record.kid)), None
+        )
+        if outcome is None:
+            return
+        kid = self.keys.active_kid
+        mac = self.attestation_hasher.digest(subject, outcome, record.policy, kid=kid)
+        moved = AttestationRecord(hashes[0], kid, mac, record.policy, record.checked_at)
+        # The answer already read stands either way: a store that cannot write now moves it later.
+        with contextlib.suppress(StoreError):
+            await store.swap_attestation(moved, replaces=hashes[1:], expected=record)
 
     def _status_in(self, record: AttestationRecord | None, subject: str) -> Status:
         """What a stored record says of ``subject`` (see :meth:`status_of`)."""
@@ -292,7 +340,9 @@ class AgeGate:
         subject = _subject(subject)
         store = await self.store()
         hashes = self.subject_hashes(subject)
-        if self._status_in(await store.get_attestation(hashes), subject) == "under_age":
+        current = await store.get_attestation(hashes)
+        if self._status_in(current, subject) == "under_age":
+            await self._move_to_active_key(store, current, subject, hashes)
             return 0
         deleted = await store.delete_attestations(hashes)
         self.forget_status(subject)
@@ -347,6 +397,7 @@ class AgeGate:
         for _ in range(5):
             current = await store.get_attestation(hashes)
             if self._status_in(current, subject) == "under_age":
+                await self._move_to_active_key(store, current, subject, hashes)
                 raise UnderAgeError(reason="blocked")
             # Written only if the record is still the one just read: a purge freezing the
             # account in between is never overwritten by this signup.

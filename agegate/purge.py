@@ -584,7 +584,9 @@ class Purger:
             raise PurgeError(f"purge job {job.job_id} did not finish", job_id=job.job_id)
         if extra_identifiers and self._gate.identifier_block > timedelta(0):
             # A repeated purge may name identifiers the first one did not know.
-            await store.block_identifiers(extra_identifiers, until=_now() + self._gate.identifier_block)
+            await store.block_identifiers(
+                extra_identifiers, until=_now() + self._gate.identifier_block, kids=self._gate.keys.kids
+            )
         return self._report(finished, already_done=True, not_run=self._not_run(finished))
 
     async def _acquire(self, store: Store, job_id: str, owner: str) -> PurgeJob | None:
@@ -717,7 +719,9 @@ class Purger:
     async def _block(self, store: Store, identifiers: tuple[bytes, ...]) -> int:
         if not identifiers or self._gate.identifier_block <= timedelta(0):
             return 0
-        await store.block_identifiers(identifiers, until=_now() + self._gate.identifier_block)
+        await store.block_identifiers(
+            identifiers, until=_now() + self._gate.identifier_block, kids=self._gate.keys.kids
+        )
         return self._identifier_count(identifiers)
 
     def _not_run(self, job: PurgeJob) -> tuple[str, ...]:

@@ -139,6 +139,17 @@ class Sealer:
         return Claims(OUTCOMES[index], policy, issued_at, expires_at)
 
 
+def sealed_kid(token: bytes) -> str | None:
+    """The key id a raw sealed token (:meth:`Sealer.seal_bytes`) names, or ``None`` if it names
+    none readably. Says nothing about whether the token opens."""
+    if len(token) < 2 or token[0] != VERSION or len(token) < 2 + token[1]:
+        return None
+    try:
+        return token[2 : 2 + token[1]].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
 def _unix(now: datetime | int | None) -> int:
     if now is None:
         return int(datetime.now(UTC).timestamp())

@@ -18,7 +18,7 @@ from typing import Any
 import purge_app
 import pytest
 
-from agegate import AgeGate, ConfigurationError, Keyring, UnderAgeError
+from agegate import AgeGate, ConfigurationError, Keyring, KeyringMismatch, UnderAgeError
 from agegate import purge as purge_module
 from agegate.purge import PurgeError, PurgeEvent, Purger
 from agegate.receipts import verify_receipt
@@ -407,7 +407,7 @@ def test_handler_names_are_checked(keyring: Keyring) -> None:
     assert memory_gate.purger.names == ("orders",)
 
 
-async def test_resume_refuses_a_job_whose_key_was_removed(tmp_path: Path) -> None:
+async def test_a_keyring_without_the_key_of_an_unfinished_job_is_refused(tmp_path: Path) -> None:
     old = Keyring.generate("old")
     url = f"sqlite:///{tmp_path}/agegate.sqlite3"
     async with AgeGate(keys=old, store=url) as gate:
@@ -418,9 +418,15 @@ async def test_resume_refuses_a_job_whose_key_was_removed(tmp_path: Path) -> Non
 
         with pytest.raises(PurgeError):
             await gate.purge("acct-1", ticket="T-1", operator="a")
-    async with AgeGate(keys=Keyring.generate("new"), store=url) as gate:
-        (report,) = await gate.purger.resume()
-        assert report.state == "failed" and "key removed" in (report.error or "")
+    # The job needs its key until it finishes: a keyring without it cannot even open the store.
+    with pytest.raises(KeyringMismatch, match="'old'") as info:
+        async with AgeGate(keys=Keyring.generate("new"), store=url):
+            pass
+    assert info.value.kids == ("old",)
+    old_and_new = Keyring.from_string(f"{Keyring.generate('new').to_string()},{old.to_string()}")
+    async with AgeGate(keys=old_and_new, store=url) as gate:
+        statuses = {s.kid: s for s in await gate.key_status()}
+        assert statuses["old"].jobs == 1 and statuses["old"].needed_until == "indefinitely"
 
 
 async def test_a_lease_of_a_dead_process_is_taken_over_at_once(gate: AgeGate) -> None:
@@ -750,6 +756,8 @@ async def test_a_receipt_names_the_policy_of_the_purge_after_a_policy_change(
     async with AgeGate(keys=rotated, store=url) as gate:
         job = await gate.purger.find(job_id=report.job_id)
         assert job is not None and gate.purger.receipt(job) == original
+        # The account seen again moves its frozen record to the new key: the old one can go.
+        assert await gate.status_of("acct-1") == "under_age"
     async with AgeGate(keys=newer, store=url) as gate:
         job = await gate.purger.find(job_id=report.job_id)
         assert job is not None

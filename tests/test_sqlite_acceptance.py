@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agegate import AgeGate, Keyring, UnderAgeError
+from agegate import AgeGate, Keyring, KeyringMismatch, UnderAgeError
 from agegate.stores.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -148,23 +148,24 @@ async def test_two_processes_sign_up_at_once(tmp_path: Path) -> None:
         conn.close()
 
 
-async def test_key_rotation_keeps_old_records_readable(tmp_path: Path) -> None:
+async def test_key_rotation_keeps_old_records_readable_and_moves_them(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/agegate.sqlite3"
     old = Keyring.generate("old")
     new = Keyring.generate("new")
+    block_end = datetime.now(UTC) + timedelta(days=3650)  # in force whatever the test's clock
     async with AgeGate(keys=old, store=url) as before:
         for i in range(5):
             await before.signup({"birth_date": "1980-02-29"}, subject=f"acct-{i}", now=NOW)
         await before.record("reported-child", "under_age", now=NOW)
         store = await before.store()
         await store.block_identifiers(
-            before.identifier_hashes({"email": "kid@example.com"}), until=NOW + timedelta(days=30)
+            before.identifier_hashes({"email": "kid@example.com"}), until=block_end, kids=before.keys.kids
         )
 
     rotated = Keyring.from_string(f"{new.to_string()},{old.to_string()}")
     assert rotated.active_kid == "new"
     async with AgeGate(keys=rotated, store=url) as after:
-        assert [await after.status_of(f"acct-{i}") for i in range(5)] == ["allowed"] * 5
+        assert [await after.status_of(f"acct-{i}") for i in range(4)] == ["allowed"] * 4
         assert await after.status_of("reported-child") == "under_age"
         assert await after.is_blocked({"email": "KID@example.com"}, now=NOW)
         with pytest.raises(UnderAgeError):
@@ -179,9 +180,20 @@ async def test_key_rotation_keeps_old_records_readable(tmp_path: Path) -> None:
             lambda conn: conn.execute("SELECT kid, count(*) FROM attestations GROUP BY kid").fetchall(),
             write=False,
         )
-        assert dict(rows) == {"new": 1, "old": 5}
+        # Every account read since the rotation moved to the new key; acct-4 was not seen.
+        assert dict(rows) == {"new": 5, "old": 1}
 
-    # Once the old key is dropped, what it alone vouched for is unknown again.
+    # The old key is still needed (acct-4, the block): a keyring without it is refused.
+    with pytest.raises(KeyringMismatch, match="drops key id 'old'"):
+        async with AgeGate(keys=new, store=url):
+            pass
+    async with AgeGate(keys=rotated, store=url) as after:
+        assert await after.status_of("acct-4") == "allowed"
+        store = await after.store()
+        await store.delete_expired_blocks(now=block_end)  # the block has ended
+        assert [s.kid for s in await after.key_status() if s.records] == ["new"]
+
+    # Once nothing needs it, the old key can be dropped, and nothing it vouched for is lost.
     async with AgeGate(keys=new, store=url) as dropped:
-        assert await dropped.status_of("acct-0") == "allowed"
-        assert await dropped.status_of("acct-1") == "unknown"
+        assert [await dropped.status_of(f"acct-{i}") for i in range(5)] == ["allowed"] * 5
+        assert await dropped.status_of("reported-child") == "under_age"

@@ -1,0 +1,169 @@
+"""Keys and the store: a keyring is used only with a store whose records it can read.
+
+Every record a store keeps is a keyed hash or a sealed value under one key id: attestations (and
+the freezes of purged accounts) until the account is seen again, identifier blocks until they
+end, unfinished purge jobs until they finish. Opening a store with a keyring that cannot read
+it would let those records silently stop counting: a frozen child unfrozen, a blocked email
+free to sign up, a purge reported done under keys the running app does not use. So the gate
+refuses, naming the key ids (never key material), when
+
+- a key id of the keyring was recorded by the store with another key (a new key made under an
+  old id): the store keeps a check value per key id, HMAC(check key, a constant), never the key;
+- the keyring shares no key id with a store that has recorded some (a new keyring);
+- the keyring drops a key id that records still need.
+
+An old key can be dropped once no record needs it: :meth:`AgeGate.status_of
+<agegate.AgeGate.status_of>` and the signup hook move an account's record to the active key
+when they read it, and blocks end. ``agegate keys status`` shows what each key id still holds.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import KeyringMismatch
+from .keys import Keyring
+from .stores import Store
+from .tokens import Hasher, sealed_kid
+
+#: What the check value of a key id is a keyed hash of.
+_CHECK_MESSAGE = "agegate/key-check"
+
+
+def check_value(keys: Keyring, kid: str) -> bytes:
+    """The value the store keeps for key ``kid``: HMAC(check key of ``kid``, a constant). It
+    tells that key from another one with the same id, and reveals nothing about it."""
+    return Hasher(keys, "check").digest(_CHECK_MESSAGE, kid=kid)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    """What one key id means to a store: whether the keyring lists it, and the records that
+    need it. Attestations and unfinished purge jobs need it for as long as they stay under it;
+    identifier blocks until ``blocked_until``."""
+
+    kid: str
+    listed: bool
+    active: bool
+    known: bool
+    attestations: int = 0
+    blocks: int = 0
+    jobs: int = 0
+    blocked_until: datetime | None = None
+
+    @property
+    def records(self) -> int:
+        """How many records need this key."""
+        return self.attestations + self.blocks + self.jobs
+
+    @property
+    def needed_until(self) -> datetime | str | None:
+        """``"indefinitely"`` while attestations or unfinished jobs need the key (they move to the
+        active key only when read), else the end of the last block that needs it, else ``None``."""
+        if self.attestations or self.jobs:
+            return "indefinitely"
+        return self.blocked_until
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (for ``agegate keys status --json``)."""
+        until = self.needed_until
+        return {
+            "kid": self.kid,
+            "active": self.active,
+            "listed": self.listed,
+            "known_to_store": self.known,
+            "records": self.records,
+            "attestations": self.attestations,
+            "identifier_blocks": self.blocks,
+            "purge_jobs": self.jobs,
+            "needed_until": until.isoformat() if isinstance(until, datetime) else until,
+        }
+
+
+async def key_status(keys: Keyring, store: Store, *, now: datetime | None = None) -> list[KeyStatus]:
+    """One :class:`KeyStatus` per key id the keyring lists (active first) or the store knows or
+    needs (by id). ``store`` must be open."""
+    moment = now or datetime.now(UTC)
+    known = await store.key_checks()
+    uses = {use.kid: use for use in await store.key_uses(now=moment)}
+    jobs = Counter(
+        kid
+        for job in await store.list_jobs(unfinished_only=True)
+        if job.sealed_subject is not None and (kid := sealed_kid(job.sealed_subject)) is not None
+    )
+    others = sorted((set(known) | set(uses) | set(jobs)) - set(keys.kids))
+    statuses = []
+    for kid in (*keys.kids, *others):
+        use = uses.get(kid)
+        statuses.append(
+            KeyStatus(
+                kid,
+                listed=kid in keys.kids,
+                active=kid == keys.active_kid,
+                known=kid in known,
+                attestations=use.attestations if use else 0,
+                blocks=use.blocks if use else 0,
+                jobs=jobs[kid],
+                blocked_until=use.blocked_until if use else None,
+            )
+        )
+    return statuses
+
+
+def mismatch(keys: Keyring, known: Mapping[str, bytes], statuses: list[KeyStatus]) -> KeyringMismatch | None:
+    """Why ``keys`` may not open a store that knows the check values ``known`` and whose records
+    are as ``statuses`` say; ``None`` when it may."""
+    other = [
+        kid
+        for kid in keys.kids
+        if kid in known and not hmac.compare_digest(known[kid], check_value(keys, kid))
+    ]
+    if other:
+        return KeyringMismatch(
+            f"key id {_ids(other)} in the keyring is not the key this store was written with "
+            "(the same id, another key): it cannot read the store's records. Set the app's keys "
+            "(AGEGATE_SECRET_KEYS, the value the running app uses); never make a new key for an "
+            "existing store",
+            kids=tuple(other),
+        )
+    if known and not set(keys.kids) & set(known):
+        return KeyringMismatch(
+            f"the keyring (key id {_ids(keys.kids)}) shares no key id with this store (written "
+            f"under {_ids(sorted(known))}): it is not the keyring of the app that uses the store. "
+            "Set the app's keys (AGEGATE_SECRET_KEYS, the value the running app uses)",
+            kids=tuple(sorted(known)),
+        )
+    dropped = [s for s in statuses if s.records and not s.listed]
+    if dropped:
+        held = ", ".join(f"{s.kid!r}: {s.records}" for s in dropped)
+        return KeyringMismatch(
+            f"the keyring drops key id {_ids([s.kid for s in dropped])}, which records in this "
+            f"store still need ({held}; see `agegate keys status`): list it after the active key "
+            "until no record needs it",
+            kids=tuple(s.kid for s in dropped),
+        )
+    return None
+
+
+async def check_keys(keys: Keyring, store: Store, *, now: datetime | None = None) -> list[KeyStatus]:
+    """Refuse (:class:`~agegate.KeyringMismatch`) a keyring that does not fit ``store`` (see the
+    module docs); otherwise record its key ids' check values in the store. ``store`` must be
+    open. Returns the key statuses."""
+    statuses = await key_status(keys, store, now=now)
+    problem = mismatch(keys, await store.key_checks(), statuses)
+    if problem is None:
+        # Another process may have registered one of these ids, with another key, meanwhile.
+        known = await store.register_keys({kid: check_value(keys, kid) for kid in keys.kids})
+        problem = mismatch(keys, known, statuses)
+    if problem is not None:
+        raise problem
+    return statuses
+
+
+def _ids(kids: Any) -> str:
+    return ", ".join(repr(kid) for kid in kids)
