@@ -8,6 +8,7 @@ unless ``--data-dir`` names one.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib
 import os
@@ -17,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import KeyringMismatch
+from .gate import AgeGate
 from .keys import DEFAULT_ENV_VAR, Keyring
 
 #: The source checkout's root, where ``examples/`` lives.
@@ -67,6 +70,26 @@ def _load_example() -> Any:
     return importlib.import_module("examples.starlette_app")
 
 
+def _keys_fit(gate: AgeGate, folder: Path) -> bool:
+    """Open the demo's store once before serving: keys that do not fit data kept from an earlier
+    run (ephemeral ones, say) are refused here, in one line, not by the server as it starts."""
+
+    async def check() -> None:
+        async with gate:
+            pass
+
+    try:
+        asyncio.run(check())
+    except KeyringMismatch as exc:
+        print(
+            f"agegate demo: the data in {folder} was written under other keys: {exc}. "
+            f"Set {DEFAULT_ENV_VAR} to the keys of that run, or use another --data-dir.",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .cli import EXIT_FAILURE, EXIT_OK
 
@@ -95,6 +118,8 @@ def _demo(args: argparse.Namespace) -> int:
         cleanup.callback(signal.signal, signal.SIGTERM, previous)
         with contextlib.suppress(_Terminated):
             app = example.create_app(keys=keys, data_dir=folder, secure_cookies=False)
+            if not _keys_fit(app.state.gate, folder):
+                return EXIT_FAILURE
             print(f"agegate demo: data in {folder} (SQLite){'' if args.data_dir else ', removed on exit'}")
             print(f"agegate demo: open http://{args.host}:{args.port}/ (Ctrl+C stops it)", flush=True)
             # No access log, warnings only: both would write visitors' IP addresses (uvicorn logs

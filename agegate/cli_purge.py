@@ -526,6 +526,9 @@ def register(sub: Any) -> None:
     public = keys_sub.add_parser("public", help="print the public key that verifies deletion receipts")
     public.add_argument("--all", action="store_true", help="one kid:key line per listed key (rotation)")
     public.set_defaults(func=_keys_public)
+    from .cli_keys import register as register_keys
+
+    register_keys(keys_sub, app_help)
 
     receipt = sub.add_parser("receipt", help="deletion receipts")
     receipt_sub = receipt.add_subparsers(dest="receipt_command", required=True, metavar="COMMAND")

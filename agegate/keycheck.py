@@ -51,6 +51,8 @@ class KeyStatus:
     listed: bool
     active: bool
     known: bool
+    #: The keyring lists this id with another key than the one the store recorded for it.
+    wrong_key: bool = False
     attestations: int = 0
     blocks: int = 0
     jobs: int = 0
@@ -77,11 +79,13 @@ class KeyStatus:
             "active": self.active,
             "listed": self.listed,
             "known_to_store": self.known,
+            "wrong_key": self.wrong_key,
             "records": self.records,
             "attestations": self.attestations,
             "identifier_blocks": self.blocks,
             "purge_jobs": self.jobs,
             "needed_until": until.isoformat() if isinstance(until, datetime) else until,
+            "blocks_until": self.blocked_until.isoformat() if self.blocked_until else None,
         }
 
 
@@ -96,6 +100,7 @@ async def key_status(keys: Keyring, store: Store, *, now: datetime | None = None
         for job in await store.list_jobs(unfinished_only=True)
         if job.sealed_subject is not None and (kid := sealed_kid(job.sealed_subject)) is not None
     )
+    wrong = _wrong_keys(keys, known)
     others = sorted((set(known) | set(uses) | set(jobs)) - set(keys.kids))
     statuses = []
     for kid in (*keys.kids, *others):
@@ -106,6 +111,7 @@ async def key_status(keys: Keyring, store: Store, *, now: datetime | None = None
                 listed=kid in keys.kids,
                 active=kid == keys.active_kid,
                 known=kid in known,
+                wrong_key=kid in wrong,
                 attestations=use.attestations if use else 0,
                 blocks=use.blocks if use else 0,
                 jobs=jobs[kid],
@@ -115,28 +121,19 @@ async def key_status(keys: Keyring, store: Store, *, now: datetime | None = None
     return statuses
 
 
-def mismatch(keys: Keyring, known: Mapping[str, bytes], statuses: list[KeyStatus]) -> KeyringMismatch | None:
-    """Why ``keys`` may not open a store that knows the check values ``known`` and whose records
-    are as ``statuses`` say; ``None`` when it may."""
-    other = [
-        kid
-        for kid in keys.kids
-        if kid in known and not hmac.compare_digest(known[kid], check_value(keys, kid))
-    ]
-    if other:
-        return KeyringMismatch(
-            f"key id {_ids(other)} in the keyring is not the key this store was written with "
-            "(the same id, another key): it cannot read the store's records. Set the app's keys "
-            "(AGEGATE_SECRET_KEYS, the value the running app uses); never make a new key for an "
-            "existing store",
-            kids=tuple(other),
-        )
-    if known and not set(keys.kids) & set(known):
+def mismatch(keys: Keyring, statuses: list[KeyStatus]) -> KeyringMismatch | None:
+    """Why ``keys`` may not open a store whose key ids are as ``statuses`` (from
+    :func:`key_status`) say; ``None`` when it may."""
+    wrong = [s.kid for s in statuses if s.wrong_key]
+    if wrong:
+        return _wrong_key_error(wrong)
+    known = [s.kid for s in statuses if s.known]
+    if known and not any(s.known and s.listed for s in statuses):
         return KeyringMismatch(
             f"the keyring (key id {_ids(keys.kids)}) shares no key id with this store (written "
-            f"under {_ids(sorted(known))}): it is not the keyring of the app that uses the store. "
+            f"under {_ids(known)}): it is not the keyring of the app that uses the store. "
             "Set the app's keys (AGEGATE_SECRET_KEYS, the value the running app uses)",
-            kids=tuple(sorted(known)),
+            kids=tuple(known),
         )
     dropped = [s for s in statuses if s.records and not s.listed]
     if dropped:
@@ -155,14 +152,33 @@ async def check_keys(keys: Keyring, store: Store, *, now: datetime | None = None
     module docs); otherwise record its key ids' check values in the store. ``store`` must be
     open. Returns the key statuses."""
     statuses = await key_status(keys, store, now=now)
-    problem = mismatch(keys, await store.key_checks(), statuses)
-    if problem is None:
-        # Another process may have registered one of these ids, with another key, meanwhile.
-        known = await store.register_keys({kid: check_value(keys, kid) for kid in keys.kids})
-        problem = mismatch(keys, known, statuses)
+    problem = mismatch(keys, statuses)
     if problem is not None:
         raise problem
+    known = await store.register_keys({kid: check_value(keys, kid) for kid in keys.kids})
+    # Another process may have registered one of these ids, with another key, meanwhile.
+    wrong = _wrong_keys(keys, known)
+    if wrong:
+        raise _wrong_key_error(wrong)
     return statuses
+
+
+def _wrong_keys(keys: Keyring, known: Mapping[str, bytes]) -> list[str]:
+    return [
+        kid
+        for kid in keys.kids
+        if kid in known and not hmac.compare_digest(known[kid], check_value(keys, kid))
+    ]
+
+
+def _wrong_key_error(kids: list[str]) -> KeyringMismatch:
+    return KeyringMismatch(
+        f"key id {_ids(kids)} in the keyring is not the key this store was written with "
+        "(the same id, another key): it cannot read the store's records. Set the app's keys "
+        "(AGEGATE_SECRET_KEYS, the value the running app uses); never make a new key for an "
+        "existing store",
+        kids=tuple(kids),
+    )
 
 
 def _ids(kids: Any) -> str:
