@@ -198,6 +198,71 @@ def test_keys_public_lists_every_key(
     assert code == 1 and "AGEGATE_SECRET_KEYS is not set" in err
 
 
+def test_a_purge_under_a_new_key_is_refused_naming_the_key_ids(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, _ = run(capsys, *PURGE, "--yes")
+    assert code == 0
+    # What the old message told support staff to do: make a new key and purge with it.
+    fresh = Keyring.generate()
+    monkeypatch.setenv("AGEGATE_SECRET_KEYS", fresh.to_string())
+    code, out, err = run(
+        capsys, "purge", *BASE, "--subject", "acct-1002", "--ticket", "T-9", "--operator", "sam", "--yes"
+    )
+    assert code == 1 and "shares no key id" in err and "'cli'" in err and repr(fresh.active_kid) in err
+    assert fresh.to_string().partition(":")[2] not in err + out and "keygen" not in err
+    code, out, err = run(capsys, "purge", *BASE, "--resume", "--json")
+    assert code == 1 and json.loads(out)["exit"] == 1 and "'cli'" in json.loads(out)["error"]
+    monkeypatch.setenv("AGEGATE_SECRET_KEYS", KEYS.to_string())
+    assert [job["ticket"] for job in jobs(capsys)] == ["T-88"]
+
+
+def test_keys_status_shows_what_each_key_id_holds(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, _ = run(capsys, *PURGE, "--yes")
+    assert code == 0
+    code, out, _ = run(capsys, "keys", "status", *BASE)
+    assert code == 0 and out.splitlines()[0].split() == [
+        "KEY", "ID", "RECORDS", "ATTESTATIONS", "BLOCKS", "JOBS", "NEEDED", "UNTIL", "STATE"
+    ]  # fmt: skip
+    assert out.splitlines()[1].split() == ["cli", "2", "1", "1", "0", "indefinitely", "active"]
+    assert out.splitlines()[-1] == "The keyring fits the store."
+    # Rotated: the new key first, the old one behind it, still needed.
+    new = Keyring.generate("new")
+    monkeypatch.setenv("AGEGATE_SECRET_KEYS", f"{new.to_string()},{KEYS.to_string()}")
+    monkeypatch.setenv("AGEGATE_APP", "purge_app:gate")
+    code, out, _ = run(capsys, "keys", "status", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["fits"] is True and report["error"] is None
+    by_kid = {key["kid"]: key for key in report["keys"]}
+    assert list(by_kid) == ["new", "cli"]
+    assert by_kid["new"]["active"] and by_kid["new"]["records"] == 0
+    assert by_kid["cli"] == by_kid["cli"] | {
+        "listed": True,
+        "records": 2,
+        "attestations": 1,
+        "identifier_blocks": 1,
+        "purge_jobs": 0,
+        "needed_until": "indefinitely",
+    }
+    assert by_kid["cli"]["blocks_until"] is not None
+    # Without the old key the app (once it ran with the new key) would refuse to start: status
+    # says so, with exit status 1.
+    assert jobs(capsys)  # the app opens its store with the rotated keyring
+    monkeypatch.setenv("AGEGATE_SECRET_KEYS", new.to_string())
+    code, out, _ = run(capsys, "keys", "status")
+    assert (
+        code == 1 and "NOT LISTED, still needed" in out and "REFUSED: the keyring drops key id 'cli'" in out
+    )
+    code, out, _ = run(capsys, "keys", "status", "--json")
+    assert code == 1 and json.loads(out)["fits"] is False and "'cli'" in json.loads(out)["error"]
+    monkeypatch.delenv("AGEGATE_APP")
+    code, _, err = run(capsys, "keys", "status")
+    assert code == 2 and "--app MODULE:ATTR" in err
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [

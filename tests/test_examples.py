@@ -185,6 +185,36 @@ def test_demo_explains_a_missing_checkout(
     assert "source checkout" in capsys.readouterr().err
 
 
+def test_demo_refuses_ephemeral_keys_over_data_kept_from_another_run(tmp_path: Path) -> None:
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    async def earlier_run() -> None:  # what an earlier `agegate demo --data-dir` left behind
+        async with AgeGate(
+            keys=Keyring.generate("demo"), store=f"sqlite:///{tmp_path}/agegate.sqlite3"
+        ) as gate:
+            await gate.record("acct-1", "under_age")
+
+    asyncio.run(earlier_run())
+    env = {k: v for k, v in os.environ.items() if k != "AGEGATE_SECRET_KEYS"}
+    command = [
+        sys.executable,
+        "-m",
+        "agegate",
+        "demo",
+        "--port",
+        str(free_port()),
+        "--data-dir",
+        str(tmp_path),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "was written under other keys" in done.stderr and "'demo'" in done.stderr
+    assert "Traceback" not in done.stderr and "open http" not in done.stdout
+
+
 def test_demo_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
