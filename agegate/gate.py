@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .birthdate import DATE_ORDERS, DateOrder, read_birth_input
 from .errors import ConfigurationError, StoreError, UnderAgeError
-from .keycheck import KeyStatus, check_keys, key_status
+from .keycheck import KeyStatus, check_keys, key_status, move_to_active_key
 from .keys import Keyring
 from .policy import AgePolicy, aware
 from .stores import AttestationRecord, Store, open_store
@@ -249,29 +248,8 @@ class AgeGate:
         store = await self.store()
         hashes = self.subject_hashes(subject)
         record = await store.get_attestation(hashes)
-        await self._move_to_active_key(store, record, subject, hashes)
+        await move_to_active_key(store, self.attestation_hasher, record, subject, hashes)
         return self._status_in(record, subject)
-
-    async def _move_to_active_key(
-        self, store: Store, record: AttestationRecord | None, subject: str, hashes: list[bytes]
-    ) -> None:
-        """Rewrite an account's record found under an older key under the active one (same
-        outcome, policy and time), so that the older key stops being needed. A record that does
-        not verify is left as it is; a move that loses a race, or fails, changes nothing."""
-        if record is None or record.kid == self.keys.active_kid:
-            return
-        verify = self.attestation_hasher.verify
-        outcome = next(
-            (o for o in OUTCOMES if verify(record.mac, subject, o, record.policy, kid=record.kid)), None
-        )
-        if outcome is None:
-            return
-        kid = self.keys.active_kid
-        mac = self.attestation_hasher.digest(subject, outcome, record.policy, kid=kid)
-        moved = AttestationRecord(hashes[0], kid, mac, record.policy, record.checked_at)
-        # The answer already read stands either way: a store that cannot write now moves it later.
-        with contextlib.suppress(StoreError):
-            await store.swap_attestation(moved, replaces=hashes[1:], expected=record)
 
     def _status_in(self, record: AttestationRecord | None, subject: str) -> Status:
         """What a stored record says of ``subject`` (see :meth:`status_of`)."""
@@ -342,7 +320,7 @@ class AgeGate:
         hashes = self.subject_hashes(subject)
         current = await store.get_attestation(hashes)
         if self._status_in(current, subject) == "under_age":
-            await self._move_to_active_key(store, current, subject, hashes)
+            await move_to_active_key(store, self.attestation_hasher, current, subject, hashes)
             return 0
         deleted = await store.delete_attestations(hashes)
         self.forget_status(subject)
@@ -397,7 +375,7 @@ class AgeGate:
         for _ in range(5):
             current = await store.get_attestation(hashes)
             if self._status_in(current, subject) == "under_age":
-                await self._move_to_active_key(store, current, subject, hashes)
+                await move_to_active_key(store, self.attestation_hasher, current, subject, hashes)
                 raise UnderAgeError(reason="blocked")
             # Written only if the record is still the one just read: a purge freezing the
             # account in between is never overwritten by this signup.

@@ -19,6 +19,7 @@ when they read it, and blocks end. ``agegate keys status`` shows what each key i
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections import Counter
 from collections.abc import Mapping
@@ -26,10 +27,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import KeyringMismatch
+from .errors import KeyringMismatch, StoreError
 from .keys import Keyring
-from .stores import Store
-from .tokens import Hasher, sealed_kid
+from .stores import AttestationRecord, Store
+from .tokens import OUTCOMES, Hasher, sealed_kid
 
 #: What the check value of a key id is a keyed hash of.
 _CHECK_MESSAGE = "agegate/key-check"
@@ -161,6 +162,28 @@ async def check_keys(keys: Keyring, store: Store, *, now: datetime | None = None
     if wrong:
         raise _wrong_key_error(wrong)
     return statuses
+
+
+async def move_to_active_key(
+    store: Store, hasher: Hasher, record: AttestationRecord | None, subject: str, hashes: list[bytes]
+) -> None:
+    """Rewrite ``subject``'s record, found under an older key, under the active key of the
+    attestation ``hasher`` (same outcome, policy and time; ``hashes`` are the account's subject
+    hashes, active first), so that the older key stops being needed. A record that does not
+    verify is left as it is; a move that loses a race, or fails, changes nothing."""
+    if record is None or record.kid == hasher.active_kid:
+        return
+    verify = hasher.verify
+    outcome = next(
+        (o for o in OUTCOMES if verify(record.mac, subject, o, record.policy, kid=record.kid)), None
+    )
+    if outcome is None:
+        return
+    mac = hasher.digest(subject, outcome, record.policy)
+    moved = AttestationRecord(hashes[0], hasher.active_kid, mac, record.policy, record.checked_at)
+    # The answer already read stands either way: a store that cannot write now moves it later.
+    with contextlib.suppress(StoreError):
+        await store.swap_attestation(moved, replaces=hashes[1:], expected=record)
 
 
 def _wrong_keys(keys: Keyring, known: Mapping[str, bytes]) -> list[str]:
