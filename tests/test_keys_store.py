@@ -234,3 +234,22 @@ async def test_a_store_from_before_key_tracking_refuses_a_keyring_without_its_ke
         assert await app.status_of("acct-1") == "allowed"
     with pytest.raises(KeyringMismatch, match="not the key this store was written with"):
         await open_gate(Keyring.generate("live"), url)
+
+
+async def test_a_rotation_in_two_steps_and_a_process_left_behind(store_of: StoreOf) -> None:
+    old, new = Keyring.generate("old"), Keyring.generate("new")
+    async with AgeGate(keys=old, store=store_of()) as app:
+        await app.record("kid-1", "under_age")
+    # Step 1: the new key behind the old one. Records stay under the active (old) key.
+    async with AgeGate(keys=rotated(old, new), store=store_of()) as app:
+        assert await app.status_of("kid-1") == "under_age"
+        statuses = {s.kid: s for s in await app.key_status()}
+        assert statuses["old"].attestations == 1 and statuses["new"].known
+    # Step 2: the new key first; the account seen again moves to it.
+    async with AgeGate(keys=rotated(new, old), store=store_of()) as app:
+        assert await app.status_of("kid-1") == "under_age"
+    # A process still configured with the old key alone could not read the frozen account: it
+    # is refused at start, naming the key it lacks, instead of taking the child for unknown.
+    with pytest.raises(KeyringMismatch, match="drops key id 'new'") as info:
+        await open_gate(old, store_of())
+    assert info.value.kids == ("new",)
