@@ -9,11 +9,9 @@ patterns with ``fnmatch``.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import posixpath
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +20,7 @@ from urllib.parse import unquote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from servers import uvicorn_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -53,9 +52,11 @@ def interpretations(raw: str) -> set[str]:
 
 
 def matches(pattern: str, path: str) -> bool:
-    if pattern.endswith("/*") and path == pattern[:-2]:
-        return True
-    return fnmatch.fnmatchcase(path, pattern)
+    """``*`` is anything; ``/x/*`` covers ``/x``; a pattern covers its path plus one ``/``."""
+    for candidate in (path, path[:-1]) if path.endswith("/") else (path,):
+        if (pattern.endswith("/*") and candidate == pattern[:-2]) or fnmatch.fnmatchcase(candidate, pattern):
+            return True
+    return False
 
 
 def gated(readings: set[str], protect: list[str] | None, exempt: list[str], signup: list[str]) -> bool:
@@ -211,12 +212,6 @@ async def test_the_screen_answers_only_its_own_path(gate: AgeGate, raw: str) -> 
 # -- real uvicorn, raw sockets: no client tidies the path ----------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Handlers:
     def __init__(self) -> None:
         self.ran: list[str] = []
@@ -247,29 +242,6 @@ def fastapi_app(handlers: Handlers) -> Any:
     return app
 
 
-@contextlib.contextmanager
-def serving(app: Any) -> Iterator[int]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port, in a thread; yields the port."""
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture(params=["starlette", "fastapi"])
 def served(request: pytest.FixtureRequest) -> Iterator[tuple[int, Handlers, AgeGate]]:
     handlers = Handlers()
@@ -284,7 +256,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[int, Handlers, AgeG
         signup_paths=["/signup"],
         secure_cookies=False,
     )
-    with serving(app) as port:
+    with uvicorn_thread(app, log_level="warning", access_log=False) as port:
         yield port, handlers, gate
 
 
@@ -334,7 +306,7 @@ def test_paths_that_resolve_to_the_screen_or_an_exempt_path_stay_gated_where_the
     handlers = Handlers()
     gate = AgeGate(keys=KEYS, store=MemoryStore())
     app = AgeGateMiddleware(starlette_app(handlers), gate=gate, exempt=["/api/health"], secure_cookies=False)
-    with serving(app) as port:
+    with uvicorn_thread(app, log_level="warning", access_log=False) as port:
         assert raw_request(port, "PUT", target, seal(gate, "under_age")) == 403
         assert handlers.ran == []
         # The plain exempt path still works, for the same visitor.
@@ -346,3 +318,75 @@ def test_a_plain_allowed_request_still_passes(served: tuple[int, Handlers, AgeGa
     port, handlers, gate = served
     assert raw_request(port, "POST", "/checkout/confirm", seal(gate, "allowed")) == 200
     assert handlers.ran == ["/checkout/confirm"]
+
+
+@pytest.mark.parametrize("app_kind", ["starlette", "fastapi"])
+def test_a_root_path_counts_only_up_to_a_slash(app_kind: str) -> None:
+    """uvicorn puts ``root_path + target`` in ``path``; h11 takes a target without a leading
+    slash, so ``POST ip/order`` under ``--root-path /v`` is ``/vip/order`` to the router."""
+    handlers = Handlers()
+    inner = starlette_app(handlers) if app_kind == "starlette" else fastapi_app(handlers)
+    gate = AgeGate(keys=KEYS, store=MemoryStore())
+    app = AgeGateMiddleware(inner, gate=gate, protect=["/vip/*", "/checkout/*"], secure_cookies=False)
+    with uvicorn_thread(app, log_level="warning", access_log=False, root_path="/v") as port:
+        for target in ("/vip/order", "ip/order"):
+            assert raw_request(port, "POST", target, seal(gate, "under_age")) == 403, target
+    assert handlers.ran == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("raw", "exempt"),
+    [
+        ("/webhooks/stripe/", "/webhooks/stripe"),  # a route declared with a trailing slash
+        ("/caf%C3%A9/hook", "/café/hook"),  # a client escapes what is not ASCII
+        ("/hooks/a%3Ab", "/hooks/a:b"),  # or a reserved character that splits nothing
+    ],
+)
+async def test_exact_exempt_patterns_still_cover_their_routes(gate: AgeGate, raw: str, exempt: str) -> None:
+    app = Recorder()
+    middleware = AgeGateMiddleware(
+        app, gate=gate, exempt=[exempt], signup_paths=[exempt], secure_cookies=False
+    )
+    status, _ = await call(middleware, "POST", raw, None)
+    # A signup path too, so the request goes on to the app's signup hook rather than a 428.
+    assert status == 200 and app.called
+    app = Recorder()
+    middleware = AgeGateMiddleware(app, gate=gate, exempt=[exempt], secure_cookies=False)
+    status, _ = await call(middleware, "POST", raw, None)
+    assert status == 200 and app.called
+
+
+def test_many_stars_match_a_long_path_without_backtracking() -> None:
+    """A pattern of several ``*`` as one regular expression backtracks without bound (seconds
+    to hours on a 4 KiB path, which any visitor can send); the guard only stops a hang."""
+    import signal
+
+    from agegate.asgi.paths import Patterns
+
+    def hung(signum: int, frame: Any) -> None:
+        raise AssertionError("matching hung")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        patterns = Patterns("exempt", ["/*/*/*/x", "/*a*a*a*a*b", "/tenants/*/hooks/*/ping"])
+        assert not patterns.match("/" + "a/" * 2000)
+        assert not patterns.match("/" + "a" * 16000)
+        assert patterns.match("/" + "a/" * 2000 + "x")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+PIECES = st.sampled_from(["/", "a", "b", "ab", "/a", "x/", "*", "**", "."])
+
+
+@given(
+    pattern=st.lists(PIECES, min_size=1, max_size=6).map(lambda p: "/" + "".join(p)),
+    path=st.lists(st.sampled_from(["/", "a", "b", "x", "."]), max_size=12).map(lambda p: "/" + "".join(p)),
+)
+def test_patterns_match_as_globs(pattern: str, path: str) -> None:
+    from agegate.asgi.paths import Patterns
+
+    assert Patterns("protect", [pattern]).match(path) == matches(pattern, path), (pattern, path)

@@ -24,7 +24,7 @@ from .cookie import UNDER_AGE, GateCookie
 from .endpoints import Screen, screen_headers
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
-from .paths import PathRules, readings, safe_next
+from .paths import OPEN, SIGNUP, PathRules, readings, safe_next
 
 __all__ = ["SAFE_METHODS", "AgeGateMiddleware", "SubjectFunc"]
 
@@ -126,10 +126,11 @@ class AgeGateMiddleware:
             await self.app(scope, receive, send)
             return
 
-        if not self._paths.is_gated(paths):
+        rule = self._paths.classify(paths)
+        if rule == OPEN:
             await self.app(scope, receive, send)
             return
-        signup = kind == "http" and self._paths.is_signup(paths)
+        signup = rule == SIGNUP and kind == "http"
         if signup:
             seen = screen_headers(scope)
             if self.origins.cross_origin(scope, seen):

@@ -10,43 +10,96 @@ from starlette.types import Scope
 
 from ..errors import ConfigurationError
 
-__all__ = ["PathRules", "compile_patterns", "readings", "resolve_dots", "route_path", "safe_next"]
+__all__ = [
+    "GATED",
+    "OPEN",
+    "SIGNUP",
+    "PathRules",
+    "Patterns",
+    "readings",
+    "resolve_dots",
+    "route_path",
+    "safe_next",
+]
 
 _PATTERN = re.compile(r"/[^\s\x00-\x1f\x7f]{0,1023}")
+#: Escapes that can change how a path splits into segments: . / \\ ; ? # % and NUL.
+_STRUCTURAL = re.compile(r"%(?:2[eEfF]|5[cC]|3[bBfF]|23|25|00)")
 _NEXT = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%#]{0,2047}", re.ASCII)
 
 
-def compile_patterns(name: str, patterns: Iterable[str]) -> re.Pattern[str] | None:
-    """One regex for a list of path patterns: ``*`` matches anything; a trailing ``/*`` also
-    matches the bare path (``/checkout/*`` covers ``/checkout``). ``None`` for an empty list."""
-    if isinstance(patterns, str | bytes):
-        raise ConfigurationError(f"{name} takes a list of path patterns, for example ['/checkout/*']")
-    try:
-        items = list(patterns)
-    except TypeError:
-        raise ConfigurationError(f"{name} takes a list of path patterns") from None
-    parts = []
-    for pattern in items:
-        if not isinstance(pattern, str) or not _PATTERN.fullmatch(pattern):
-            raise ConfigurationError(
-                f"{name}: a path pattern starts with '/' and has no spaces, for example '/checkout/*'"
-            )
-        tail = ""
-        if pattern.endswith("/*") and len(pattern) > 2:
-            pattern, tail = pattern[:-2], "(?:/.*)?"
-        parts.append(".*".join(re.escape(piece) for piece in pattern.split("*")) + tail)
-    if not parts:
-        return None
-    return re.compile("|".join(parts), re.DOTALL)
+class Patterns:
+    """A list of path patterns, ready to match: ``*`` matches anything (``/`` included); a
+    trailing ``/*`` also matches the bare path (``/checkout/*`` covers ``/checkout``); and a
+    pattern also matches its path with one trailing slash (``/contact`` covers ``/contact/``).
+
+    Matching takes time linear in the path for every pattern: patterns with one ``*`` are one
+    regular expression, and those with more are matched by finding their literal pieces in turn
+    (a regular expression of several ``.*`` backtracks without bound on a long path).
+    """
+
+    def __init__(self, name: str, patterns: Iterable[str]) -> None:
+        if isinstance(patterns, str | bytes):
+            raise ConfigurationError(f"{name} takes a list of path patterns, for example ['/checkout/*']")
+        try:
+            items = list(patterns)
+        except TypeError:
+            raise ConfigurationError(f"{name} takes a list of path patterns") from None
+        simple: list[str] = []
+        self._pieces: list[tuple[list[str], bool]] = []
+        for pattern in items:
+            if not isinstance(pattern, str) or not _PATTERN.fullmatch(pattern):
+                raise ConfigurationError(
+                    f"{name}: a path pattern starts with '/' and has no spaces, for example '/checkout/*'"
+                )
+            bare = pattern.endswith("/*") and len(pattern) > 2
+            if bare:
+                pattern = pattern[:-2]
+            if pattern.count("*") > 1:
+                self._pieces.append((pattern.split("*"), bare))
+                continue
+            tail = "(?:/.*)?" if bare else "/?"
+            simple.append(".*".join(re.escape(piece) for piece in pattern.split("*")) + tail)
+        self._regex = re.compile("|".join(simple), re.DOTALL) if simple else None
+
+    def match(self, path: str) -> bool:
+        """Whether ``path`` matches any of the patterns."""
+        if self._regex is not None and self._regex.fullmatch(path):
+            return True
+        for pieces, bare in self._pieces:
+            if _glob(pieces, path) or (path[-1:] == "/" and _glob(pieces, path[:-1])):
+                return True
+            if bare and _glob([*pieces[:-1], pieces[-1] + "/", ""], path):
+                return True
+        return False
+
+
+def _glob(pieces: list[str], path: str) -> bool:
+    """Whether ``path`` is ``pieces`` joined by runs of any characters (``*``), in linear time:
+    the first piece leads, the last ends, and the others are found in turn, leftmost first."""
+    first, *middle, last = pieces
+    if len(path) < len(first) + len(last) or not path.startswith(first) or not path.endswith(last):
+        return False
+    at, end = len(first), len(path) - len(last)
+    for piece in middle:
+        found = path.find(piece, at, end)
+        if found < 0:
+            return False
+        at = found + len(piece)
+    return True
+
+
+def _strip_root(path: str, root: str | None) -> str:
+    # As Starlette's router does: the root path only counts up to a "/" ("/v" is not the root
+    # of "/vip"), so the gate and the app route on the same path.
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
 
 
 def route_path(scope: Scope) -> str:
     """The path the app routes on: without the root path the app is mounted under."""
-    path: str = scope["path"]
-    root = scope.get("root_path")
-    if root and path.startswith(root):
-        return path[len(root) :]
-    return path
+    return _strip_root(scope["path"], scope.get("root_path"))
 
 
 def resolve_dots(path: str) -> str:
@@ -103,11 +156,11 @@ def readings(scope: Scope) -> tuple[str, ...]:
     raw = scope.get("raw_path")
     sent = path
     if raw is not None:
-        sent = raw.decode("latin-1").partition("?")[0]
-        root = scope.get("root_path")
-        if root and sent.startswith(root):
-            sent = sent[len(root) :]
-        sent = sent or "/"
+        sent = _strip_root(raw.decode("latin-1").partition("?")[0], scope.get("root_path")) or "/"
+        if sent != path and not _STRUCTURAL.search(sent) and unquote(sent) == path:
+            # Escapes of plain characters ("%C3%A9", "%3A") change no segment: the decoded path
+            # says all the as-sent one does.
+            sent = path
     if sent == path and not _odd(path):
         return (path,)
     found = dict.fromkeys((path, sent))
@@ -120,6 +173,10 @@ def readings(scope: Scope) -> tuple[str, ...]:
             found[resolve_dots(_strip_params(reading))] = None
         found[resolve_dots(reading)] = None
     return tuple(found)
+
+
+#: What :meth:`PathRules.classify` answers.
+OPEN, GATED, SIGNUP = "open", "gated", "signup"
 
 
 class PathRules:
@@ -140,33 +197,35 @@ class PathRules:
     ) -> None:
         self.prefix = prefix
         self._under_prefix = prefix + "/"
-        self._protect = None if protect is None else compile_patterns("protect", protect)
-        self._protect_all = protect is None
-        self._exempt = compile_patterns("exempt", exempt)
-        self._signup = compile_patterns("signup_paths", signup_paths)
+        self._protect = None if protect is None else Patterns("protect", protect)
+        self._exempt = Patterns("exempt", exempt)
+        self._signup = Patterns("signup_paths", signup_paths)
 
     def is_screen(self, paths: tuple[str, ...]) -> bool:
         """Whether every reading is the screen's own path."""
         return all(path == self.prefix for path in paths)
 
-    def is_signup(self, paths: tuple[str, ...]) -> bool:
-        """Whether every reading is a signup path."""
-        signup = self._signup
-        return signup is not None and all(signup.fullmatch(path) for path in paths)
-
-    def is_gated(self, paths: tuple[str, ...]) -> bool:
-        """Whether an unsafe request on these readings needs a screen result: some reading is
-        protected and not every reading is exempt, or some reading is a signup path (signup
-        paths are screened whatever ``protect`` and ``exempt`` say: accounts are made there)."""
-        signup = self._signup
-        if signup is not None and any(signup.fullmatch(path) for path in paths):
-            return True
+    def classify(self, paths: tuple[str, ...]) -> str:
+        """:data:`OPEN` (the gate stays out of the way), :data:`SIGNUP` (every reading is a
+        signup path: screened inline by the app's signup hook) or :data:`GATED` (a screen result
+        is needed). Signup paths are screened whatever ``protect`` and ``exempt`` say: accounts
+        are made there."""
+        if len(paths) == 1:  # the common case, without the generators
+            path = paths[0]
+            if self._signup.match(path):
+                return SIGNUP
+            if self._protect is not None and not self._protect.match(path):
+                return OPEN
+            return OPEN if self._exempt_one(path) else GATED
+        signup = [self._signup.match(path) for path in paths]
+        if any(signup):
+            return SIGNUP if all(signup) else GATED
         protect = self._protect
-        if not self._protect_all and not (protect is not None and any(protect.fullmatch(p) for p in paths)):
-            return False
-        return not all(self._exempt_one(path) for path in paths)
+        if protect is not None and not any(protect.match(path) for path in paths):
+            return OPEN
+        return OPEN if all(self._exempt_one(path) for path in paths) else GATED
 
     def _exempt_one(self, path: str) -> bool:
         if path == self.prefix or path.startswith(self._under_prefix):
             return True
-        return self._exempt is not None and self._exempt.fullmatch(path) is not None
+        return self._exempt.match(path)
