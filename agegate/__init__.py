@@ -7,6 +7,7 @@ from .errors import (
     InvalidToken,
     KeyringError,
     StoreError,
+    StoreUnavailable,
     UnderAgeError,
 )
 from .gate import AgeGate, Attestation, Decision
@@ -33,6 +34,7 @@ __all__ = [
     "PurgeError",
     "PurgeReport",
     "StoreError",
+    "StoreUnavailable",
     "UnderAgeError",
     "open_store",
     "signup_fields",
