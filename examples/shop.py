@@ -20,7 +20,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from agegate import AgeGate, InvalidBirthDate, Keyring, UnderAgeError
+from agegate import AgeGate, InvalidBirthDate, Keyring, StoreUnavailable, UnderAgeError
 from agegate.middleware import read_cookie
 from agegate.pages import Pages
 from agegate.signup import InvalidSignupForm, read_form, signup_fields
@@ -339,6 +339,10 @@ class Shop:
             return HTMLResponse(signup_page(form, error=exc.message), status_code=400)
         except UnderAgeError:
             return HTMLResponse(self._refused, status_code=403)
+        except StoreUnavailable as exc:  # no account without a stored screen result
+            error = "Signing up is not possible just now. Please try again in a moment."
+            headers = {"Retry-After": str(exc.retry_after)}
+            return HTMLResponse(signup_page(form, error=error), status_code=503, headers=headers)
         await self.db.create_account(account_id, username, email)
         response = RedirectResponse("/profile", status_code=303)
         response.headers.append("set-cookie", self.sessions.start(account_id))
