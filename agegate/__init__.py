@@ -1,5 +1,6 @@
 """agegate: a neutral age screen, an ASGI gate and a purge routine for COPPA-style rules."""
 
+from .asgi import AgeGateMiddleware, Pages
 from .errors import (
     AgeGateError,
     ConfigurationError,
@@ -12,7 +13,6 @@ from .errors import (
 )
 from .gate import AgeGate, Attestation, Decision
 from .keys import Keyring
-from .middleware import AgeGateMiddleware
 from .policy import AgePolicy
 from .purge import PurgeError, PurgeReport
 from .signup import InvalidSignupForm, signup_fields, signup_form
@@ -31,6 +31,7 @@ __all__ = [
     "InvalidToken",
     "Keyring",
     "KeyringError",
+    "Pages",
     "PurgeError",
     "PurgeReport",
     "StoreError",

@@ -20,9 +20,8 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from agegate import AgeGate, InvalidBirthDate, Keyring, StoreUnavailable, UnderAgeError
-from agegate.middleware import read_cookie
-from agegate.pages import Pages
+from agegate import AgeGate, InvalidBirthDate, Keyring, Pages, StoreUnavailable, UnderAgeError
+from agegate.asgi.cookie import read_cookie
 from agegate.signup import InvalidSignupForm, read_form, signup_fields
 
 T = TypeVar("T")

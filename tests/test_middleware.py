@@ -21,8 +21,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from agegate import AgeGate, AgeGateMiddleware, AgePolicy, ConfigurationError, Keyring, UnderAgeError
+from agegate.asgi.cookie import read_cookie
+from agegate.asgi.forms import MAX_SCREEN_BODY
+from agegate.asgi.paths import safe_next
 from agegate.gate import NOTES_KEY, SCOPE_KEY, Decision, record_decision
-from agegate.middleware import MAX_SCREEN_BODY, read_cookie, safe_next
 from agegate.signup import read_form
 from agegate.stores import MemoryStore
 
@@ -200,7 +202,7 @@ async def test_options_on_the_screen_pass_to_the_app(client: httpx.AsyncClient, 
 
 @pytest.mark.anyio
 async def test_pages_allow_the_apps_own_styles_fonts_and_images(gate: AgeGate, shop: Shop) -> None:
-    from agegate.pages import Pages
+    from agegate.asgi.pages import Pages
 
     async with client_for(build(gate, shop)) as c:
         csp = (await c.get("/agegate", headers=HTML)).headers["content-security-policy"]
@@ -357,7 +359,7 @@ async def test_a_date_wrong_as_a_whole_marks_the_group(client: httpx.AsyncClient
 
 
 def test_only_the_year_is_required_in_the_markup() -> None:
-    from agegate.pages import Pages, ScreenForm
+    from agegate.asgi.pages import Pages, ScreenForm
 
     page = Pages().screen(ScreenForm("/agegate"))
     required = [c for c in re.findall(r"<(?:input|select)[^>]*>", page) if " required" in c]
@@ -800,9 +802,11 @@ async def test_unnormalised_paths_do_not_slip_past_the_patterns(gate: AgeGate, p
 @pytest.mark.parametrize(
     ("path", "passes"),
     [
-        ("/checkout/help/", True),
-        ("/checkout/help/.", True),
-        ("/x/../checkout/help", True),
+        # Exempt only if every reading is: as sent, these are not the exempt path.
+        ("/checkout/help/", False),
+        ("/checkout/help/.", False),
+        ("/x/../checkout/help", False),
+        ("/checkout/help", True),
         ("/contact/", False),  # a trailing slash is the same page to many routers
         ("/contact//", False),
         ("/contact/.", False),
@@ -1158,7 +1162,7 @@ def test_cookie_scan_survives_what_simplecookie_drops() -> None:
 
 @pytest.mark.anyio
 async def test_a_remembered_token_still_expires(gate: AgeGate, monkeypatch: pytest.MonkeyPatch) -> None:
-    import agegate.middleware as module
+    import agegate.asgi.cookie as module
 
     probe = Probe()
     middleware = AgeGateMiddleware(probe.app, gate=gate)
@@ -1211,7 +1215,7 @@ def test_any_screen_input_gets_an_answer_never_a_500(
 
 @pytest.mark.anyio
 async def test_an_app_brings_its_own_look(gate: AgeGate, shop: Shop) -> None:
-    from agegate.pages import Pages
+    from agegate.asgi.pages import Pages
 
     def layout(title: str, body: str, css: str) -> str:
         return (

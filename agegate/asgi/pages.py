@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from html import escape
 from urllib.parse import quote
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 #: The fields of the three-part birth date, as the screen form posts them.
 DATE_FIELDS = ("birth_year", "birth_month", "birth_day")

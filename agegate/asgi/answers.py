@@ -1,0 +1,51 @@
+"""Raw ASGI answers: the headers every gate response carries, a whole response in two
+messages, and a refused websocket."""
+
+from __future__ import annotations
+
+from starlette.types import Receive, Send
+
+from .pages import Pages
+
+__all__ = ["Headers", "close_websocket", "respond"]
+
+Header = tuple[bytes, bytes]
+
+
+class Headers:
+    """The header lists of the gate's own responses, built once per middleware."""
+
+    def __init__(self, pages: Pages) -> None:
+        #: A response that may set the gate's cookie is nobody else's to cache.
+        self.private: list[Header] = [(b"cache-control", b"no-store"), (b"vary", b"Cookie, Accept")]
+        self.json: list[Header] = [(b"content-type", b"application/json"), *self.private]
+        self.html: list[Header] = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            *self.private,
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"),
+            (b"content-security-policy", pages.csp.encode("latin-1")),
+        ]
+
+
+async def respond(
+    send: Send, status: int, headers: list[Header], body: bytes, length: int | None = None
+) -> None:
+    """Send a whole response; ``length`` overrides the ``Content-Length`` (for ``HEAD``)."""
+    size = str(len(body) if length is None else length).encode()
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [*headers, (b"content-length", size)]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def close_websocket(receive: Receive, send: Send, reason: str) -> None:
+    """Refuse a websocket with close code 1008, without calling the app.
+
+    A close sent before the handshake is accepted reaches the client as an HTTP 403 (the ASGI
+    spec), never as a close code; so accept first, then close at once."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return  # the client went away
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 1008, "reason": reason})

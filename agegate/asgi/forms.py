@@ -1,0 +1,93 @@
+"""The bounded body reader of the screen: a small urlencoded form or JSON object, read from raw
+ASGI messages."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qsl
+
+from starlette.types import Receive
+
+from ..birthdate import BIRTH_FIELDS
+from .paths import safe_next
+
+__all__ = ["MAX_SCREEN_BODY", "FormRefused", "is_json", "media_type", "read_screen_body"]
+
+#: Largest request body the screen accepts, in bytes (a birth date needs a few dozen).
+MAX_SCREEN_BODY = 8 * 1024
+
+
+class FormRefused(Exception):
+    """The body cannot be used; carries the HTTP status and the JSON error code."""
+
+    def __init__(self, status: int, error: str) -> None:
+        self.status = status
+        self.error = error
+
+
+def media_type(raw: bytes | None) -> str:
+    """The media type of a ``Content-Type`` value, lower case, without parameters (``""`` when
+    not given)."""
+    return (raw or b"").split(b";", 1)[0].strip().lower().decode("latin-1")
+
+
+def is_json(media: str) -> bool:
+    """Whether ``media`` (from :func:`media_type`) is JSON."""
+    return media == "application/json" or media.endswith("+json")
+
+
+async def read_screen_body(
+    media: str, declared: bytes | None, receive: Receive, home: str
+) -> tuple[dict[str, str] | None, str, bool]:
+    """The birth-date fields, the safe ``next`` path (``home`` by default) and whether the body
+    was JSON, from a body of media type ``media`` and declared length ``declared``.
+
+    Reads at most :data:`MAX_SCREEN_BODY` bytes; ``(None, …)`` when the client disconnected.
+    Raises :class:`FormRefused`.
+    """
+    json_body = is_json(media)
+    if not json_body and media not in ("", "application/x-www-form-urlencoded"):
+        raise FormRefused(415, "unsupported_media_type")
+    if declared is not None:
+        if not declared.isdigit():
+            raise FormRefused(400, "invalid_request")
+        if int(declared) > MAX_SCREEN_BODY:
+            raise FormRefused(413, "request_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None, home, json_body
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_SCREEN_BODY:
+            raise FormRefused(413, "request_too_large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    raw = b"".join(chunks)
+    try:
+        text = raw.decode("utf-8")
+        if json_body:
+            data = json.loads(text) if text.strip() else {}
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            items = list(data.items())
+        else:
+            items = parse_qsl(text, keep_blank_values=True, max_num_fields=32)
+    except (ValueError, RecursionError):
+        raise FormRefused(400, "invalid_request") from None
+    fields: dict[str, str] = {}
+    next_path = home
+    for key, value in items:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            if key in BIRTH_FIELDS or key == "next":
+                raise FormRefused(400, "invalid_request")
+            continue
+        if key in BIRTH_FIELDS:
+            fields[key] = str(value)
+        elif key == "next":
+            next_path = safe_next(str(value), home)
+    # Empty form fields mean "not given", so that a year alone still reads as a partial date.
+    return {k: v for k, v in fields.items() if v.strip()}, next_path, json_body
