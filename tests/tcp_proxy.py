@@ -2,8 +2,9 @@
 
 It runs its own event loop on a thread of its own, so that it keeps working whatever the test's
 loop is doing. :meth:`TCPProxy.cut` closes every forwarded connection and then either refuses
-new ones (the server is down) or accepts them and never answers (a hung server or a network
-that drops packets); :meth:`TCPProxy.restore` forwards again. Connections accepted while hung
+new ones (the server is down) or accepts them and never answers (a hung server);
+:meth:`TCPProxy.freeze` keeps every connection open but drops what crosses it (a network that
+silently drops packets); :meth:`TCPProxy.restore` forwards again. Connections accepted while hung
 stay hung: only the client's own timeouts get it out of them.
 """
 
@@ -46,6 +47,11 @@ class TCPProxy:
     def cut(self, *, hang: bool) -> None:
         """Close every connection; from now on hang new ones (``hang``) or refuse them."""
         self._call(self._cut("hang" if hang else "refuse"))
+
+    def freeze(self) -> None:
+        """Keep every connection open but drop what crosses it, and hang new ones: a server
+        that stopped answering, or a network that silently drops packets."""
+        self._call(self._set("hang"))
 
     def restore(self) -> None:
         """Forward new connections again."""
@@ -90,16 +96,16 @@ class TCPProxy:
         ends = {writer.transport, up_writer.transport}
         self._live |= ends  # type: ignore[arg-type]
         try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
         finally:
             self._live -= ends  # type: ignore[arg-type]
             for end in ends:
                 end.abort()
 
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.transport.abort()
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                if self.mode == "forward":  # frozen: swallowed
+                    writer.write(data)
+                    await writer.drain()
+        writer.transport.abort()

@@ -18,6 +18,7 @@ from tcp_proxy import TCPProxy
 from test_postgres_store import POSTGRES_URL, schema, until, url
 
 from agegate import AgeGate, Keyring, StoreUnavailable
+from agegate.stores.postgres import PostgresStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 __all__ = ["schema", "url"]  # fixtures, used by name
@@ -90,6 +91,43 @@ async def test_an_outage_is_refused_in_time_and_service_comes_back(
     assert await gate.status_of("carol") == "unknown"
     await gate.signup(ADULT, subject="bob")
     assert await gate.cached_status("bob") == "allowed"
+
+
+async def test_connections_that_stop_answering_are_cut_in_time(gate: AgeGate, proxy: TCPProxy) -> None:
+    """Nothing is closed, nothing comes back: the pooled connections, the check before lending
+    one, and the LISTEN connection all wait on a silent peer until the store cuts them."""
+    await gate.signup(ADULT, subject="alice")
+    proxy.freeze()
+    gate.forget_status()
+    await refused_in_time(lambda: gate.status_of("alice"))
+    await refused_in_time(lambda: gate.signup(ADULT, subject="bob"))
+    await asyncio.gather(*(refused_in_time(lambda: gate.cached_status("alice")) for _ in range(5)))
+    proxy.restore()
+    await until(lambda: answers(gate, "alice"), within=GUARD)
+    assert await gate.status_of("bob") == "unknown"
+
+
+async def test_the_store_alone_bounds_its_calls(url: str, proxy: TCPProxy) -> None:
+    """Used without a gate (as a purge's journal is), the PostgreSQL store still answers each
+    call within its own timeout: a connection that stops answering is cut, not waited on."""
+    store = PostgresStore(through(url, proxy), timeout=1.0)
+    await store.open()
+    try:
+        assert await store.get_attestation([b"x" * 32]) is None
+        proxy.freeze()
+        await refused_in_time(lambda: store.get_attestation([b"x" * 32]))
+        await refused_in_time(lambda: store.delete_attestations([b"x" * 32]))
+        proxy.restore()
+        await until(lambda: store_answers(store), within=GUARD)
+    finally:
+        await store.close()
+
+
+async def store_answers(store: PostgresStore) -> bool:
+    try:
+        return await store.get_attestation([b"x" * 32]) is None
+    except StoreUnavailable:
+        return False
 
 
 async def test_a_long_outage_does_not_slow_the_return(gate: AgeGate, proxy: TCPProxy) -> None:
