@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -121,6 +122,26 @@ async def test_the_store_alone_bounds_its_calls(url: str, proxy: TCPProxy) -> No
         await until(lambda: store_answers(store), within=GUARD)
     finally:
         await store.close()
+
+
+async def test_opening_on_a_connection_that_stops_answering_is_cut(
+    url: str, proxy: TCPProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agegate.stores import postgres
+
+    monkeypatch.setattr(postgres, "OPEN_TIMEOUT", 1.0)
+    migrate = PostgresStore._migrate
+
+    async def frozen_first(self: PostgresStore, conn: Any) -> None:
+        proxy.freeze()  # connected, then nothing more comes back
+        await migrate(self, conn)
+
+    monkeypatch.setattr(PostgresStore, "_migrate", frozen_first)
+    store = PostgresStore(through(url, proxy))
+    with pytest.raises(StoreUnavailable, match=r"opening took over 1 seconds"):
+        async with asyncio.timeout(GUARD):
+            await store.open()
+    await store.close()
 
 
 async def store_answers(store: PostgresStore) -> bool:

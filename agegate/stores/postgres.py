@@ -70,6 +70,8 @@ LISTEN_CHECK_INTERVAL = 15.0
 CONNECT_TIMEOUT = 5
 #: Seconds one call may take by default before :class:`~agegate.StoreUnavailable`.
 TIMEOUT = 2.0
+#: Seconds opening (migrating) may take before :class:`~agegate.StoreUnavailable`.
+OPEN_TIMEOUT = 30.0
 #: The share of a call's time after which its connection is cut, leaving the rest for the
 #: call to unwind and report.
 _CUT_AT = 0.9
@@ -381,11 +383,15 @@ class PostgresStore:
         psycopg = self._psycopg
         conn = await self._connect("agegate-listen")
         try:
-            try:
-                await self._migrate(conn)
-                await conn.execute(f"LISTEN {CHANNEL}")
-            except psycopg.Error as exc:
-                raise self._error(exc, "opening") from None
+            # Longer than a call: the migration may wait for another instance's.
+            with self._watch(conn, asyncio.get_running_loop().time() + OPEN_TIMEOUT) as cut:
+                try:
+                    await self._migrate(conn)
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                except psycopg.Error as exc:
+                    if cut:
+                        raise self._unavailable(f"opening took over {OPEN_TIMEOUT:g} seconds") from None
+                    raise self._error(exc, "opening") from None
             pool = self._make_pool()
             try:
                 await pool.open(wait=True, timeout=self._parsed.pool_timeout)
