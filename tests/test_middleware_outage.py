@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -25,10 +23,13 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from tcp_proxy import TCPProxy
+from test_postgres_store import schema, url
+from test_store_outage import proxy, through
 from test_store_timeout import StallingStore
 
 from agegate import AgeGate, AgeGateMiddleware, Keyring
 
+__all__ = ["proxy", "schema", "url"]  # fixtures, used by name
 ADULT = {"birth_year": "1988", "birth_month": "7", "birth_day": "9"}
 CHILD = {"birth_year": str(time.gmtime().tm_year - 9), "birth_month": "5", "birth_day": "2"}
 HTML = {"accept": "text/html"}
@@ -182,8 +183,6 @@ def within_guard(client: httpx.Client, *args: Any, **kwargs: Any) -> httpx.Respo
 
 @pytest.mark.postgres
 def test_over_http_during_a_cut_503_then_service_returns(url: str, proxy: TCPProxy) -> None:
-    from test_store_outage import through
-
     keys = Keyring.generate("mw-pg")
 
     async def prepare() -> None:
@@ -227,26 +226,3 @@ def test_over_http_during_a_cut_503_then_service_returns(url: str, proxy: TCPPro
             time.sleep(0.05)
         assert back.status_code == 200
         assert within_guard(c, "POST", "/checkout", headers={"x-account": "kid"}).status_code == 403
-
-
-@pytest.fixture
-def url() -> Iterator[str]:
-    from test_postgres_store import POSTGRES_URL, _admin, _with_query
-
-    if not POSTGRES_URL:
-        pytest.skip("AGEGATE_TEST_POSTGRES_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
-    name = "agegate_test_" + os.urandom(6).hex()
-    try:
-        yield _with_query(POSTGRES_URL, schema=name)
-    finally:
-        _admin(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-
-
-@pytest.fixture
-def proxy() -> Iterator[TCPProxy]:
-    from test_postgres_store import POSTGRES_URL
-
-    assert POSTGRES_URL
-    parts = urlsplit(POSTGRES_URL)
-    with TCPProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
-        yield proxy
