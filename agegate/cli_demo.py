@@ -97,6 +97,7 @@ def _demo(args: argparse.Namespace) -> int:
             app = example.create_app(keys=keys, data_dir=folder, secure_cookies=False)
             print(f"agegate demo: data in {folder} (SQLite){'' if args.data_dir else ', removed on exit'}")
             print(f"agegate demo: open http://{args.host}:{args.port}/ (Ctrl+C stops it)", flush=True)
-            # No access log: it would write visitors' IP addresses.
+            # No access log, warnings only: both would write visitors' IP addresses (uvicorn logs
+            # each websocket it accepts at INFO, and the gate accepts a refused one to close it).
             uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
     return EXIT_OK

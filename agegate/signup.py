@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 
+from .asgi.forms import is_text
 from .birthdate import BIRTH_FIELDS
 from .errors import AgeGateError, UnderAgeError
 from .gate import MAX_SUBJECT, AgeGate, Decision, record_decision
@@ -114,7 +115,7 @@ def _urlencoded_fields(body: bytes) -> dict[str, str]:
         )
     except (UnicodeDecodeError, ValueError):
         raise InvalidSignupForm("malformed", "The signup form could not be read.") from None
-    return dict(pairs)
+    return _checked(dict(pairs))
 
 
 def _json_fields(body: bytes) -> dict[str, str]:
@@ -132,7 +133,17 @@ def _json_fields(body: bytes) -> dict[str, str]:
             fields[name] = str(value)
         else:
             raise InvalidSignupForm("malformed", "Each signup field must be text or a number.")
-    return fields
+    return _checked(fields)
+
+
+def _checked(fields: Mapping[str, str]) -> dict[str, str]:
+    """``fields`` as a dict, or :class:`InvalidSignupForm` when a name or value is not text (a
+    lone surrogate, which JSON escapes can carry, or a control character): nothing of such a
+    form may reach the app's database."""
+    for name, value in fields.items():
+        if any(isinstance(text, str) and not is_text(text) for text in (name, value)):
+            raise InvalidSignupForm("malformed", "The signup form holds characters that are not text.")
+    return dict(fields)
 
 
 async def signup_fields(
@@ -153,10 +164,12 @@ async def signup_fields(
     value, or a function of the fields giving one) plus the fields named in
     ``identifier_fields`` (the field name is the kind: ``"email"``, ``"phone"``, ``"username"``).
 
-    Raises :class:`~agegate.InvalidBirthDate` (nothing recorded) and
+    Raises :class:`InvalidSignupForm` (a field name or value that is not text: a lone
+    surrogate or a control character), :class:`~agegate.InvalidBirthDate` (nothing recorded) and
     :class:`~agegate.UnderAgeError` (the under-age decision is recorded for the middleware;
     nothing is stored server-side). Persist nothing of the signup before this returns.
     """
+    fields = _checked(fields)  # the app may have read the form itself
     if callable(subject):
         try:
             account = subject(fields)

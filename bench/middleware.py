@@ -26,6 +26,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from agegate import AgeGate, AgeGateMiddleware, Keyring
+from agegate.asgi.cookie import cookie_name
 
 BODY = b"product=kite&quantity=1"
 
@@ -88,7 +89,7 @@ class FirstSeen:
         self.middleware = middleware
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.middleware._opened.clear()
+        self.middleware._cookie._opened.clear()
         await self.middleware(scope, receive, send)
 
 
@@ -131,8 +132,9 @@ async def measure(gate: AgeGate, rounds: int, n: int) -> int:
     await gate.record("acct-1", "allowed")
     now = int(time.time())
     seal = gate.sealer.seal
-    allowed = f"__Host-agegate={seal('allowed', gate.policy.name, issued_at=now, expires_at=now + 3600)}"
-    under = f"__Host-agegate={seal('under_age', gate.policy.name, issued_at=now, expires_at=now + 3600)}"
+    name = cookie_name(gate.keys)
+    allowed = f"{name}={seal('allowed', gate.policy.name, issued_at=now, expires_at=now + 3600)}"
+    under = f"{name}={seal('under_age', gate.policy.name, issued_at=now, expires_at=now + 3600)}"
 
     def subject(scope: Any) -> str | None:
         return "acct-1"

@@ -15,6 +15,7 @@ from contextlib import closing
 from html import escape
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -122,20 +123,21 @@ class Sessions:
 
     def __init__(self, *, secure: bool) -> None:
         self._accounts: dict[str, str] = {}
-        self._attrs = "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+        self._attrs = "; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
 
-    def start(self, account_id: str) -> str:
-        """A new session for ``account_id``; returns the ``Set-Cookie`` header value."""
+    def start(self, account_id: str, root: str = "") -> str:
+        """A new session for ``account_id``; returns the ``Set-Cookie`` header value (for the
+        shop's own paths only: ``root`` is the path it is mounted under)."""
         token = secrets.token_urlsafe(24)
         self._accounts[token] = account_id
-        return f"{SESSION_COOKIE}={token}{self._attrs}"
+        return f"{SESSION_COOKIE}={token}; Path={root or '/'}{self._attrs}"
 
-    def end(self, headers: Mapping[str, str]) -> str:
+    def end(self, headers: Mapping[str, str], root: str = "") -> str:
         """Forget the session of a request; returns the ``Set-Cookie`` header that clears it."""
         token = read_cookie(headers.get("cookie", ""), SESSION_COOKIE)
         if token:
             self._accounts.pop(token, None)
-        return f"{SESSION_COOKIE}=; Max-Age=0{self._attrs}"
+        return f"{SESSION_COOKIE}=; Max-Age=0; Path={root or '/'}{self._attrs}"
 
     def end_all(self, account_id: str) -> int:
         """Log an account out everywhere (a purged account); returns how many sessions ended."""
@@ -172,29 +174,39 @@ background:#2458b3;color:#fff;cursor:pointer}
 """.strip()
 
 
-def page(title: str, body: str, *, account: Mapping[str, Any] | None = None) -> str:
-    """A shop page around ``body`` (HTML)."""
+def root_of(request: Request) -> str:
+    """The path the shop is mounted under (``""`` at the site's root), ready for a link: every
+    link and redirect starts with it, so the shop works under a sub-path (``--root-path``)."""
+    return quote(request.scope.get("root_path", ""))
+
+
+def page(title: str, body: str, *, account: Mapping[str, Any] | None = None, root: str = "") -> str:
+    """A shop page around ``body`` (HTML); ``root`` is :func:`root_of` the request."""
+    root = escape(root)
     who = (
         f"<span>Signed in as {escape(account['username'])}</span>"
-        '<form method="post" action="/logout"><button type="submit">Sign out</button></form>'
+        f'<form method="post" action="{root}/logout"><button type="submit">Sign out</button></form>'
         if account
-        else '<a href="/signup">Sign up</a>'
+        else f'<a href="{root}/signup">Sign up</a>'
     )
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)} · Trail Shop'
         f'</title><meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style>'
-        f'</head><body><header><strong>Trail Shop</strong><a href="/">Home</a><a href="/profile">Profile</a>'
-        f'<a href="/checkout">Checkout</a>{who}</header><main>{body}</main></body></html>'
+        f'</head><body><header><strong>Trail Shop</strong><a href="{root}/">Home</a>'
+        f'<a href="{root}/profile">Profile</a><a href="{root}/checkout">Checkout</a>{who}</header>'
+        f"<main>{body}</main></body></html>"
     )
 
 
-def home_page(account: Mapping[str, Any] | None) -> str:
+def home_page(account: Mapping[str, Any] | None, root: str = "") -> str:
     items = "".join(f"<li>{escape(name)}: ${cents / 100:.2f}</li>" for name, cents in PRODUCTS.values())
     return page(
         "Home",
         f"<h1>Welcome to Trail Shop</h1><ul>{items}</ul>"
-        '<p><a href="/checkout">Go to checkout</a> or <a href="/signup">create an account</a>.</p>',
+        f'<p><a href="{escape(root)}/checkout">Go to checkout</a> or '
+        f'<a href="{escape(root)}/signup">create an account</a>.</p>',
         account=account,
+        root=root,
     )
 
 
@@ -206,7 +218,7 @@ def _text(name: str, label: str, values: Mapping[str, str], *, kind: str = "text
     )
 
 
-def signup_page(values: Mapping[str, str] | None = None, error: str | None = None) -> str:
+def signup_page(values: Mapping[str, str] | None = None, error: str | None = None, *, root: str = "") -> str:
     """The signup form: the birth date is asked here too, and screened before anything is stored."""
     values = values or {}
     err = f'<p class="error" id="signup-error" role="alert">{escape(error)}</p>' if error else ""
@@ -217,7 +229,7 @@ def signup_page(values: Mapping[str, str] | None = None, error: str | None = Non
     ]
     body = (
         f"<h1>Create an account</h1>{err}"
-        '<form method="post" action="/signup">'
+        f'<form method="post" action="{escape(root)}/signup">'
         f"{_text('username', 'Username', values, auto='username')}"
         f"{_text('email', 'Email', values, kind='email', auto='email')}"
         f"<fieldset{described}><legend>Date of birth</legend><div class='parts'>"
@@ -230,23 +242,25 @@ def signup_page(values: Mapping[str, str] | None = None, error: str | None = Non
         "</div></fieldset>"
         '<button type="submit">Create account</button></form>'
     )
-    return page("Sign up", body)
+    return page("Sign up", body, root=root)
 
 
-def profile_page(account: Mapping[str, Any], *, saved: bool = False) -> str:
+def profile_page(account: Mapping[str, Any], *, saved: bool = False, root: str = "") -> str:
     note = "<p role='status'>Profile saved.</p>" if saved else ""
     values = {"display_name": account.get("display_name") or "", "city": account.get("city") or ""}
     body = (
         f"<h1>Your profile</h1>{note}"
-        '<form method="post" action="/profile">'
+        f'<form method="post" action="{escape(root)}/profile">'
         f"{_text('display_name', 'Display name', values, auto='nickname')}"
         f"{_text('city', 'City', values, auto='address-level2')}"
         '<button type="submit">Save profile</button></form>'
     )
-    return page("Profile", body, account=account)
+    return page("Profile", body, account=account, root=root)
 
 
-def checkout_page(account: Mapping[str, Any] | None, orders: list[str], *, placed: bool = False) -> str:
+def checkout_page(
+    account: Mapping[str, Any] | None, orders: list[str], *, placed: bool = False, root: str = ""
+) -> str:
     note = "<p role='status'>Thank you for your order!</p>" if placed else ""
     options = "".join(
         f'<option value="{key}">{escape(name)} (${cents / 100:.2f})</option>'
@@ -254,14 +268,14 @@ def checkout_page(account: Mapping[str, Any] | None, orders: list[str], *, place
     )
     mine = "".join(f"<li>{escape(PRODUCTS.get(p, (p, 0))[0])}</li>" for p in orders)
     history = f"<h2>Your orders</h2><ul>{mine}</ul>" if mine else ""
-    login = "" if account else '<p>Please <a href="/signup">create an account</a> first.</p>'
+    login = "" if account else f'<p>Please <a href="{escape(root)}/signup">create an account</a> first.</p>'
     body = (
         f"<h1>Checkout</h1>{note}{login}"
-        '<form method="post" action="/checkout">'
+        f'<form method="post" action="{escape(root)}/checkout">'
         f'<label for="product">Product</label><select id="product" name="product">{options}</select>'
         f'<button type="submit">Place order</button></form>{history}'
     )
-    return page("Checkout", body, account=account)
+    return page("Checkout", body, account=account, root=root)
 
 
 # -- the shop itself ------------------------------------------------------------------------------
@@ -291,7 +305,7 @@ class Shop:
         )
         self.db = ShopDB(folder / "shop.sqlite3")
         self.sessions = Sessions(secure=secure_cookies)
-        self._refused = Pages().under_age()
+        self._pages = Pages()
         db, sessions = self.db, self.sessions
 
         # Purge handlers: everything the shop keeps about an account, each safe to run twice.
@@ -312,21 +326,22 @@ class Shop:
         return account_id, (await self.db.account(account_id) if account_id else None)
 
     async def home(self, request: Request) -> Response:
-        return HTMLResponse(home_page((await self._current(request))[1]))
+        return HTMLResponse(home_page((await self._current(request))[1], root_of(request)))
 
     async def signup_form(self, request: Request) -> Response:
-        return HTMLResponse(signup_page())
+        return HTMLResponse(signup_page(root=root_of(request)))
 
     async def signup(self, request: Request) -> Response:
         """POST /signup, a ``signup_paths`` entry: the birth date is screened here, inline."""
+        root = root_of(request)
         try:
             form = await read_form(request, max_bytes=4096)
         except InvalidSignupForm as exc:
-            return HTMLResponse(signup_page(error=exc.message), status_code=exc.status_code)
+            return HTMLResponse(signup_page(error=exc.message, root=root), status_code=exc.status_code)
         username, email = form.get("username", "").strip(), form.get("email", "").strip()
         if not username or "@" not in email or await self.db.username_taken(username):
             error = "Please choose another username and give a valid email address."
-            return HTMLResponse(signup_page(form, error=error), status_code=400)
+            return HTMLResponse(signup_page(form, error=error, root=root), status_code=400)
         account_id = "acct_" + secrets.token_hex(8)
         try:
             # Screens the birth date, stores only a keyed hash of an allowed result and tells the
@@ -334,48 +349,56 @@ class Shop:
             await signup_fields(
                 request, self.gate, form, subject=account_id, identifier_fields=("email", "username")
             )
+        except InvalidSignupForm as exc:  # a field that is not text
+            return HTMLResponse(signup_page(error=exc.message, root=root), status_code=exc.status_code)
         except InvalidBirthDate as exc:
-            return HTMLResponse(signup_page(form, error=exc.message), status_code=400)
+            return HTMLResponse(signup_page(form, error=exc.message, root=root), status_code=400)
         except UnderAgeError:
-            return HTMLResponse(self._refused, status_code=403)
+            return HTMLResponse(self._pages.under_age(root + "/"), status_code=403)
         except StoreUnavailable as exc:  # no account without a stored screen result
             error = "Signing up is not possible just now. Please try again in a moment."
             headers = {"Retry-After": str(exc.retry_after)}
-            return HTMLResponse(signup_page(form, error=error), status_code=503, headers=headers)
+            page = signup_page(form, error=error, root=root)
+            return HTMLResponse(page, status_code=503, headers=headers)
         await self.db.create_account(account_id, username, email)
-        response = RedirectResponse("/profile", status_code=303)
-        response.headers.append("set-cookie", self.sessions.start(account_id))
+        response = RedirectResponse(f"{root}/profile", status_code=303)
+        response.headers.append("set-cookie", self.sessions.start(account_id, root))
         return response
 
     async def profile(self, request: Request) -> Response:
         _, account = await self._current(request)
+        root = root_of(request)
         if account is None:
-            return RedirectResponse("/signup", status_code=303)
-        return HTMLResponse(profile_page(account, saved="saved" in request.query_params))
+            return RedirectResponse(f"{root}/signup", status_code=303)
+        return HTMLResponse(profile_page(account, saved="saved" in request.query_params, root=root))
 
     async def save_profile(self, request: Request) -> Response:
         account_id, account = await self._current(request)
+        root = root_of(request)
         if account_id is None or account is None:
-            return RedirectResponse("/signup", status_code=303)
+            return RedirectResponse(f"{root}/signup", status_code=303)
         form = await form_fields(request)
         await self.db.save_profile(account_id, form.get("display_name", ""), form.get("city", ""))
-        return RedirectResponse("/profile?saved=1", status_code=303)
+        return RedirectResponse(f"{root}/profile?saved=1", status_code=303)
 
     async def checkout(self, request: Request) -> Response:
         account_id, account = await self._current(request)
         orders = await self.db.orders(account_id) if account_id else []
-        return HTMLResponse(checkout_page(account, orders, placed="placed" in request.query_params))
+        placed = "placed" in request.query_params
+        return HTMLResponse(checkout_page(account, orders, placed=placed, root=root_of(request)))
 
     async def place_order(self, request: Request) -> Response:
         account_id = self.sessions.account_of(request.scope)
+        root = root_of(request)
         if account_id is None:
-            return RedirectResponse("/signup", status_code=303)
+            return RedirectResponse(f"{root}/signup", status_code=303)
         product = (await form_fields(request)).get("product", "")
         if product in PRODUCTS:
             await self.db.place_order(account_id, product)
-        return RedirectResponse("/checkout?placed=1", status_code=303)
+        return RedirectResponse(f"{root}/checkout?placed=1", status_code=303)
 
     async def logout(self, request: Request) -> Response:
-        response = RedirectResponse("/", status_code=303)
-        response.headers.append("set-cookie", self.sessions.end(request.headers))
+        root = root_of(request)
+        response = RedirectResponse(f"{root}/", status_code=303)
+        response.headers.append("set-cookie", self.sessions.end(request.headers, root))
         return response

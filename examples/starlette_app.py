@@ -3,7 +3,11 @@
 Run it (``agegate demo`` does this with ephemeral keys and a temporary folder)::
 
     export AGEGATE_SECRET_KEYS="$(agegate keygen)"
-    uvicorn examples.starlette_app:app --no-access-log
+    uvicorn examples.starlette_app:app --no-access-log --log-level warning
+
+No access log and warnings only, so that no visitor's address reaches a log (uvicorn logs each
+websocket it accepts, refused ones included, with the address at INFO). Behind a proxy that
+strips a path prefix, add ``--root-path /shop``: the shop's links and redirects follow it.
 
 ``app`` is built on first use from ``AGEGATE_SECRET_KEYS`` and ``SHOP_DATA_DIR`` (default
 ``./shop-data``), so ``agegate purge --app examples.starlette_app:app`` finds its gate and purge
@@ -78,4 +82,4 @@ def __getattr__(name: str) -> Any:
 if __name__ == "__main__":
     import uvicorn
 
-    uvicorn.run(create_app(), host="127.0.0.1", port=8000, access_log=False)
+    uvicorn.run(create_app(), host="127.0.0.1", port=8000, access_log=False, log_level="warning")

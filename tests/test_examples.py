@@ -83,7 +83,7 @@ async def test_a_signup_while_the_store_is_down_is_a_503_and_makes_no_account(
         down = await c.post("/signup", data=signup, headers=HTML)
     assert down.status_code == 503 and down.headers["retry-after"] == "5"
     assert "try again in a moment" in down.text
-    assert "__Host-agegate" not in down.cookies
+    assert not down.cookies  # neither the gate's cookie nor a session
     import sqlite3
     from contextlib import closing
 
@@ -144,6 +144,58 @@ async def test_purge_handlers_delete_the_shops_rows(shop: tuple[Any, Path]) -> N
         assert await gate.status_of(subject) == "under_age"
         # the logged-out browser can still read, and the purged account is gone
         assert (await c.get("/profile")).status_code == 303
+
+
+def links(page: str) -> list[str]:
+    return re.findall(r'(?:href|action)="([^"]*)"', page)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mounted", ["mount", "root_path"])
+async def test_the_shop_works_under_a_sub_path(shop: tuple[Any, Path], mounted: str) -> None:
+    """Mounted at /shop (a Starlette Mount, or a server's --root-path behind a proxy that
+    strips /shop), every link, form, redirect and cookie stays under /shop."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    app, _ = shop
+    if mounted == "mount":
+        host: Any = Starlette(routes=[Mount("/shop", app=app), Route("/", PlainTextResponse("other app"))])
+        transport = httpx.ASGITransport(app=host)
+    else:
+        transport = httpx.ASGITransport(app=app, root_path="/shop")  # uvicorn --root-path /shop
+    async with httpx.AsyncClient(transport=transport, base_url="https://shop.example") as c:
+        home = await c.get("/shop/")
+        assert home.status_code == 200 and "Trail Shop" in home.text
+        assert links(home.text) and all(link.startswith("/shop/") for link in links(home.text))
+        blocked = await c.post("/shop/checkout", data={"product": "kite"}, headers=HTML)
+        assert blocked.status_code == 428 and 'href="/shop/agegate?next=/shop/checkout"' in blocked.text
+        screen = await c.get("/shop/agegate?next=/shop/signup", headers=HTML)
+        assert all(link.startswith("/shop/") for link in links(screen.text))
+        screened = await c.post("/shop/agegate", data={**ADULT, "next": "/shop/signup"}, headers=HTML)
+        assert screened.status_code == 303 and screened.headers["location"] == "/shop/signup"
+        form = await c.get("/shop/signup")
+        assert all(link.startswith("/shop/") for link in links(form.text))
+        made = await c.post("/shop/signup", data={"username": "ann", "email": "ann@example.org", **ADULT})
+        assert made.status_code == 303 and made.headers["location"] == "/shop/profile"
+        assert "path=/shop;" in made.headers["set-cookie"].lower()
+        profile = await c.get("/shop/profile")
+        assert "Signed in as ann" in profile.text
+        assert all(link.startswith("/shop/") for link in links(profile.text))
+        saved = await c.post("/shop/profile", data={"display_name": "Ann", "city": "Oslo"})
+        assert saved.headers["location"] == "/shop/profile?saved=1"
+        ordered = await c.post("/shop/checkout", data={"product": "tent"})
+        assert ordered.headers["location"] == "/shop/checkout?placed=1"
+        assert "A two-person tent" in (await c.get("/shop/checkout")).text
+        out = await c.post("/shop/logout")
+        assert out.headers["location"] == "/shop/"
+    async with httpx.AsyncClient(transport=transport, base_url="https://shop.example") as child:
+        refused = await child.post(
+            "/shop/signup", data={"username": "kid", "email": "k@example.org", **CHILD}
+        )
+        assert refused.status_code == 403
+        assert all(link.startswith("/shop/") for link in links(refused.text))
 
 
 def test_demo_explains_a_missing_checkout(

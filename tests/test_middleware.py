@@ -14,6 +14,7 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from servers import uvicorn_thread, websocket_events
 from starlette.applications import Starlette
 from starlette.requests import Request, cookie_parser
 from starlette.responses import PlainTextResponse, Response
@@ -21,7 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from agegate import AgeGate, AgeGateMiddleware, AgePolicy, ConfigurationError, Keyring, UnderAgeError
-from agegate.asgi.cookie import read_cookie
+from agegate.asgi.cookie import cookie_name, read_cookie
 from agegate.asgi.forms import MAX_SCREEN_BODY
 from agegate.asgi.paths import safe_next
 from agegate.gate import NOTES_KEY, SCOPE_KEY, Decision, record_decision
@@ -31,7 +32,9 @@ from agegate.stores import MemoryStore
 HTML = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 ADULT = {"birth_year": "1990", "birth_month": "3", "birth_day": "4"}
 CHILD = {"birth_year": str(time.gmtime().tm_year - 8), "birth_month": "1", "birth_day": "1"}
-COOKIE = "__Host-agegate"
+#: The keys of the ``gate`` fixture, and so the name of its cookie.
+KEYS = Keyring.generate("t1")
+COOKIE = cookie_name(KEYS)
 
 
 class Shop:
@@ -82,7 +85,7 @@ def build(gate: AgeGate, shop: Shop, **options: Any) -> Starlette:
 
 @pytest.fixture
 async def gate() -> AsyncIterator[AgeGate]:
-    async with AgeGate(keys=Keyring.generate("t1"), store=MemoryStore()) as g:
+    async with AgeGate(keys=KEYS, store=MemoryStore()) as g:
         yield g
 
 
@@ -751,7 +754,8 @@ async def test_insecure_cookie_mode_for_local_development(gate: AgeGate, shop: S
     async with client_for(build(gate, shop, secure_cookies=False)) as c:
         response = await c.post("/agegate", json={"birth_date": "1990-01-01"})
         set_cookie = response.headers["set-cookie"]
-        assert set_cookie.startswith("agegate=") and "secure" not in attributes(set_cookie)
+        assert set_cookie.startswith(f"{cookie_name(KEYS, secure=False)}=")
+        assert "secure" not in attributes(set_cookie)
         assert (await c.post("/checkout")).status_code == 200
         # the secure name is not read in this mode, and vice versa
         c.cookies.clear()
@@ -1071,47 +1075,19 @@ async def test_websocket_of_an_under_age_account_is_closed(gate: AgeGate) -> Non
 def test_websocket_close_code_reaches_a_real_client() -> None:
     """Through uvicorn and a real websocket handshake, not only the ASGI messages."""
     import socket
-    import threading
 
-    import uvicorn
-    from wsproto import ConnectionType, WSConnection
-    from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request
+    from wsproto.events import AcceptConnection, CloseConnection, RejectConnection
 
-    gate = AgeGate(keys=Keyring.generate(), store=MemoryStore())  # cookies only: no store call
-    app = build(gate, Shop())
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, ws="wsproto", lifespan="off", log_level="error")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert server.started
-        port = server.servers[0].sockets[0].getsockname()[1]
-        for cookie, code, accepted in [("under_age", 1008, True), ("allowed", 1000, True)]:
-            client = WSConnection(ConnectionType.CLIENT)
-            events: list[Any] = []
+    gate = AgeGate(keys=KEYS, store=MemoryStore())  # cookies only: no store call
+    with uvicorn_thread(build(gate, Shop()), ws="wsproto", log_level="error") as port:
+        for cookie, code in [("under_age", 1008), ("allowed", 1000)]:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
                 header = (b"cookie", f"{COOKIE}={sealed(gate, cookie)}".encode())
-                sock.sendall(
-                    client.send(Request(host="127.0.0.1", target="/ws/chat", extra_headers=[header]))
-                )
-                while not any(isinstance(e, CloseConnection | RejectConnection) for e in events):
-                    data = sock.recv(4096)
-                    client.receive_data(data or None)
-                    events.extend(client.events())
-                    if not data:
-                        break
-                ends = [e for e in events if isinstance(e, CloseConnection)]
-                if ends:
-                    sock.sendall(client.send(ends[0].response()))
-            assert any(isinstance(e, AcceptConnection) for e in events) is accepted
+                events = websocket_events(sock, "127.0.0.1", "/ws/chat", [header])
+            ends = [e for e in events if isinstance(e, CloseConnection)]
+            assert any(isinstance(e, AcceptConnection) for e in events)
             assert not any(isinstance(e, RejectConnection) for e in events)
             assert ends and ends[0].code == code
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.mark.anyio

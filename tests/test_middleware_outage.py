@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from servers import uvicorn_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -156,27 +156,6 @@ async def test_a_websocket_that_needs_the_store_is_closed_try_again_later(
 # -- over HTTP: uvicorn, PostgreSQL, a proxy cut and restored -----------------------------------
 
 
-@contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn (lifespan on) on a free 127.0.0.1 port in a thread."""
-    import uvicorn
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-
-
 def within_guard(client: httpx.Client, *args: Any, **kwargs: Any) -> httpx.Response:
     return client.request(*args, **kwargs, timeout=GUARD)
 
@@ -200,7 +179,8 @@ def test_over_http_during_a_cut_503_then_service_returns(url: str, proxy: TCPPro
             yield
 
     calls = Calls()
-    with serving(gated(gate, calls, lifespan=lifespan)) as base, httpx.Client(base_url=base) as c:
+    served = uvicorn_thread(gated(gate, calls, lifespan=lifespan), lifespan="on", log_level="error")
+    with served as port, httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
         screened = within_guard(c, "POST", "/agegate", data=ADULT)
         assert screened.json() == {"outcome": "allowed"}
         assert within_guard(c, "POST", "/checkout", headers={"x-account": "alice"}).status_code == 200

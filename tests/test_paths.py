@@ -28,9 +28,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from agegate import AgeGate, AgeGateMiddleware, Keyring
+from agegate.asgi.cookie import cookie_name
 from agegate.stores import MemoryStore
 
-COOKIE = "agegate"  # secure_cookies=False below: plain http through uvicorn
+KEYS = Keyring.generate("paths")
+COOKIE = cookie_name(KEYS, secure=False)  # secure_cookies=False below: plain http through uvicorn
 
 
 def _normpath(path: str) -> str:
@@ -149,7 +151,7 @@ async def call(middleware: Any, method: str, raw: str, cookie: str | None) -> tu
 
 @pytest.fixture(scope="module")
 def gate() -> AgeGate:
-    return AgeGate(keys=Keyring.generate("paths"), store=MemoryStore())
+    return AgeGate(keys=KEYS, store=MemoryStore())
 
 
 def seal(gate: AgeGate, outcome: str) -> str:
@@ -272,7 +274,7 @@ def serving(app: Any) -> Iterator[int]:
 def served(request: pytest.FixtureRequest) -> Iterator[tuple[int, Handlers, AgeGate]]:
     handlers = Handlers()
     inner = starlette_app(handlers) if request.param == "starlette" else fastapi_app(handlers)
-    gate = AgeGate(keys=Keyring.generate("uvicorn"), store=MemoryStore())
+    gate = AgeGate(keys=KEYS, store=MemoryStore())
     # "/checkout/*" protected, the signup path outside it, a health check exempt.
     app = AgeGateMiddleware(
         inner,
@@ -330,7 +332,7 @@ def test_paths_that_resolve_to_the_screen_or_an_exempt_path_stay_gated_where_the
     """With ``protect=None`` (everything), a ``{path:path}`` route reached through dot segments
     is protected even though the resolved path is the screen's or exempt."""
     handlers = Handlers()
-    gate = AgeGate(keys=Keyring.generate("uvicorn"), store=MemoryStore())
+    gate = AgeGate(keys=KEYS, store=MemoryStore())
     app = AgeGateMiddleware(starlette_app(handlers), gate=gate, exempt=["/api/health"], secure_cookies=False)
     with serving(app) as port:
         assert raw_request(port, "PUT", target, seal(gate, "under_age")) == 403

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from agegate import Keyring, StoreUnavailable
+from agegate.asgi.cookie import cookie_name
 
 pytestmark = pytest.mark.anyio
 
@@ -68,7 +69,7 @@ async def test_readme_signup_example_runs(
         assert adult.status_code == 201, adult.text
         account = adult.json()["account"]
         assert adult.json() == {"account": account, "email": "ada@example.com"}
-        assert gate.sealer.open(adult.cookies["__Host-agegate"]).outcome == "allowed"
+        assert gate.sealer.open(adult.cookies[cookie_name(gate.keys)]).outcome == "allowed"
         assert await gate.status_of(account) == "allowed"
 
         bad = await browser.post("/signup", data={"birth_date": "02/30/1990"})
@@ -89,14 +90,14 @@ async def test_readme_signup_example_runs(
                 )
             assert down.status_code == 503 and down.json() == {"error": "store_unavailable"}
             assert down.headers["retry-after"] == "5"
-            assert "__Host-agegate" not in down.cookies  # nothing decided, nothing remembered
+            assert cookie_name(gate.keys) not in down.cookies  # nothing decided, nothing remembered
 
         async with client(app) as child_browser:
             child = await child_browser.post(
                 "/signup", json={"birth_year": "2020", "email": "kid@example.com"}
             )
             assert child.status_code == 403 and child.json() == {"error": "age_restricted"}
-            assert gate.sealer.open(child.cookies["__Host-agegate"]).outcome == "under_age"
+            assert gate.sealer.open(child.cookies[cookie_name(gate.keys)]).outcome == "under_age"
             again = await child_browser.post("/signup", data={"birth_date": "1990-01-01"})
             assert again.status_code == 403  # the sticky cookie: no second try
 

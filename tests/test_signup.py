@@ -25,12 +25,14 @@ from agegate import (
     UnderAgeError,
     signup_form,
 )
+from agegate.asgi.cookie import cookie_name
 from agegate.signup import MAX_BODY_BYTES, signup_fields
 from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
 
-COOKIE = "__Host-agegate"
+KEYS = Keyring.generate("k1")
+COOKIE = cookie_name(KEYS)
 ADULT = {"birth_date": "1990-04-23", "email": "grown.up@example.com", "name": "Ada"}
 CHILD = {"birth_year": str(datetime.now(UTC).year - 9), "email": "kid@example.com", "name": "Kit"}
 
@@ -91,7 +93,7 @@ def fastapi_app(gate: AgeGate) -> FastAPI:
 
 @pytest.fixture
 async def gate() -> AsyncIterator[AgeGate]:
-    async with AgeGate(keys=Keyring.generate("k1"), store=MemoryStore()) as gate:
+    async with AgeGate(keys=KEYS, store=MemoryStore()) as gate:
         yield gate
 
 

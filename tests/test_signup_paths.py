@@ -14,10 +14,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agegate import AgeGate, AgeGateMiddleware, InvalidBirthDate, Keyring, UnderAgeError, signup_form
+from agegate.asgi.cookie import cookie_name
 from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
-COOKIE = "__Host-agegate"
 CHILD = {"birth_year": str(time.gmtime().tm_year - 8), "email": "kid@example.com"}
 ADULT = {"birth_date": "1990-01-01", "email": "ada@example.com"}
 
@@ -60,7 +60,7 @@ async def test_a_child_refused_at_signup_stays_refused_whatever_protect_says(
     async with browser(app) as child:
         refused = await child.post("/signup", data=CHILD)
         assert refused.status_code == 403
-        assert gate.sealer.open(refused.cookies[COOKIE]).outcome == "under_age"
+        assert gate.sealer.open(refused.cookies[cookie_name(gate.keys)]).outcome == "under_age"
         again = await child.post("/signup", data=ADULT)
         assert again.status_code == 403 and again.json() == {"error": "age_restricted"}
     assert created == []
@@ -74,7 +74,7 @@ async def test_an_adult_who_signs_up_gets_the_allowed_cookie(
     async with browser(app) as adult:
         welcome = await adult.post("/signup", data=ADULT)
         assert welcome.status_code == 201
-        assert gate.sealer.open(welcome.cookies[COOKIE]).outcome == "allowed"
+        assert gate.sealer.open(welcome.cookies[cookie_name(gate.keys)]).outcome == "allowed"
     assert created == ["ada@example.com"]
 
 

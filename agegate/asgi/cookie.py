@@ -1,23 +1,51 @@
-"""The gate's cookie: reading it from a ``Cookie`` header, opening and remembering its sealed
-token, and writing a new one."""
+"""The gate's cookie: its name, reading it from a ``Cookie`` header, opening and remembering its
+sealed token, and writing a new one.
+
+Each gate's cookie has a name of its own, so that two gated apps on one host (``/shop`` and
+``/forum``, each with its own keys) never overwrite each other's cookie: ``__Host-`` forces
+``Path=/``, so one shared name would let an adult's answer at one app erase a refusal at the
+other. The name carries a short tag derived from the gate's active key (see :func:`cookie_name`)
+unless the app names it (``AgeGateMiddleware(..., cookie_name=...)``).
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from http import cookies as http_cookies
 from typing import Any, Final
 
-from ..errors import InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ..errors import ConfigurationError, InvalidToken
 from ..gate import AgeGate, Decision
+from ..keys import Keyring
 from ..tokens import Outcome
 
-__all__ = ["COOKIE_NAME", "UNDER_AGE", "GateCookie", "read_cookie"]
+__all__ = ["COOKIE_NAME", "UNDER_AGE", "GateCookie", "cookie_name", "read_cookie", "read_cookies"]
 
+#: The stem of every gate cookie's default name.
 COOKIE_NAME = "agegate"
 #: What :meth:`GateCookie.result` answers for a cookie that says under age (under any policy).
 UNDER_AGE: Final = object()
 #: How many opened cookie tokens are remembered (they are a few hundred bytes each).
 _OPENED_TOKENS = 4096
+#: A cookie name an app may choose: RFC 6265 token characters, without the prefixes this
+#: module adds itself.
+_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,64}")
+_SECURE_PREFIX = "__Host-"
+
+
+def cookie_name(keys: Keyring, *, secure: bool = True, kid: str | None = None) -> str:
+    """The default name of the cookie of a gate with keyring ``keys``: ``__Host-agegate-<tag>``
+    (``agegate-<tag>`` when ``secure`` is false), where the tag is 12 hex digits derived with
+    HKDF from the cookie key of ``kid`` (default: the active key). The tag tells nothing about
+    the key; two gates share a name only when they share that key."""
+    tag = HKDF(algorithm=hashes.SHA256(), length=6, salt=None, info=b"agegate/v1/cookie-name").derive(
+        keys.purpose_key("cookie", kid)
+    )
+    return (_SECURE_PREFIX if secure else "") + f"{COOKIE_NAME}-{tag.hex()}"
 
 
 def read_cookie(header: str, name: str) -> str | None:
@@ -35,18 +63,46 @@ def read_cookie(header: str, name: str) -> str | None:
     return http_cookies._unquote(found.strip())
 
 
+def read_cookies(header: str, names: frozenset[str]) -> list[str]:
+    """The values of the cookies named in ``names`` in a ``Cookie`` header, each read as
+    :func:`read_cookie` reads it."""
+    found: dict[str, str] = {}
+    for chunk in header.split(";"):
+        key, sep, value = chunk.partition("=")
+        if sep and (key := key.strip()) in names:
+            found[key] = value
+    return [http_cookies._unquote(value.strip()) for value in found.values()]
+
+
 class GateCookie:
     """Reads and writes one gate's sealed cookie.
 
     ``secure=False`` drops ``Secure`` and the ``__Host-`` prefix, for plain-http development.
+    ``name`` replaces the default name (:func:`cookie_name`); ``__Host-`` is put in front of it.
+    A new cookie is written under that one name; the cookie is read under it and under the
+    default names of every key in the keyring, so a key rotation (or a switch to a chosen name)
+    drops no cookie the keys can still open. Only tokens the gate's own keys open count, and an
+    under-age one wins over any other.
     """
 
-    def __init__(self, gate: AgeGate, *, secure: bool) -> None:
+    def __init__(self, gate: AgeGate, *, secure: bool, name: str | None = None) -> None:
+        prefix = _SECURE_PREFIX if secure else ""
+        if name is not None:
+            if not isinstance(name, str) or not _NAME.fullmatch(name) or name.lower().startswith("__"):
+                raise ConfigurationError(
+                    "cookie_name must be 1-64 cookie-name characters such as letters, digits, '-' "
+                    "and '_', without a '__Host-' prefix (it is added)"
+                )
+            name = prefix + name
         self._sealer = gate.sealer
         self._policy = gate.policy.name
         self._allowed = Decision.of("allowed", self._policy)
         self._opened: dict[str, tuple[int, Any]] = {}
-        self.name = ("__Host-" if secure else "") + COOKIE_NAME
+        self.name = name or cookie_name(gate.keys, secure=secure)
+        derived = (cookie_name(gate.keys, secure=secure, kid=kid) for kid in gate.keys.kids)
+        self._names = frozenset((self.name, *derived))
+        # The common case, one key and its own name: one cheap scan, as for any single cookie.
+        self._only_name = self.name if len(self._names) == 1 else None
         attrs = "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
         self._ttl: dict[Outcome, int] = {
             "allowed": int(gate.allowed_ttl.total_seconds()),
@@ -59,10 +115,19 @@ class GateCookie:
         the ``Cookie`` header ``header``."""
         if not header:
             return None
-        token = read_cookie(header, self.name)
-        if token is None:
-            return None
+        if self._only_name is not None:
+            token = read_cookie(header, self._only_name)
+            return None if token is None else self._open(token, int(time.time()))
         now = int(time.time())
+        found: Any = None
+        for token in read_cookies(header, self._names):
+            result = self._open(token, now)
+            if result is UNDER_AGE:
+                return UNDER_AGE  # a refusal under any of the gate's names wins
+            found = found or result
+        return found
+
+    def _open(self, token: str, now: int) -> Any:
         # A browser sends the same token for months: remember what a token that opened says,
         # until it expires, instead of decrypting it on every request. Only tokens that opened
         # get here, so a forged one can never be served from memory.

@@ -4,6 +4,7 @@ date and sets the sealed cookie."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from html import escape
 from urllib.parse import parse_qsl, quote
 
 from starlette.types import Receive, Scope, Send
@@ -14,7 +15,7 @@ from ..tokens import Outcome
 from .answers import Header, Headers, respond
 from .cookie import UNDER_AGE, GateCookie
 from .forms import FormRefused, is_json, media_type, read_screen_body
-from .origin import cross_origin
+from .origin import OriginRule
 from .pages import DATE_FIELDS, Pages, ScreenForm, invalid_fields, json_body
 from .paths import safe_next
 
@@ -24,6 +25,7 @@ _PATH_SAFE = "/-._~!$&'()*+,;=:@"
 _SCREEN_HEADERS = frozenset(
     {b"accept", b"content-type", b"content-length", b"sec-fetch-site", b"origin", b"host"}
 )
+#: What each refusal page says; every one ends with a link back to the screen.
 _ERROR_HTML = {
     "cross_site_request": "<h1>Please start again</h1><p>This form was sent from another site.</p>",
     "request_too_large": "<h1>Please start again</h1><p>That was more than this form takes.</p>",
@@ -47,12 +49,22 @@ def screen_headers(scope: Scope) -> dict[bytes, bytes]:
 class Screen:
     """The ASGI endpoint at the gate's prefix (``scope["path"]`` is not looked at)."""
 
-    def __init__(self, gate: AgeGate, *, prefix: str, pages: Pages, cookie: GateCookie, headers: Headers):
+    def __init__(
+        self,
+        gate: AgeGate,
+        *,
+        prefix: str,
+        pages: Pages,
+        cookie: GateCookie,
+        headers: Headers,
+        origins: OriginRule | None = None,
+    ):
         self.gate = gate
         self.prefix = prefix
         self.pages = pages
         self.cookie = cookie
         self.headers = headers
+        self.origins = origins or OriginRule()
         self._under_age_html = pages.under_age().encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -79,12 +91,15 @@ class Screen:
             await respond(send, 200, headers, b"" if method == "HEAD" else body, len(body))
             return
         if method != "POST":
-            await self.error(send, html, 405, "method_not_allowed", [(b"allow", b"GET, HEAD, POST")])
+            await self.error(
+                send, html, 405, "method_not_allowed", [(b"allow", b"GET, HEAD, POST")], root=root
+            )
             return
-        if cross_origin(scope, seen):
+        if self.origins.cross_origin(scope, seen):
             # Another site (a sibling subdomain included) must not be able to mark a visitor as
-            # under age.
-            await self.error(send, html, 403, "cross_site_request")
+            # under age. A visitor of this site whose browser or proxy made it look foreign is
+            # led back to the screen, where the form posts again from this page.
+            await self.error(send, html, 403, "cross_site_request", root=root)
             return
         media = media_type(seen.get(b"content-type"))
         if self.cookie.result(cookie.decode("latin-1") if cookie else None) is UNDER_AGE:
@@ -96,7 +111,7 @@ class Screen:
                 media, seen.get(b"content-length"), receive, home
             )
         except FormRefused as refused:
-            await self.error(send, html, refused.status, refused.error)
+            await self.error(send, html, refused.status, refused.error, root=root)
             return
         if fields is None:
             return  # the client went away
@@ -135,11 +150,13 @@ class Screen:
             await respond(send, 200, [*self.headers.html, *extra], page)
 
     async def error(
-        self, send: Send, html: bool, status: int, error: str, extra: Sequence[Header] = ()
+        self, send: Send, html: bool, status: int, error: str, extra: Sequence[Header] = (), *, root: str = ""
     ) -> None:
-        """Answer a request the screen cannot use (``error`` is the JSON error code)."""
+        """Answer a request the screen cannot use (``error`` is the JSON error code); the HTML
+        page links back to the screen (under ``root``, the app's root path)."""
         if html:
-            body = self.pages.page("Something went wrong", _ERROR_HTML[error]).encode()
+            back = f'<p><a class="button" href="{escape(root + self.prefix)}">Start again</a></p>'
+            body = self.pages.page("Something went wrong", _ERROR_HTML[error] + back).encode()
             await respond(send, status, [*self.headers.html, *extra], body)
         else:
             await respond(send, status, [*self.headers.json, *extra], json_body({"error": error}))

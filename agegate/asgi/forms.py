@@ -4,6 +4,7 @@ ASGI messages."""
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qsl
 
 from starlette.types import Receive
@@ -11,10 +12,14 @@ from starlette.types import Receive
 from ..birthdate import BIRTH_FIELDS
 from .paths import safe_next
 
-__all__ = ["MAX_SCREEN_BODY", "FormRefused", "is_json", "media_type", "read_screen_body"]
+__all__ = ["MAX_SCREEN_BODY", "FormRefused", "is_json", "is_text", "media_type", "read_screen_body"]
 
 #: Largest request body the screen accepts, in bytes (a birth date needs a few dozen).
 MAX_SCREEN_BODY = 8 * 1024
+#: What no form field holds: lone surrogates (JSON's "\ud800" escapes decode to them, yet they
+#: are not Unicode, so no encoder or database takes them) and control characters other than tab
+#: and line breaks (NUL truncates C strings and some columns).
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 class FormRefused(Exception):
@@ -23,6 +28,12 @@ class FormRefused(Exception):
     def __init__(self, status: int, error: str) -> None:
         self.status = status
         self.error = error
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` is text a form field may hold: valid Unicode (no lone surrogates) with
+    no control characters other than tab, line feed and carriage return."""
+    return _NOT_TEXT.search(value) is None
 
 
 def media_type(raw: bytes | None) -> str:
@@ -49,9 +60,11 @@ async def read_screen_body(
     if not json_body and media not in ("", "application/x-www-form-urlencoded"):
         raise FormRefused(415, "unsupported_media_type")
     if declared is not None:
-        if not declared.isdigit():
+        if not declared.isdigit():  # bytes.isdigit: ASCII digits only
             raise FormRefused(400, "invalid_request")
-        if int(declared) > MAX_SCREEN_BODY:
+        # int() refuses thousands of digits (ValueError): a length that long is huge anyway.
+        digits = declared.lstrip(b"0")
+        if len(digits) > 9 or int(digits or b"0") > MAX_SCREEN_BODY:
             raise FormRefused(413, "request_too_large")
     chunks: list[bytes] = []
     size = 0
@@ -81,6 +94,8 @@ async def read_screen_body(
     fields: dict[str, str] = {}
     next_path = home
     for key, value in items:
+        if not is_text(key) or (isinstance(value, str) and not is_text(value)):
+            raise FormRefused(400, "invalid_request")
         if isinstance(value, bool) or not isinstance(value, str | int):
             if key in BIRTH_FIELDS or key == "next":
                 raise FormRefused(400, "invalid_request")

@@ -22,7 +22,7 @@ from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
 from .answers import Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
 from .endpoints import Screen, screen_headers
-from .origin import cross_origin
+from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import PathRules, readings, safe_next
 
@@ -44,7 +44,11 @@ class AgeGateMiddleware:
     answer (:class:`~agegate.StoreUnavailable`), a request that needs that attestation gets
     ``503 {"error": "store_unavailable"}`` with ``Retry-After``, and the app is not called.
     ``secure_cookies=False`` drops ``Secure`` and the ``__Host-`` prefix, for plain-http
-    development only. ``pages`` renders the HTML (see :class:`~agegate.Pages`).
+    development only. ``pages`` renders the HTML (see :class:`~agegate.Pages`). ``cookie_name``
+    names the gate's cookie (default: a name of its own derived from the gate's key,
+    :func:`agegate.asgi.cookie.cookie_name`). ``origins`` (the app's public origins,
+    ``["https://shop.example"]``) and ``trust_forwarded_host`` (the proxy's ``X-Forwarded-Host``)
+    are for the cross-site rule behind a proxy (:class:`agegate.asgi.origin.OriginRule`).
     """
 
     def __init__(
@@ -59,6 +63,9 @@ class AgeGateMiddleware:
         subject: SubjectFunc | None = None,
         secure_cookies: bool = True,
         pages: Pages | None = None,
+        cookie_name: str | None = None,
+        origins: Sequence[str] = (),
+        trust_forwarded_host: bool = False,
     ) -> None:
         if not isinstance(gate, AgeGate):
             raise ConfigurationError("gate must be an AgeGate")
@@ -77,11 +84,18 @@ class AgeGateMiddleware:
         self._paths = PathRules(prefix=prefix, protect=protect, exempt=exempt, signup_paths=signup_paths)
         self._subject = subject
         self._allowed = Decision.of("allowed", gate.policy.name)
-        self._cookie = GateCookie(gate, secure=secure_cookies)
+        self._cookie = GateCookie(gate, secure=secure_cookies, name=cookie_name)
         self.cookie_name = self._cookie.name
+        #: The cross-site rule, for everywhere the gate writes its cookie.
+        self.origins = OriginRule(origins, trust_forwarded_host=trust_forwarded_host)
         self._headers = Headers(self.pages)
         self._screen = Screen(
-            gate, prefix=prefix, pages=self.pages, cookie=self._cookie, headers=self._headers
+            gate,
+            prefix=prefix,
+            pages=self.pages,
+            cookie=self._cookie,
+            headers=self._headers,
+            origins=self.origins,
         )
         # Prebuilt early answers: the blocked path only sends bytes.
         self._restricted_json = json_body({"error": "age_restricted"})
@@ -122,11 +136,12 @@ class AgeGateMiddleware:
         signup = kind == "http" and self._paths.is_signup(paths)
         if signup:
             seen = screen_headers(scope)
-            if cross_origin(scope, seen):
+            if self.origins.cross_origin(scope, seen):
                 # The gate writes its cookie on signup paths: another site must not be able to
                 # mark a visitor as under age there, any more than on the screen.
                 html = b"text/html" in seen.get(b"accept", b"")
-                await self._screen.error(send, html, 403, "cross_site_request")
+                root = scope.get("root_path") or ""
+                await self._screen.error(send, html, 403, "cross_site_request", root=root)
                 return
 
         cookie, accept = _cookie_and_accept(scope)
