@@ -9,6 +9,7 @@ from .errors import (
     KeyringError,
     KeyringMismatch,
     StoreError,
+    StoreUnavailable,
     UnderAgeError,
 )
 from .gate import AgeGate, Attestation, Decision
@@ -36,6 +37,7 @@ __all__ = [
     "PurgeError",
     "PurgeReport",
     "StoreError",
+    "StoreUnavailable",
     "UnderAgeError",
     "open_store",
     "signup_fields",

@@ -87,6 +87,27 @@ class StoreError(AgeGateError):
     """The store cannot be opened or used (bad URL, corrupt or foreign database, unavailable)."""
 
 
+#: Seconds a client is asked to wait (``Retry-After``) when the store cannot answer.
+RETRY_AFTER = 5
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot answer now: unreachable, too slow (past the gate's ``store_timeout``),
+    out of disk space or read-only. Nothing was half-written; try again later.
+
+    ``retry_after`` is a suggested wait in seconds, for a ``Retry-After`` header. Answer a
+    request that needed the store with ``503`` (the middleware does this itself).
+    """
+
+    def __init__(self, message: str = "The age gate's store is unavailable; try again shortly.") -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = RETRY_AFTER
+
+    def __reduce__(self) -> tuple[type[StoreUnavailable], tuple[str]]:
+        return (type(self), (self.message,))
+
+
 class UsageError(AgeGateError):
     """Bad command-line usage: the ``agegate`` command reports it on one line, exit status 2.
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .birthdate import DATE_ORDERS, DateOrder, read_birth_input
-from .errors import ConfigurationError, StoreError, UnderAgeError
+from .errors import ConfigurationError, StoreError, StoreUnavailable, UnderAgeError
 from .keycheck import KeyStatus, check_keys, key_status, move_to_active_key
 from .keys import Keyring
 from .policy import AgePolicy, aware
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from .purge import Purger, PurgeReport
 
 Status = Literal["allowed", "under_age", "unknown"]
+T = TypeVar("T")
+
+#: How many seconds a call waits for the store by default before :class:`StoreUnavailable`.
+STORE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +87,9 @@ class AgeGate:
     browser's screen result lasts (the under-age one cannot be overwritten meanwhile);
     ``identifier_block`` is how long a purged child's identifiers stay blocked (``0`` disables).
     ``status_cache_ttl`` is how many seconds :meth:`cached_status` may answer from process memory
-    (``0`` disables the cache).
+    (``0`` disables the cache). ``store_timeout`` is how many seconds a call that needs the
+    store waits for it before giving up with :class:`~agegate.StoreUnavailable` (the
+    middleware then answers ``503``); a store made from a URL is given the same bound.
     """
 
     def __init__(
@@ -97,6 +103,7 @@ class AgeGate:
         under_age_ttl: timedelta = timedelta(days=30),
         identifier_block: timedelta = timedelta(days=365),
         status_cache_ttl: float = 5.0,
+        store_timeout: float = STORE_TIMEOUT,
     ) -> None:
         if not isinstance(keys, Keyring):
             raise ConfigurationError("keys must be a Keyring (for example Keyring.from_env())")
@@ -113,6 +120,12 @@ class AgeGate:
             or not 0 <= status_cache_ttl <= 3600
         ):
             raise ConfigurationError("status_cache_ttl must be a number of seconds between 0 and 3600")
+        if (
+            isinstance(store_timeout, bool)
+            or not isinstance(store_timeout, int | float)
+            or not 0 < store_timeout <= 300
+        ):
+            raise ConfigurationError("store_timeout must be a number of seconds above 0, at most 300")
         self.keys = keys
         self.policy = policy if policy is not None else AgePolicy()
         self.date_order: DateOrder = date_order
@@ -120,6 +133,7 @@ class AgeGate:
         self.under_age_ttl = under_age_ttl
         self.identifier_block = identifier_block
         self.status_cache_ttl = float(status_cache_ttl)
+        self.store_timeout = float(store_timeout)
         # Raw account id -> (monotonic expiry, status), in process memory only: never persisted,
         # logged or shown. The generation stops a lookup that raced an invalidation from
         # caching the older answer.
@@ -130,9 +144,12 @@ class AgeGate:
         self.subject_hasher = Hasher(keys, "subject")
         self.attestation_hasher = Hasher(keys, "attestation")
         self.identifier_hasher = Hasher(keys, "identifier")
-        self._store: Store = open_store(store) if isinstance(store, str) else store
+        self._store: Store = (
+            open_store(store, timeout=self.store_timeout) if isinstance(store, str) else store
+        )
         self._opened = False
         self._open_lock = asyncio.Lock()
+        self._abandoned: set[asyncio.Task[Any]] = set()  # store calls that ran out of time
 
         from .purge import Purger
 
@@ -170,6 +187,44 @@ class AgeGate:
         finally:
             if not self._opened:
                 await self._store.close()
+
+    async def _ask(self, op: Callable[[Store], Awaitable[T]]) -> T:
+        """``op`` on the opened store, answered within ``store_timeout`` seconds or refused
+        with :class:`~agegate.StoreUnavailable`.
+
+        The call runs as a task of its own that is cancelled, not awaited, when time is up: a
+        store stuck on a dead connection may take longer to clean up, and the request must not
+        wait for that. Each store call is one transaction, so a cancelled one writes nothing or
+        all of its change.
+        """
+        task = asyncio.ensure_future(self._on_store(op))
+        try:
+            done, _ = await asyncio.wait((task,), timeout=self.store_timeout)
+        except asyncio.CancelledError:
+            self._abandon(task)
+            raise
+        if not done:
+            self._abandon(task)
+            raise StoreUnavailable(
+                f"the age gate's store did not answer within {self.store_timeout:g} seconds"
+            )
+        try:
+            return task.result()
+        except OSError as exc:  # a custom store's socket or file error: the store cannot answer
+            raise StoreUnavailable(f"the age gate's store failed: {type(exc).__name__}") from None
+
+    async def _on_store(self, op: Callable[[Store], Awaitable[T]]) -> T:
+        return await op(await self.store())
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        task.cancel()
+        self._abandoned.add(task)
+        task.add_done_callback(self._forget_abandoned)
+
+    def _forget_abandoned(self, task: asyncio.Task[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: nobody is waiting for it any more
 
     async def aclose(self) -> None:
         """Close the store's connections."""
@@ -222,11 +277,14 @@ class AgeGate:
         subject = _subject(subject)
         hashes = self.subject_hashes(subject)
         new = self._attestation(subject, hashes[0], outcome, now)
-        store = await self.store()
-        await store.put_attestation(new, replaces=hashes[1:])
-        self.forget_status(subject)
-        if outcome == "under_age":
-            await store.bump_revision()  # other processes drop their cached "allowed" at once
+
+        async def write(store: Store) -> None:
+            await store.put_attestation(new, replaces=hashes[1:])
+            self.forget_status(subject)
+            if outcome == "under_age":
+                await store.bump_revision()  # other processes drop their cached "allowed" at once
+
+        await self._ask(write)
         return Attestation(outcome, new.policy, new.checked_at, new.kid)
 
     def _attestation(
@@ -245,11 +303,14 @@ class AgeGate:
         policy (a stricter new policy asks again). A record whose MAC does not verify is unknown.
         """
         subject = _subject(subject)
-        store = await self.store()
         hashes = self.subject_hashes(subject)
-        record = await store.get_attestation(hashes)
-        await move_to_active_key(store, self.attestation_hasher, record, subject, hashes)
-        return self._status_in(record, subject)
+
+        async def read(store: Store) -> AttestationRecord | None:
+            record = await store.get_attestation(hashes)
+            await move_to_active_key(store, self.attestation_hasher, record, subject, hashes)
+            return record
+
+        return self._status_in(await self._ask(read), subject)
 
     def _status_in(self, record: AttestationRecord | None, subject: str) -> Status:
         """What a stored record says of ``subject`` (see :meth:`status_of`)."""
@@ -316,23 +377,26 @@ class AgeGate:
         account id stays blocked; a reported child's account is purged with :meth:`purge`.
         """
         subject = _subject(subject)
-        store = await self.store()
         hashes = self.subject_hashes(subject)
-        current = await store.get_attestation(hashes)
-        if self._status_in(current, subject) == "under_age":
-            await move_to_active_key(store, self.attestation_hasher, current, subject, hashes)
-            return 0
-        deleted = await store.delete_attestations(hashes)
-        self.forget_status(subject)
-        if deleted:
-            await store.bump_revision()
-        return deleted
+
+        async def delete(store: Store) -> int:
+            current = await store.get_attestation(hashes)
+            if self._status_in(current, subject) == "under_age":
+                await move_to_active_key(store, self.attestation_hasher, current, subject, hashes)
+                return 0
+            deleted = await store.delete_attestations(hashes)
+            self.forget_status(subject)
+            if deleted:
+                await store.bump_revision()
+            return deleted
+
+        return await self._ask(delete)
 
     async def delete_expired_blocks(self, *, now: datetime | None = None) -> int:
         """Delete identifier blocks that have ended (they no longer count anyway); returns how
         many. Run it from time to time, for example next to a daily backup."""
-        store = await self.store()
-        return await store.delete_expired_blocks(now=aware(now).astimezone(UTC))
+        at = aware(now).astimezone(UTC)
+        return await self._ask(lambda store: store.delete_expired_blocks(now=at))
 
     async def is_blocked(self, identifiers: Mapping[str, str] | None, *, now: datetime | None = None) -> bool:
         """Whether any of these identifiers belongs to an account purged as a child's, while
@@ -340,8 +404,8 @@ class AgeGate:
         hashes = self.identifier_hashes(identifiers)
         if not hashes:
             return False
-        store = await self.store()
-        return await store.is_blocked(hashes, now=aware(now).astimezone(UTC))
+        at = aware(now).astimezone(UTC)
+        return await self._ask(lambda store: store.is_blocked(hashes, now=at))
 
     async def signup(
         self,
@@ -359,7 +423,8 @@ class AgeGate:
         unless the signup is allowed. Persist nothing of the signup before this returns.
         Identifier kinds are those a purge blocks (``purger.identifier_kinds``: email, phone,
         username by default); another kind is a :class:`~agegate.ConfigurationError`, since
-        it could never match a block.
+        it could never match a block. Raises :class:`~agegate.StoreUnavailable` when the
+        store cannot answer within ``store_timeout`` seconds: create no account then.
         """
         subject = _subject(subject)
         for kind in identifiers or {}:
@@ -367,22 +432,28 @@ class AgeGate:
         decision = self.screen(fields, now=now)
         if not decision.allowed:
             raise UnderAgeError()
-        if await self.is_blocked(identifiers, now=now):
-            raise UnderAgeError(reason="blocked")
-        store = await self.store()
+        blocks = self.identifier_hashes(identifiers)
+        at = aware(now).astimezone(UTC)
         hashes = self.subject_hashes(subject)
         new = self._attestation(subject, hashes[0], "allowed", now)
-        for _ in range(5):
-            current = await store.get_attestation(hashes)
-            if self._status_in(current, subject) == "under_age":
-                await move_to_active_key(store, self.attestation_hasher, current, subject, hashes)
+
+        async def write(store: Store) -> Attestation:
+            if blocks and await store.is_blocked(blocks, now=at):
                 raise UnderAgeError(reason="blocked")
-            # Written only if the record is still the one just read: a purge freezing the
-            # account in between is never overwritten by this signup.
-            if await store.swap_attestation(new, replaces=hashes[1:], expected=current):
-                self.forget_status(subject)
-                return Attestation("allowed", new.policy, new.checked_at, new.kid)
-        raise StoreError("the account's record kept changing during the signup; try again")
+            for _ in range(5):
+                current = await store.get_attestation(hashes)
+                if self._status_in(current, subject) == "under_age":
+                    await move_to_active_key(store, self.attestation_hasher, current, subject, hashes)
+                    raise UnderAgeError(reason="blocked")
+                # Written only if the record is still the one just read: a purge freezing the
+                # account in between is never overwritten by this signup.
+                if await store.swap_attestation(new, replaces=hashes[1:], expected=current):
+                    self.forget_status(subject)
+                    return Attestation("allowed", new.policy, new.checked_at, new.kid)
+            raise StoreError("the account's record kept changing during the signup; try again")
+
+        # One bound for the whole signup: its reads and its one write.
+        return await self._ask(write)
 
     # -- purges ------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from agegate import AgeGate, InvalidBirthDate, Keyring, Pages, UnderAgeError
+from agegate import AgeGate, InvalidBirthDate, Keyring, Pages, StoreUnavailable, UnderAgeError
 from agegate.asgi.cookie import read_cookie
 from agegate.signup import InvalidSignupForm, read_form, signup_fields
 
@@ -355,6 +355,11 @@ class Shop:
             return HTMLResponse(signup_page(form, error=exc.message, root=root), status_code=400)
         except UnderAgeError:
             return HTMLResponse(self._pages.under_age(root + "/"), status_code=403)
+        except StoreUnavailable as exc:  # no account without a stored screen result
+            error = "Signing up is not possible just now. Please try again in a moment."
+            headers = {"Retry-After": str(exc.retry_after)}
+            page = signup_page(form, error=error, root=root)
+            return HTMLResponse(page, status_code=503, headers=headers)
         await self.db.create_account(account_id, username, email)
         response = RedirectResponse(f"{root}/profile", status_code=303)
         response.headers.append("set-cookie", self.sessions.start(account_id, root))

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agegate import AgeGate, Keyring
+from agegate import AgeGate, Keyring, StoreUnavailable
 from agegate.cli import main
 
 HTML = {"accept": "text/html"}
@@ -66,6 +66,29 @@ async def test_adult_screens_signs_up_edits_profile_and_checks_out(shop: tuple[A
     stored = b"".join(p.read_bytes() for p in data_dir.glob("agegate.sqlite3*"))
     for secret in (b"1988", subject.encode(), b"ann@example.org"):
         assert secret not in stored
+
+
+@pytest.mark.anyio
+async def test_a_signup_while_the_store_is_down_is_a_503_and_makes_no_account(
+    shop: tuple[Any, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, data_dir = shop
+
+    async def outage(*args: Any, **kwargs: Any) -> bool:
+        raise StoreUnavailable("the store is down (test)")
+
+    monkeypatch.setattr(app.state.gate._store, "swap_attestation", outage)
+    async with client(app) as c:
+        signup = {"username": "bo", "email": "bo@example.org", **ADULT}
+        down = await c.post("/signup", data=signup, headers=HTML)
+    assert down.status_code == 503 and down.headers["retry-after"] == "5"
+    assert "try again in a moment" in down.text
+    assert not down.cookies  # neither the gate's cookie nor a session
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(data_dir / "shop.sqlite3")) as db:
+        assert db.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
 
 
 @pytest.mark.anyio

@@ -12,7 +12,7 @@ import anyio
 import httpx
 import pytest
 
-from agegate import Keyring
+from agegate import Keyring, StoreUnavailable
 from agegate.asgi.cookie import cookie_name
 
 pytestmark = pytest.mark.anyio
@@ -78,6 +78,19 @@ async def test_readme_signup_example_runs(
             "/signup", content=b"--x--", headers={"content-type": "multipart/form-data"}
         )
         assert form.status_code == 415 and form.json() == {"error": "unsupported_media_type"}
+
+        async def outage(*args: Any, **kwargs: Any) -> bool:
+            raise StoreUnavailable("the store is down (test)")
+
+        with monkeypatch.context() as m:
+            m.setattr(gate._store, "swap_attestation", outage)
+            async with client(app) as later:
+                down = await later.post(
+                    "/signup", data={"birth_date": "1990-01-01", "email": "b@example.com"}
+                )
+            assert down.status_code == 503 and down.json() == {"error": "store_unavailable"}
+            assert down.headers["retry-after"] == "5"
+            assert cookie_name(gate.keys) not in down.cookies  # nothing decided, nothing remembered
 
         async with client(app) as child_browser:
             child = await child_browser.post(

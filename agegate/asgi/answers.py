@@ -39,8 +39,9 @@ async def respond(
     await send({"type": "http.response.body", "body": body})
 
 
-async def close_websocket(receive: Receive, send: Send, reason: str) -> None:
-    """Refuse a websocket with close code 1008, without calling the app.
+async def close_websocket(receive: Receive, send: Send, reason: str, code: int = 1008) -> None:
+    """Refuse a websocket with close code ``code`` (1008, policy violation, by default),
+    without calling the app.
 
     A close sent before the handshake is accepted reaches the client as an HTTP 403 (the ASGI
     spec), never as a close code; so accept first, then close at once."""
@@ -48,4 +49,4 @@ async def close_websocket(receive: Receive, send: Send, reason: str) -> None:
     if message["type"] != "websocket.connect":
         return  # the client went away
     await send({"type": "websocket.accept"})
-    await send({"type": "websocket.close", "code": 1008, "reason": reason})
+    await send({"type": "websocket.close", "code": code, "reason": reason})

@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreUnavailable
 from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
 from .answers import Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
@@ -40,13 +40,15 @@ class AgeGateMiddleware:
     ``protect``, ``exempt`` and ``signup_paths`` are path patterns (``"/checkout/*"``);
     ``protect=None`` protects every path; the screen's ``prefix`` is always exempt. ``subject``
     maps the ASGI scope to the logged-in account id (or ``None``), plain or async; an account's
-    stored attestation then counts as well as the browser's cookie. ``secure_cookies=False`` drops
-    ``Secure`` and the ``__Host-`` prefix, for plain-http development only. ``pages`` renders the
-    HTML (see :class:`~agegate.Pages`). ``cookie_name`` names the gate's cookie (default: a name
-    of its own derived from the gate's key, :func:`agegate.asgi.cookie.cookie_name`). ``origins``
-    (the app's public origins, ``["https://shop.example"]``) and ``trust_forwarded_host`` (the
-    proxy's ``X-Forwarded-Host``) are for the cross-site rule behind a proxy
-    (:class:`agegate.asgi.origin.OriginRule`).
+    stored attestation then counts as well as the browser's cookie; while the gate's store cannot
+    answer (:class:`~agegate.StoreUnavailable`), a request that needs that attestation gets
+    ``503 {"error": "store_unavailable"}`` with ``Retry-After``, and the app is not called.
+    ``secure_cookies=False`` drops ``Secure`` and the ``__Host-`` prefix, for plain-http
+    development only. ``pages`` renders the HTML (see :class:`~agegate.Pages`). ``cookie_name``
+    names the gate's cookie (default: a name of its own derived from the gate's key,
+    :func:`agegate.asgi.cookie.cookie_name`). ``origins`` (the app's public origins,
+    ``["https://shop.example"]``) and ``trust_forwarded_host`` (the proxy's ``X-Forwarded-Host``)
+    are for the cross-site rule behind a proxy (:class:`agegate.asgi.origin.OriginRule`).
     """
 
     def __init__(
@@ -99,6 +101,8 @@ class AgeGateMiddleware:
         self._restricted_json = json_body({"error": "age_restricted"})
         self._restricted_html = self.pages.under_age().encode()
         self._required_json = json_body({"error": "age_screen_required", "screen": prefix})
+        self._unavailable_json = json_body({"error": "store_unavailable"})
+        self._unavailable_html = self.pages.store_unavailable().encode()
 
     # -- the request path --------------------------------------------------------------------
 
@@ -152,7 +156,13 @@ class AgeGateMiddleware:
             if account is not None and type(account) is not str:
                 account = await _resolve(account)
             if account:
-                status = self.gate.peek_status(account) or await self.gate.cached_status(account)
+                try:
+                    status = self.gate.peek_status(account) or await self.gate.cached_status(account)
+                except StoreUnavailable as exc:
+                    # Whether the account was purged as a child's cannot be known: refuse, for
+                    # now, within the gate's store_timeout; the app is not called.
+                    await self._unavailable(scope, receive, send, accept, exc.retry_after)
+                    return
                 if status == "under_age":
                     await self._block(scope, receive, send, accept)
                     return
@@ -177,6 +187,18 @@ class AgeGateMiddleware:
             await respond(send, 403, self._headers.html, self.pages.under_age(root + "/").encode())
         else:
             await respond(send, 403, self._headers.html, self._restricted_html)
+
+    async def _unavailable(
+        self, scope: Scope, receive: Receive, send: Send, accept: bytes, retry_after: int
+    ) -> None:
+        if scope["type"] == "websocket":
+            await close_websocket(receive, send, "store_unavailable", code=1013)  # try again later
+            return
+        retry = (b"retry-after", str(retry_after).encode())
+        if b"text/html" in accept:
+            await respond(send, 503, [*self._headers.html, retry], self._unavailable_html)
+        else:
+            await respond(send, 503, [*self._headers.json, retry], self._unavailable_json)
 
     async def _require_screen(
         self, scope: Scope, receive: Receive, send: Send, path: str, accept: bytes

@@ -201,6 +201,14 @@ class Pages:
         )
         return self.page("One step first", body)
 
+    def store_unavailable(self) -> str:
+        """The page for a request that needs the gate's store while it cannot answer (503)."""
+        body = (
+            "<h1>Please try again in a moment</h1>"
+            "<p>This can't be done just now. Nothing was saved; please try again shortly.</p>"
+        )
+        return self.page("Please try again in a moment", body)
+
 
 def _value(values: Mapping[str, str], name: str) -> str:
     typed = values.get(name, "")

@@ -9,7 +9,7 @@ from .memory import MemoryStore
 __all__ = ["AttestationRecord", "JobState", "KeyUse", "MemoryStore", "PurgeJob", "Store", "open_store"]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, timeout: float | None = None) -> Store:
     """Make the (not yet opened) store for ``url``.
 
     - ``sqlite:///relative/path`` (relative to the working directory) or
@@ -23,6 +23,10 @@ def open_store(url: str) -> Store:
     connected, and its schema created or migrated forward, by ``await store.open()``, which
     :class:`~agegate.AgeGate` does on first use; a file that is not an agegate database is
     refused then, also with :class:`~agegate.StoreError`.
+
+    ``timeout`` bounds each call of a networked store (PostgreSQL): one that cannot answer in
+    time raises :class:`~agegate.StoreUnavailable`. :class:`~agegate.AgeGate` passes its
+    ``store_timeout``.
     """
     if not isinstance(url, str) or "://" not in url:
         raise StoreError("a store URL looks like memory://, sqlite:///path/to/file or postgresql://…")
@@ -36,5 +40,5 @@ def open_store(url: str) -> Store:
     if scheme in ("postgresql", "postgres"):
         from .postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url) if timeout is None else PostgresStore(url, timeout=timeout)
     raise StoreError(f"unknown store scheme {scheme!r}: use memory://, sqlite:///path or postgresql://…")

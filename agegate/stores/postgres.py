@@ -19,22 +19,35 @@ it is back.
 
 Query options taken by agegate and not passed to libpq: ``schema``, ``pool_min_size`` (default
 1), ``pool_max_size`` (default 10) and ``pool_timeout`` (seconds to wait for a free connection,
-default 30). Everything else (``sslmode``, ``connect_timeout``, ``options``…) goes to libpq. The
-password never appears in :attr:`PostgresStore.url`, in ``repr()`` or in an error message.
+default 30, and never longer than the call's ``timeout``). Everything else (``sslmode``,
+``connect_timeout``, ``options``…) goes to libpq. The password never appears in
+:attr:`PostgresStore.url`, in ``repr()`` or in an error message.
+
+Outages. Every call answers within ``timeout`` seconds (default 2; :class:`~agegate.AgeGate`
+passes its ``store_timeout``) or raises :class:`~agegate.StoreUnavailable`: the wait for a pooled
+connection is bounded, a connection that does not answer in time is cut (its socket shut down,
+so that nothing waits on it any longer), and the server is asked to give up statements that run
+longer (``statement_timeout``, unless the URL's ``options`` set one). After a failure that means
+the server cannot be reached, the next call first makes one fresh connection; once that works
+the pool is replaced by a new one, so service returns as soon as the server does, without the
+pool's reconnection back-off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import os
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import socket
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnavailable
 from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
 
 if TYPE_CHECKING:
@@ -54,7 +67,14 @@ CHANNEL = "agegate_revision"
 #: How often the ``LISTEN`` connection is checked when no notification arrives, in seconds.
 LISTEN_CHECK_INTERVAL = 15.0
 #: libpq's ``connect_timeout`` when the URL gives none, in seconds.
-CONNECT_TIMEOUT = 10
+CONNECT_TIMEOUT = 5
+#: Seconds one call may take by default before :class:`~agegate.StoreUnavailable`.
+TIMEOUT = 2.0
+#: Seconds opening (migrating) may take before :class:`~agegate.StoreUnavailable`.
+OPEN_TIMEOUT = 30.0
+#: The share of a call's time after which its connection is cut, leaving the rest for the
+#: call to unwind and report.
+_CUT_AT = 0.9
 #: First key of the advisory lock taken while migrating ("AgGt"); the second is the schema's hash.
 _LOCK_CLASS = 0x41674774
 _RETRIES = 5  # serialization failures and deadlocks are retried this many times
@@ -71,6 +91,14 @@ _TABLES = (
 )
 
 logger = logging.getLogger("agegate.stores.postgres")
+# When the call running in this task must be done (event loop time): the pool's connection check
+# runs in the caller's task and is bounded by it.
+_DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("agegate_postgres_deadline")
+# SQLSTATE classes meaning the server cannot serve now: connection exception, insufficient
+# resources (disk full, too many connections), operator intervention (shutdown, statement
+# timeout), system error (I/O).
+_OUTAGE_CLASSES = ("08", "53", "57", "58")
+_READ_ONLY_TRANSACTION = "25006"  # a standby, or a server set read-only
 
 # Each entry moves the schema from version N to N + 1; append, never edit, once released.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -221,7 +249,10 @@ class PostgresStore:
     ``url`` is the URL without its password.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout: float = TIMEOUT) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 300:
+            raise StoreError("the PostgreSQL store's timeout is a number of seconds above 0, at most 300")
+        self.timeout = float(timeout)
         self._psycopg = _psycopg()
         self._parsed = PostgresURL(url)
         try:
@@ -239,6 +270,9 @@ class PostgresStore:
         self._revision = 0
         self._listening = False
         self._listener_pid: int | None = None
+        self._down = False  # the server could not be reached: make sure it is back before use
+        self._revival: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()  # replaced pools, closing
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
@@ -256,7 +290,43 @@ class PostgresStore:
         diag = getattr(exc, "diag", None)
         primary = getattr(diag, "message_primary", None) if diag is not None else None
         text = primary or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return StoreError(f"PostgreSQL store {self.url}: {doing} failed: {self._parsed.scrub(text)}")
+        kind = StoreUnavailable if self._is_outage(exc) else StoreError
+        return kind(f"PostgreSQL store {self.url}: {doing} failed: {self._parsed.scrub(text)}")
+
+    def _is_outage(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the server cannot serve now, rather than a mistake in a call."""
+        state = getattr(exc, "sqlstate", None) or ""
+        if state == _READ_ONLY_TRANSACTION or state[:2] in _OUTAGE_CLASSES:
+            return True
+        # No SQLSTATE: raised by the client (a lost connection, a pool timeout).
+        return isinstance(exc, self._psycopg.OperationalError) and not state
+
+    def _unavailable(self, why: str) -> StoreUnavailable:
+        return StoreUnavailable(f"PostgreSQL store {self.url}: {why}")
+
+    @contextlib.contextmanager
+    def _watch(self, conn: Conn, deadline: float) -> Iterator[list[bool]]:
+        """Cut ``conn`` at ``deadline`` (event loop time) if the block is still running; the
+        yielded list holds ``True`` once it has been cut."""
+        cut: list[bool] = []
+
+        def fire() -> None:
+            cut.append(True)
+            _sever(conn)
+
+        handle = asyncio.get_running_loop().call_at(deadline, fire)
+        try:
+            yield cut
+        finally:
+            handle.cancel()
+
+    async def _check(self, conn: Conn) -> None:
+        """The pool's check before lending a connection: one empty round trip, so that a
+        connection broken by a server restart is replaced rather than failing the call; cut if
+        it does not answer before the call's deadline."""
+        loop = asyncio.get_running_loop()
+        with self._watch(conn, _DEADLINE.get(loop.time() + self.timeout * _CUT_AT)):
+            await conn.execute("")
 
     def _connect_kwargs(self, application_name: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"autocommit": True}
@@ -269,6 +339,31 @@ class PostgresStore:
     async def _configure(self, conn: Conn) -> None:
         if self._parsed.schema is not None:
             await conn.execute("SELECT set_config('search_path', %s, false)", (self._parsed.schema,))
+
+    async def _configure_pooled(self, conn: Conn) -> None:
+        await self._configure(conn)
+        # The server gives up a statement the client has stopped waiting for (a lock wait
+        # behind a stuck transaction), unless the URL's options chose a limit of their own.
+        await conn.execute(
+            "SELECT set_config('statement_timeout', %s, false) "
+            "WHERE current_setting('statement_timeout') = '0'",
+            (f"{max(1, round(self.timeout * 1000))}ms",),
+        )
+
+    def _make_pool(self) -> AsyncConnectionPool[Conn]:
+        from psycopg_pool import AsyncConnectionPool
+
+        return AsyncConnectionPool(
+            self._parsed.conninfo,
+            kwargs=self._connect_kwargs("agegate"),
+            min_size=self._parsed.pool_min_size,
+            max_size=self._parsed.pool_max_size,
+            open=False,
+            configure=self._configure_pooled,
+            check=self._check,
+            name="agegate",
+            timeout=self._parsed.pool_timeout,
+        )
 
     async def _connect(self, application_name: str) -> Conn:
         psycopg = self._psycopg
@@ -298,28 +393,18 @@ class PostgresStore:
 
     async def _open(self) -> None:
         psycopg = self._psycopg
-        from psycopg_pool import AsyncConnectionPool
-
         conn = await self._connect("agegate-listen")
         try:
-            try:
-                await self._migrate(conn)
-                await conn.execute(f"LISTEN {CHANNEL}")
-            except psycopg.Error as exc:
-                raise self._error(exc, "opening") from None
-            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-                self._parsed.conninfo,
-                kwargs=self._connect_kwargs("agegate"),
-                min_size=self._parsed.pool_min_size,
-                max_size=self._parsed.pool_max_size,
-                open=False,
-                configure=self._configure,
-                # A connection broken by a server restart or a failover is replaced before
-                # use rather than failing a call: one empty round trip per checkout.
-                check=_check_connection,
-                name="agegate",
-                timeout=self._parsed.pool_timeout,
-            )
+            # Longer than a call: the migration may wait for another instance's.
+            with self._watch(conn, asyncio.get_running_loop().time() + OPEN_TIMEOUT) as cut:
+                try:
+                    await self._migrate(conn)
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                except psycopg.Error as exc:
+                    if cut:
+                        raise self._unavailable(f"opening took over {OPEN_TIMEOUT:g} seconds") from None
+                    raise self._error(exc, "opening") from None
+            pool = self._make_pool()
             try:
                 await pool.open(wait=True, timeout=self._parsed.pool_timeout)
             except psycopg.Error as exc:
@@ -329,6 +414,7 @@ class PostgresStore:
             await conn.close()
             raise
         self._pool = pool
+        self._down = False
         self._listening = True
         self._listener_pid = conn.info.backend_pid
         self._listen_conn = conn
@@ -337,12 +423,18 @@ class PostgresStore:
     async def close(self) -> None:
         """Stop listening and close every connection. Idempotent."""
         listener, self._listener = self._listener, None
+        revival, self._revival = self._revival, None
         pool, self._pool = self._pool, None
         self._listening = False
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        for task in (listener, revival):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StoreError):
+                    await task
+        retiring, self._retiring = self._retiring, set()
+        for task in retiring:
+            with contextlib.suppress(Exception):
+                await task
         # Also when the listener was cancelled before it ever ran.
         conn, self._listen_conn = self._listen_conn, None
         if conn is not None:
@@ -429,23 +521,87 @@ class PostgresStore:
 
     async def _run(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         """Run ``fn`` in one transaction on a pooled connection, retrying a serialization failure
-        or a deadlock."""
+        or a deadlock, within the store's ``timeout``."""
         psycopg = self._psycopg
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout * _CUT_AT
+        token = _DEADLINE.set(deadline)
+        try:
+            pool = await self._usable_pool(deadline)
+            attempt = 0
+            while True:
+                attempt += 1
+                cut: list[bool] = []
+                try:
+                    wait = min(self._parsed.pool_timeout, deadline - loop.time())
+                    async with pool.connection(timeout=wait) as conn:
+                        with self._watch(conn, deadline) as cut:
+                            async with conn.transaction():
+                                return await fn(conn)
+                except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as exc:
+                    if attempt >= _RETRIES or loop.time() >= deadline:
+                        raise self._error(exc, "a transaction") from None
+                    await asyncio.sleep(0.005 * attempt)
+                except psycopg.Error as exc:
+                    if cut or self._is_outage(exc):
+                        self._mark_down(pool)
+                    if cut:
+                        raise self._unavailable(f"no answer within {self.timeout:g} seconds") from None
+                    raise self._error(exc, "a query") from None
+        finally:
+            _DEADLINE.reset(token)
+
+    def _mark_down(self, pool: AsyncConnectionPool[Conn]) -> None:
+        if pool is self._pool and not self._down:
+            logger.warning("agegate: the PostgreSQL store cannot be reached; calls fail until it is back")
+            self._down = True
+
+    async def _usable_pool(self, deadline: float) -> AsyncConnectionPool[Conn]:
+        """The pool, once the server is known to answer: after an outage, one fresh connection
+        must work first (made once, however many calls wait for it)."""
         pool = self._pool
         if pool is None:
             raise StoreError("the PostgreSQL store is not open: call `await store.open()` first")
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with pool.connection() as conn, conn.transaction():
-                    return await fn(conn)
-            except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as exc:
-                if attempt >= _RETRIES:
-                    raise self._error(exc, "a transaction") from None
-                await asyncio.sleep(0.005 * attempt)
-            except psycopg.Error as exc:
-                raise self._error(exc, "a query") from None
+        if not self._down:
+            return pool
+        revival = self._revival
+        if revival is None or revival.done():
+            revival = self._revival = asyncio.ensure_future(self._revive())
+            revival.add_done_callback(_retrieved)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await asyncio.shield(revival)
+        except TimeoutError:
+            raise self._unavailable(f"the server did not answer within {self.timeout:g} seconds") from None
+        pool = self._pool
+        if pool is None:
+            raise StoreError("the PostgreSQL store is closed")
+        return pool
+
+    async def _revive(self) -> None:
+        """Connect once; if that works, put a fresh pool in place of the one whose connections
+        (and reconnection back-off) date from the outage, and close the old one aside."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                conn = await self._connect("agegate")
+        except TimeoutError:
+            raise self._unavailable(f"the server did not answer within {self.timeout:g} seconds") from None
+        await conn.close()
+        old = self._pool
+        if old is None:  # closed meanwhile
+            return
+        pool = self._make_pool()
+        await pool.open(wait=False)
+        self._pool = pool
+        self._down = False
+        logger.info("agegate: the PostgreSQL store is back")
+        retiring = asyncio.ensure_future(old.close(timeout=self.timeout))
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retired)
+
+    def _retired(self, task: asyncio.Task[None]) -> None:
+        self._retiring.discard(task)
+        _retrieved(task)
 
     # -- change signal -----------------------------------------------------------------------
 
@@ -484,7 +640,9 @@ class PostgresStore:
                     async for notify in conn.notifies(timeout=LISTEN_CHECK_INTERVAL):
                         if notify.payload == self._schema:
                             self._revision += 1
-                    await conn.execute("SELECT 1")  # a silent connection may be a dead one
+                    # A silent connection may be a dead one: cut it if it does not answer.
+                    with self._watch(conn, asyncio.get_running_loop().time() + self.timeout):
+                        await conn.execute("SELECT 1")
             except Exception as exc:  # any failure: drop caches, reconnect
                 if self._listening:
                     logger.warning(
@@ -907,8 +1065,25 @@ class PostgresStore:
         return await self._run(run)
 
 
-async def _check_connection(conn: Conn) -> None:
-    await conn.execute("")
+def _sever(conn: Conn) -> None:
+    """Shut the connection's socket down, so that everything waiting on it fails at once (a
+    closed socket reads as end of file) instead of waiting on a server that does not answer."""
+    try:
+        fd = conn.pgconn.socket
+    except Exception:  # already closed
+        return
+    with contextlib.suppress(OSError):
+        sock = socket.socket(fileno=os.dup(fd))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """A done-callback: take a background task's exception, so that it is not reported as lost."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _job_row(job: PurgeJob) -> tuple[Any, ...]:

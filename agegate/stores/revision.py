@@ -8,6 +8,7 @@ Reading it is a memory read, not a system call. The file holds a number and noth
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import mmap
 import os
@@ -31,8 +32,7 @@ class RevisionFile:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            if os.fstat(fd).st_size < _COUNTER.size:
-                os.ftruncate(fd, _COUNTER.size)  # never shrinks: a racing opener keeps the count
+            _allocate(fd)
             self._map = mmap.mmap(fd, _COUNTER.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except BaseException:
             os.close(fd)
@@ -40,6 +40,7 @@ class RevisionFile:
         self._fd = fd
 
     def close(self) -> None:
+        """Unmap and close the file. Idempotent."""
         mapped, self._map = self._map, None
         fd, self._fd = self._fd, None
         if mapped is not None:
@@ -66,3 +67,22 @@ class RevisionFile:
             _COUNTER.pack_into(self._map, 0, (_COUNTER.unpack_from(self._map)[0] + 1) % 2**64)
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+def _allocate(fd: int) -> None:
+    """Give the counter's bytes real storage before they are mapped.
+
+    A mapped page with no storage behind it (a hole left by ``ftruncate``) is allocated on first
+    touch; on a full disk or tmpfs that fails with SIGBUS, which kills the process. Writing the
+    bytes instead turns a full disk into an ``OSError`` (``ENOSPC``) here. They are written back
+    as read, under the lock that :meth:`RevisionFile.bump` takes, so a racing opener never
+    resets a count.
+    """
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        current = os.pread(fd, _COUNTER.size, 0)
+        written = os.pwrite(fd, current.ljust(_COUNTER.size, b"\0"), 0)
+        if written != _COUNTER.size:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import random
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnavailable
 from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
 from .revision import RevisionFile
 
@@ -73,6 +74,10 @@ class _Busy(Exception):
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
+# SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL: the file system, not the database, is at fault.
+_UNAVAILABLE_CODES = frozenset({8, 10, 13})
+# A full disk or quota, an I/O error, a read-only mount: the store cannot write now.
+_UNAVAILABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 
 # Each entry moves the schema from version N to N + 1; append, never edit, once released.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -310,7 +315,12 @@ class SQLiteStore:
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
         if _is_busy(exc):
-            return StoreError(f"the SQLite database {self.path!r} stayed busy for {RETRY_FOR:.0f} seconds")
+            return StoreUnavailable(
+                f"the SQLite database {self.path!r} stayed busy for {RETRY_FOR:.0f} seconds"
+            )
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _UNAVAILABLE_CODES:
+            return StoreUnavailable(f"the SQLite database {self.path!r} cannot be written now ({exc})")
         if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
             return StoreError(
                 f"the SQLite database {self.path!r} is damaged or not an agegate database ({exc})"
@@ -330,7 +340,7 @@ class SQLiteStore:
             # gives the -wal and -shm files it creates the database file's mode.
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         except OSError as exc:
-            raise StoreError(f"cannot open the SQLite database {self.path!r}: {exc.strerror}") from None
+            raise _os_error(exc, f"cannot open the SQLite database {self.path!r}") from None
         os.close(fd)
         try:
             conn = sqlite3.connect(
@@ -345,7 +355,7 @@ class SQLiteStore:
             self._revision.open()
         except OSError as exc:
             conn.close()
-            raise StoreError(f"cannot open {self._revision.path!r}: {exc.strerror}") from None
+            raise _os_error(exc, f"cannot open {self._revision.path!r}") from None
         except BaseException:
             conn.close()
             raise
@@ -780,6 +790,13 @@ class SQLiteStore:
             return conn.execute("DELETE FROM purge_jobs WHERE job_id = ?", (job_id,)).rowcount == 1
 
         return await self._call(run, write=True)
+
+
+def _os_error(exc: OSError, doing: str) -> StoreError:
+    """A :class:`StoreUnavailable` for a full, failing or read-only file system (the store may
+    work again once an operator frees space), a plain :class:`StoreError` otherwise."""
+    kind = StoreUnavailable if exc.errno in _UNAVAILABLE_ERRNOS else StoreError
+    return kind(f"{doing}: {exc.strerror or type(exc).__name__}")
 
 
 def _aware(micros: int) -> datetime:
