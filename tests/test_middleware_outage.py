@@ -206,3 +206,25 @@ def test_over_http_during_a_cut_503_then_service_returns(url: str, proxy: TCPPro
             time.sleep(0.05)
         assert back.status_code == 200
         assert within_guard(c, "POST", "/checkout", headers={"x-account": "kid"}).status_code == 403
+
+
+@pytest.mark.anyio
+async def test_a_keyring_that_does_not_fit_the_store_is_a_503_not_a_500(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app that never opened its store at start meets the refusal on the first request that
+    needs the store: refused like an outage (the app not called), and logged for the operator."""
+    store = f"sqlite:///{tmp_path / 'gate.sqlite3'}"
+    async with AgeGate(keys=Keyring.generate("live"), store=store) as first:
+        await first.record("bob-1234", "allowed")
+    gate = AgeGate(keys=Keyring.generate("other"), store=store)  # opened lazily, by the request
+    calls = Calls()
+    transport = httpx.ASGITransport(app=gated(gate, calls))
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+        refused = await c.post("/checkout", headers={"x-account": "bob-1234"}, content=b"order")
+        assert refused.status_code == 503 and refused.json() == {"error": "store_unavailable"}
+        assert refused.headers["retry-after"] == "60"
+        assert (await c.get("/checkout")).status_code == 200  # reads keep working
+    assert calls.count == 1
+    logged = "\n".join(record.getMessage() for record in caplog.records if record.name == "agegate.asgi")
+    assert "live" in logged and "other" in logged and "bob-1234" not in logged

@@ -11,13 +11,14 @@ with the original ``receive``, so uploads stream through unbuffered.
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import ConfigurationError, StoreUnavailable
+from ..errors import ConfigurationError, KeyringError, StoreError, StoreUnavailable
 from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
 from .answers import Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
@@ -30,6 +31,9 @@ __all__ = ["SAFE_METHODS", "AgeGateMiddleware", "SubjectFunc"]
 
 SubjectFunc = Callable[[Scope], str | None] | Callable[[Scope], Awaitable[str | None]]
 
+_log = logging.getLogger("agegate.asgi")
+#: Retry-After, in seconds, when the store cannot be used until someone mends it.
+_BROKEN_RETRY_AFTER = 60
 #: Methods that only read; they always pass.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -162,6 +166,13 @@ class AgeGateMiddleware:
                     # Whether the account was purged as a child's cannot be known: refuse, for
                     # now, within the gate's store_timeout; the app is not called.
                     await self._unavailable(scope, receive, send, accept, exc.retry_after)
+                    return
+                except (StoreError, KeyringError) as exc:
+                    # The store cannot be used at all (a keyring that does not fit it, a damaged
+                    # file): refused the same way, and said loudly for the operator. The
+                    # message names no person (key ids and store errors only).
+                    _log.error("the age gate cannot read its store: %s", exc)
+                    await self._unavailable(scope, receive, send, accept, _BROKEN_RETRY_AFTER)
                     return
                 if status == "under_age":
                     await self._block(scope, receive, send, accept)
