@@ -32,7 +32,7 @@ from .errors import AgeGateError, ConfigurationError, UsageError
 from .gate import AgeGate
 from .keys import Keyring
 from .purge import NOTES, PLANNED, PurgeEvent, PurgeReport, job_policy
-from .receipts import InvalidReceipt, parse_public_key, public_key_text, verify_receipt
+from .purge.receipts import InvalidReceipt, parse_public_key, public_key_text, verify_receipt
 from .stores import PurgeJob
 
 T = TypeVar("T")

@@ -20,7 +20,7 @@ import pytest
 
 from agegate import Keyring
 from agegate.cli import main
-from agegate.receipts import verify_receipt
+from agegate.purge.receipts import verify_receipt
 
 KEYS = Keyring.generate("cli")
 BASE = ["--app", "purge_app:gate"]
@@ -175,7 +175,7 @@ def test_receipt_round_trip(app_dir: Path, capsys: pytest.CaptureFixture[str], t
     assert code == 1 and out.startswith("INVALID")
     receipt.write_text(text)
     other = Keyring.generate("other")
-    from agegate.receipts import public_key_text
+    from agegate.purge.receipts import public_key_text
 
     code, out, _ = run(capsys, "receipt", "verify", str(receipt), "--public-key", public_key_text(other))
     assert code == 1 and "does not verify" in out

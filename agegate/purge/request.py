@@ -1,0 +1,109 @@
+"""Input checks for a purge request: the account id, the ticket and operator, the identifiers.
+
+Every check raises :class:`~agegate.errors.ConfigurationError` before anything is frozen or
+journalled, and no message ever repeats the account id or an identifier's value.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+
+from ..errors import ConfigurationError
+
+#: Identifier kinds a purge blocks unless the app lists others in ``Purger.identifier_kinds``.
+IDENTIFIER_KINDS = ("email", "phone", "username")
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
+_MAX_LABEL = 200
+_MAX_SUBJECT = 512
+
+SubjectFormat = tuple[re.Pattern[str], str]
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch).startswith("C") for ch in text)
+
+
+def label(what: str, value: str) -> str:
+    """A ticket or operator name, trimmed: one line of at most 200 characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"a purge needs a {what}")
+    value = value.strip()
+    if len(value) > _MAX_LABEL or _has_control(value):
+        raise ConfigurationError(f"the {what} must be one line of at most {_MAX_LABEL} characters")
+    return value
+
+
+def check_subject(subject: str, subject_format: SubjectFormat | None = None) -> str:
+    """The account id if it is usable, else :class:`ConfigurationError` (which never repeats it)."""
+    if not isinstance(subject, str) or not subject or len(subject) > _MAX_SUBJECT:
+        raise ConfigurationError(f"the account id must be 1 to {_MAX_SUBJECT} characters")
+    if subject != subject.strip() or _has_control(subject):
+        raise ConfigurationError("the account id has spaces around it or invisible characters: copy it again")
+    if subject_format is not None:
+        pattern, description = subject_format
+        if pattern.fullmatch(subject) is None:
+            raise ConfigurationError(f"the account id does not look like {description}")
+    return subject
+
+
+def known_kind(kind: object, kinds: Iterable[str]) -> str:
+    """``kind`` case-folded and trimmed, if it is one of ``kinds``; else :class:`ConfigurationError`
+    (which names the kind only when it looks like one, so that a value pasted in its place, an
+    email, never reaches an error message)."""
+    if not isinstance(kind, str):
+        raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
+    known = {k.strip().lower() for k in kinds}
+    folded = kind.strip().lower()
+    if folded not in known:
+        shown = f" {folded!r}" if _KIND.fullmatch(folded) else ""
+        raise ConfigurationError(f"unknown identifier kind{shown}: use one of {', '.join(sorted(known))}")
+    return folded
+
+
+def check_identifiers(identifiers: Mapping[str, str] | None, kinds: Iterable[str]) -> int:
+    """Check the identifiers a purge is to block; returns how many distinct ones it blocks.
+
+    Each kind must be one of ``kinds`` (case and surrounding spaces do not matter) and each value
+    must keep something after normalisation (a phone number needs digits).
+    """
+    from ..gate import normalise_identifier  # gate imports this package
+
+    if identifiers is None:
+        return 0
+    if not isinstance(identifiers, Mapping):
+        raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
+    kinds = tuple(kinds)
+    seen: set[tuple[str, str]] = set()
+    for kind, value in identifiers.items():
+        folded = known_kind(kind, kinds)
+        if not isinstance(value, str):
+            raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
+        normal = normalise_identifier(folded, value)
+        if not normal:
+            raise ConfigurationError(
+                f"the {folded} identifier is empty"
+                + (" (a phone number needs digits)" if folded == "phone" else "")
+            )
+        seen.add((folded, normal))
+    return len(seen)
+
+
+def refuse_pii_in_labels(
+    subject: str, identifiers: Mapping[str, str] | None, labels: Mapping[str, str]
+) -> None:
+    """Refuse a ticket or operator that holds the account id or an identifier.
+
+    They are kept in the clear in the audit log: they must not smuggle the account id or an
+    identifier into it. Very short values would match by accident, so only values of five
+    characters or more are looked for.
+    """
+    secrets_ = [subject, *(v for v in (identifiers or {}).values() if isinstance(v, str))]
+    for what, text in labels.items():
+        folded = text.casefold()
+        if any(len(s.strip()) >= 5 and s.strip().casefold() in folded for s in secrets_):
+            raise ConfigurationError(
+                f"the {what} must not contain the account id or an identifier: "
+                "use the support system's ticket number and your own name"
+            )
