@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from .cli_coverage import run_coverage
 from .errors import AgeGateError, ConfigurationError, UsageError
 from .gate import AgeGate
 from .keys import Keyring
@@ -283,7 +284,7 @@ def _purge(args: argparse.Namespace) -> int:
     identifiers = _identifiers(args.identifier)
     gate = load_gate(args.app)
     if args.coverage:
-        return _coverage(gate, args)
+        return run_coverage(gate, args)
     if args.resume:
         return _resume(gate, args)
     try:
@@ -343,31 +344,6 @@ def _resume(gate: AgeGate, args: argparse.Namespace) -> int:
         else:
             _print_report(report, gate)
     return EXIT_FAILURE if any(r.state == "failed" for r in reports) else EXIT_OK
-
-
-def _coverage(gate: AgeGate, args: argparse.Namespace) -> int:
-    uncovered, tables = _run(gate, gate.purger.coverage)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "tables_checked": tables,
-                    "uncovered": [
-                        {"database": u.database, "table": u.table, "column": u.column, "looks_like": u.kind}
-                        for u in uncovered
-                    ],
-                }
-            )
-        )
-    elif tables == 0:
-        print("No SQL database is known through the built-in handlers: nothing to check.")
-    elif not uncovered:
-        print(f"Covered: every personal-looking column in {tables} table(s) is purged or exempt.")
-    else:
-        print("Not covered by any purge handler (add a handler, or exempt the column if it is not personal):")
-        for u in uncovered:
-            print(f"  {u.database}  {u.table}.{u.column}  (looks like {u.kind})")
-    return EXIT_FAILURE if uncovered else EXIT_OK
 
 
 def _audit(args: argparse.Namespace) -> int:

@@ -73,7 +73,7 @@ class TableRef:
     """A table of a database, for ``covers=`` (a custom handler that purges it) and exemptions.
 
     ``column`` is set by the built-in row handlers: the table is then covered only through the
-    rows whose ``column`` holds the account id (see :mod:`agegate.coverage`)."""
+    rows whose ``column`` holds the account id (see :mod:`agegate.purge.coverage`)."""
 
     database: Database
     table: str

@@ -282,8 +282,8 @@ def test_coverage(
     monkeypatch.chdir(tmp_path)
     code, out, _ = run(capsys, "purge", "--app", "leaky_app:gate", "--coverage")
     assert code == 1
-    assert "newsletter.email  (looks like email)" in out
-    assert "orders.account_id  (looks like account id)" in out
+    assert "  newsletter\n      email                        looks like email\n" in out
+    assert "  orders\n      account_id                   looks like account id\n" in out
     code, out, _ = run(capsys, "purge", "--app", "leaky_app:gate", "--coverage", "--json")
     assert code == 1
     report = json.loads(out)

@@ -47,7 +47,7 @@ class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Registered] = {}
         self._listeners: list[Listener] = []
-        self._exempt: list[tuple[TableRef, str | None]] = []
+        self._exempt: list[tuple[TableRef, str | None, str | None]] = []
         self._subject_format: request.SubjectFormat | None = None
         self.identifier_kinds: tuple[str, ...] = IDENTIFIER_KINDS
 
@@ -114,15 +114,23 @@ class HandlerRegistry:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def exempt(self, table: TableRef, *columns: str) -> None:
-        """Tell the coverage check that these columns (or the whole table, with no columns)
-        hold no personal data although their names look like it (``products.name``)."""
+    def exempt(self, table: TableRef, *columns: str, reason: str | None = None) -> None:
+        """Declare data the coverage check must not ask a handler for; its report prints each
+        declaration with its ``reason``.
+
+        With columns: they hold no personal data although their names look like it
+        (``exempt(db.table("products"), "name")``). Without: the whole table holds personal
+        data that is not the account holder's, such as staff members or film credits
+        (``exempt(db.table("staff"), reason="employees, not customers")``); say why in ``reason``.
+        """
         if not isinstance(table, TableRef):
             raise ConfigurationError("exempt() takes a table such as SQLiteDatabase(...).table('products')")
+        if reason is not None:
+            reason = request.label("reason", reason)
         if columns:
-            self._exempt.extend((table, column) for column in columns)
+            self._exempt.extend((table, column, reason) for column in columns)
         else:
-            self._exempt.append((table, None))
+            self._exempt.append((table, None, reason))
 
     def subject_format(self, pattern: str, description: str) -> None:
         """Refuse purges of account ids that do not fully match ``pattern``; the error says the id

@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from ..coverage import Uncovered, find_uncovered
 from ..errors import InvalidToken, PurgeError
 from ..stores import PurgeJob, Store
 from ..tokens import Sealer
 from . import lease
+from .coverage import CoverageReport, Uncovered, check_coverage, find_uncovered
 from .journal import (
     BLOCK,
     FREEZE,
@@ -365,9 +365,17 @@ class Purger(HandlerRegistry):
 
     async def coverage(self) -> tuple[list[Uncovered], int]:
         """Personal-looking columns of the handlers' SQL databases that no handler purges, and
-        the number of tables checked; see :mod:`agegate.coverage`."""
+        the number of tables checked (0 when no database is known); see
+        :meth:`coverage_report`, which tells more."""
         refs = [ref for registered in self._handlers.values() for ref in registered.covers]
-        return await find_uncovered(refs, self._exempt)
+        return await find_uncovered(refs, [(ref, column) for ref, column, _ in self._exempt])
+
+    async def coverage_report(self) -> CoverageReport:
+        """Check every SQL database the handlers and exemptions name for personal-looking
+        columns nobody purges; see :mod:`agegate.purge.coverage`. Raises
+        :class:`~agegate.purge.coverage.NoDatabaseKnown` when they name none."""
+        refs = [ref for registered in self._handlers.values() for ref in registered.covers]
+        return await check_coverage(refs, self._exempt)
 
 
 class _StepFailed(Exception):
