@@ -22,6 +22,7 @@ import importlib
 import json
 import os
 import re
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -47,6 +48,11 @@ class AppNotFound(UsageError, ConfigurationError):
 
 class JobNotFound(AgeGateError):
     """No purge job matches what was asked for."""
+
+
+class NoMatch(AgeGateError):
+    """The account id matched nothing anywhere (exit status 1); ``--allow-no-match`` purges it
+    anyway."""
 
 
 def _usage(message: str) -> UsageError:
@@ -75,19 +81,26 @@ def load_gate(spec: str | None) -> AgeGate:
         raise AppNotFound(
             f"the app module {module_name!r} needs {exc.name!r}, which is not installed"
         ) from None
-    except AgeGateError:
-        raise
-    except Exception as exc:
-        # Only the exception's class: its message may hold a connection string or a password.
+    except AgeGateError as exc:
+        # agegate's own messages are written to be shown (no key material, no personal data).
+        raise AppNotFound(f"the app module {module_name!r} cannot start: {exc}") from None
+    except SystemExit as exc:
         raise AppNotFound(
-            f"importing the app module {module_name!r} failed with {type(exc).__name__}; "
-            "run `python -c 'import MODULE'` to see why"
+            f"the app module {module_name!r} exited (status {exc.code}) while being imported"
         ) from None
+    except Exception as exc:
+        raise _import_failed(module_name, exc) from None
     found: Any = module
     for part in attr.split("."):
-        if not hasattr(found, part):
-            raise AppNotFound(f"the app module {module_name!r} has no {attr!r}")
-        found = getattr(found, part)
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise AppNotFound(f"the app module {module_name!r} has no {attr!r}") from None
+        except AgeGateError as exc:
+            raise AppNotFound(f"{spec} cannot start: {exc}") from None
+        except Exception as exc:
+            # A lazy module attribute (a module __getattr__) that builds the gate failed.
+            raise _import_failed(module_name, exc) from None
     for candidate in (
         found,
         getattr(found, "gate", None),
@@ -96,6 +109,14 @@ def load_gate(spec: str | None) -> AgeGate:
         if isinstance(candidate, AgeGate):
             return candidate
     raise AppNotFound(f"{spec} is not an AgeGate, nor an object with .gate or .state.gate")
+
+
+def _import_failed(module_name: str, exc: Exception) -> AppNotFound:
+    # Only the exception's class: its message may hold a connection string or a password.
+    return AppNotFound(
+        f"importing the app module {module_name!r} failed with {type(exc).__name__}; "
+        f"run `python -c 'import {module_name}'` to see why"
+    )
 
 
 def _run(gate: AgeGate | None, work: Callable[[], Awaitable[T]]) -> T:
@@ -245,59 +266,137 @@ async def _confirm(gate: AgeGate, args: argparse.Namespace, identifiers: dict[st
     return sys.stdin.readline().strip().lower() in ("yes", "y")
 
 
+#: The flags each mode of ``agegate purge`` takes (besides --app and --json); any other flag
+#: given is refused rather than ignored: a --dry-run silently dropped from a --resume would
+#: really delete.
+_MODE_FLAGS = {
+    "--resume": set(),
+    "--coverage": set(),
+    "--vacuum": set(),
+    "--subjects-from": {"--ticket", "--operator", "--dry-run", "--yes", "--allow-no-match", "--concurrency"},
+    None: {"--subject", "--ticket", "--operator", "--identifier", "--dry-run", "--receipt", "--yes",
+           "--allow-no-match"},
+}  # fmt: skip
+
+
+def _given(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The modes and the other flags given on the command line."""
+    modes = [
+        flag
+        for flag, on in (
+            ("--resume", args.resume),
+            ("--coverage", args.coverage),
+            ("--vacuum", args.vacuum),
+            ("--subjects-from", args.subjects_from is not None),
+        )
+        if on
+    ]
+    flags = [
+        flag
+        for flag, on in (
+            ("--subject", args.subject is not None),
+            ("--ticket", args.ticket is not None),
+            ("--operator", args.operator is not None),
+            ("--identifier", bool(args.identifier)),
+            ("--dry-run", args.dry_run),
+            ("--receipt", args.receipt is not None),
+            ("--yes", args.yes),
+            ("--allow-no-match", args.allow_no_match),
+            ("--concurrency", args.concurrency is not None),
+        )
+        if on
+    ]
+    return modes, flags
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The exact command that finishes interrupted purges of this app."""
+    spec = args.app or os.environ.get("AGEGATE_APP", "")
+    return f"agegate purge --app {shlex.quote(spec.strip())} --resume"
+
+
+def interrupted(args: argparse.Namespace, job_id: str | None) -> KeyboardInterrupt:
+    """What Ctrl-C says: whether anything was done, and how to finish it."""
+    if job_id is None:
+        return KeyboardInterrupt("nothing was purged")
+    return KeyboardInterrupt(
+        f"purge job {job_id} stopped part-way; the account is frozen and the finished steps "
+        f"stay done. Finish it with: {resume_command(args)}"
+    )
+
+
+class _Started:
+    """A listener remembering the job a purge started working on."""
+
+    def __init__(self) -> None:
+        self.job_id: str | None = None
+
+    def __call__(self, event: PurgeEvent) -> None:
+        if event.kind in ("start", "skip", "done") and self.job_id is None:
+            self.job_id = event.job_id
+
+
+def no_match_message(uncounted: Sequence[str]) -> str:
+    """Why an account id that matched nothing is refused, and what the operator can do."""
+    unsure = f" ({', '.join(uncounted)} cannot count in advance, so could not be asked)" if uncounted else ""
+    return (
+        f"nothing matched this account id: no handler has data of it{unsure} and the gate has no "
+        "record of it. Check that it is the account id (not the email or username); if it is "
+        "right, run the same command with --allow-no-match"
+    )
+
+
 def _purge(args: argparse.Namespace) -> int:
-    modes = [flag for flag, on in (("--resume", args.resume), ("--coverage", args.coverage)) if on]
+    modes, flags = _given(args)
     if len(modes) > 1:
-        raise _usage("--resume and --coverage cannot be used together")
-    if modes:
-        # Flags that do not fit the mode are refused rather than ignored: a --dry-run that is
-        # silently dropped from a --resume would really delete.
-        unfit = [
-            flag
-            for flag, given in (
-                ("--subject", args.subject is not None),
-                ("--ticket", args.ticket is not None),
-                ("--operator", args.operator is not None),
-                ("--identifier", bool(args.identifier)),
-                ("--dry-run", args.dry_run),
-                ("--receipt", args.receipt is not None),
-                ("--yes", args.yes and args.coverage),
-            )
-            if given
-        ]
-        if unfit:
-            raise _usage(f"{modes[0]} does not take {', '.join(unfit)}")
-    if not modes:
-        missing = [
-            f
-            for f, v in (
-                ("--subject", args.subject),
-                ("--ticket", args.ticket),
-                ("--operator", args.operator),
-            )
-            if not v
-        ]
+        raise _usage(f"{' and '.join(modes)} cannot be used together")
+    mode = modes[0] if modes else None
+    unfit = [flag for flag in flags if flag not in _MODE_FLAGS[mode]]
+    if unfit:
+        raise _usage(f"{mode or 'a purge of one account'} does not take {', '.join(unfit)}")
+    if mode == "--subjects-from":
+        from .cli_batch import run_batch
+
+        return run_batch(args)
+    if mode is None:
+        needed = (("--subject", args.subject), ("--ticket", args.ticket), ("--operator", args.operator))
+        missing = [flag for flag, value in needed if not value]
         if missing:
-            raise _usage(f"a purge needs {', '.join(missing)} (or use --resume or --coverage)")
+            raise _usage(
+                f"a purge needs {', '.join(missing)} (or use --subjects-from, --resume or --coverage)"
+            )
     if args.subject == "-":
         args.subject = _secret("the account id")
     identifiers = _identifiers(args.identifier)
     gate = load_gate(args.app)
-    if args.coverage:
+    if mode == "--coverage":
         return run_coverage(gate, args)
-    if args.resume:
+    if mode == "--vacuum":
+        from .cli_vacuum import run_vacuum
+
+        return run_vacuum(gate, args)
+    if mode == "--resume":
         return _resume(gate, args)
+    receipt = str(Path(args.receipt).resolve()) if args.receipt else None
     try:
-        gate.purger.check_request(args.subject, args.ticket, args.operator, identifiers)
+        gate.purger.check_request(args.subject, args.ticket, args.operator, identifiers, receipt=receipt)
     except ConfigurationError as exc:
         raise _usage(str(exc)) from None
     if not args.dry_run and not args.yes and not sys.stdin.isatty():
         raise _usage("refusing to purge without confirmation: pass --yes (stdin is not a terminal)")
+    started = _Started()
 
     async def work() -> tuple[PurgeReport | None, str | None]:
+        if not args.allow_no_match:
+            match = await gate.purger.find_match(args.subject)
+            if not match.matched:
+                raise NoMatch(no_match_message(match.uncounted))
         if not args.dry_run and not args.yes and not await _confirm(gate, args, identifiers):
             return None, None
-        stop = gate.purger.listen(_Progress(sys.stderr, live=sys.stderr.isatty() and not args.json))
+        stops = [
+            gate.purger.listen(_Progress(sys.stderr, live=sys.stderr.isatty() and not args.json)),
+            gate.purger.listen(started),
+        ]
         try:
             report = await gate.purger.purge(
                 args.subject,
@@ -305,35 +404,52 @@ def _purge(args: argparse.Namespace) -> int:
                 operator=args.operator,
                 identifiers=identifiers,
                 dry_run=args.dry_run,
+                receipt=receipt,
             )
         finally:
-            stop()
-        if args.receipt and report.state == "done":
-            return report, await _write_receipt(gate, report.job_id, args.receipt)
+            for stop in stops:
+                stop()
+        if receipt and report.state == "done":
+            return report, await _write_receipt(gate, report.job_id, receipt)
         return report, None
 
-    report, receipt = _run(gate, work)
+    try:
+        report, written = _run(gate, work)
+    except KeyboardInterrupt:
+        raise interrupted(args, started.job_id) from None
     if report is None:
         print("Not confirmed: nothing was done.", file=sys.stderr)
         return EXIT_FAILURE
     if args.json:
-        print(json.dumps(_report_json(report, receipt)))
+        print(json.dumps(_report_json(report, written)))
     else:
         _print_report(report, gate)
-        if receipt:
-            print(f"Signed receipt written to {receipt}: send it to the person who reported the account.")
+        if written:
+            print(f"Signed receipt written to {written}: send it to the person who reported the account.")
     # Data left behind by handlers that did not run is a failure a script must notice.
     return EXIT_FAILURE if report.not_run and report.state != "dry_run" else EXIT_OK
 
 
 def _resume(gate: AgeGate, args: argparse.Namespace) -> int:
     stop = gate.purger.listen(_Progress(sys.stderr, live=sys.stderr.isatty() and not args.json))
+
+    async def work() -> tuple[list[PurgeReport], dict[str, str]]:
+        reports = await gate.purger.resume()
+        # A receipt asked for when the job began is part of the job: written now it is done.
+        written: dict[str, str] = {}
+        for report in reports:
+            if report.state == "done" and report.receipt:
+                written[report.job_id] = await _write_receipt(gate, report.job_id, report.receipt)
+        return reports, written
+
     try:
-        reports = _run(gate, gate.purger.resume)
+        reports, written = _run(gate, work)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"run it again to finish: {resume_command(args)}") from None
     finally:
         stop()
     if args.json:
-        print(json.dumps([_report_json(r) for r in reports]))
+        print(json.dumps([_report_json(r, written.get(r.job_id)) for r in reports]))
     elif not reports:
         print("Nothing to resume: every purge job has finished.")
     for report in reports:
@@ -343,6 +459,8 @@ def _resume(gate: AgeGate, args: argparse.Namespace) -> int:
             print(f"Job {report.job_id} (ticket {report.ticket}) failed again: {report.error}")
         else:
             _print_report(report, gate)
+            if report.job_id in written:
+                print(f"Signed receipt written to {written[report.job_id]} (asked for when the purge began).")
     return EXIT_FAILURE if any(r.state == "failed" for r in reports) else EXIT_OK
 
 
@@ -487,7 +605,30 @@ def register(sub: Any) -> None:
     purge.add_argument("--receipt", metavar="FILE", help="write the signed deletion receipt to FILE")
     purge.add_argument("--resume", action="store_true", help="finish every interrupted or failed purge")
     purge.add_argument(
-        "--coverage", action="store_true", help="list personal-looking columns no handler purges"
+        "--coverage",
+        action="store_true",
+        help="list personal-looking columns no handler purges (exit 1 if any, 2 if no database is known)",
+    )
+    purge.add_argument(
+        "--allow-no-match",
+        action="store_true",
+        help="purge an account id even though no handler and no record of the gate matches it",
+    )
+    purge.add_argument(
+        "--subjects-from",
+        metavar="FILE",
+        help="purge every account listed in FILE ('-' for stdin): one 'ID [ticket=T] [email=… …]' per line",
+    )
+    purge.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="with --subjects-from: how many accounts are purged at once (default 4)",
+    )
+    purge.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="clear deleted rows from the databases' files (SQLite VACUUM, PostgreSQL VACUUM)",
     )
     purge.set_defaults(func=_json_errors(_purge))
 

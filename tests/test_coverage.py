@@ -250,3 +250,19 @@ def test_cli_findings_grouped_per_table(
     assert main(["purge", "--app", "shop_app:gate", "--coverage", "--json"]) == 0
     report = json.loads(capsys.readouterr()[0])
     assert report["ok"] is True and report["uncovered"] == [] and report["tables"] == []
+
+
+@pytest.mark.postgres
+async def test_postgres_vacuum_reaches_partitions_and_inheritance_children(
+    gate: AgeGate, pg_shop: tuple[PostgresDatabase, str]
+) -> None:
+    from agegate.purge.vacuum import vacuum
+
+    db, schema = pg_shop
+    rental_shop.register_handlers(gate, db, f"{schema}.")
+    (done,) = await vacuum(gate.purger.covered_tables)
+    assert done.database == db.key
+    assert sorted(t.removeprefix(f"{schema}.") for t in done.tables) == [
+        "address", "customer", "customer_profile", "device", "message", "payment", "payment_2026_01",
+        "payment_2026_02", "payment_2026_03", "rental", "rental_archive",
+    ]  # fmt: skip

@@ -1,7 +1,8 @@
 """The names a purge job's journal uses: its fixed steps and its notes, and how to read them.
 
 A job's ``steps`` map holds, in order: the fixed step ``freeze``, one entry per handler, the
-fixed step ``block_identifiers``, and notes (``planned:NAME``, ``policy:NAME``, ``key:KID``)
+fixed step ``block_identifiers``, and notes (``planned:NAME``, ``policy:NAME``, ``key:KID``,
+``receipt:PATH``)
 that are facts about the job rather than steps of it.
 """
 
@@ -20,8 +21,11 @@ POLICY = "policy:"
 #: The journal entry ``key:KID`` (count 0) names the key that was active when the job began: the
 #: job's receipt is signed with it while it is listed, so re-issuing gives the same document.
 SIGNING_KEY = "key:"
+#: The journal entry ``receipt:PATH`` (count 0) names the file the operator asked the job's signed
+#: receipt to be written to: whoever finishes the job (``agegate purge --resume``) writes it.
+RECEIPT = "receipt:"
 #: Journal entries that are notes about the job, not steps of it.
-NOTES = (PLANNED, POLICY, SIGNING_KEY)
+NOTES = (PLANNED, POLICY, SIGNING_KEY, RECEIPT)
 
 
 def handler_steps(job: PurgeJob) -> dict[str, int]:

@@ -104,6 +104,11 @@ class HandlerRegistry:
         self._handlers[name] = Registered(name, run, count, covers, obj)
 
     @property
+    def covered_tables(self) -> tuple[TableRef, ...]:
+        """Every table the registered handlers say they purge (their ``covers``), in order."""
+        return tuple(ref for registered in self._handlers.values() for ref in registered.covers)
+
+    @property
     def names(self) -> tuple[str, ...]:
         """The registered handlers' names, in the order they run."""
         return tuple(self._handlers)
@@ -150,13 +155,23 @@ class HandlerRegistry:
         return request.check_subject(subject, self._subject_format)
 
     def check_request(
-        self, subject: str, ticket: str, operator: str, identifiers: Mapping[str, str] | None = None
+        self,
+        subject: str,
+        ticket: str,
+        operator: str,
+        identifiers: Mapping[str, str] | None = None,
+        *,
+        receipt: str | None = None,
     ) -> tuple[str, str, str]:
         """Check a purge's input as :meth:`purge` does, without touching the store; returns the
         account id, ticket and operator as they will be used. Raises :class:`ConfigurationError`."""
         subject = self.check_subject(subject)
         ticket, operator = request.label("ticket", ticket), request.label("operator", operator)
-        request.refuse_pii_in_labels(subject, identifiers, {"ticket": ticket, "operator": operator})
+        labels = {"ticket": ticket, "operator": operator}
+        if receipt is not None:
+            # Journalled in the clear like the ticket, so held to the same rule.
+            labels["receipt file name"] = request.label("receipt file name", receipt)
+        request.refuse_pii_in_labels(subject, identifiers, labels)
         self.check_identifiers(identifiers)
         return subject, ticket, operator
 

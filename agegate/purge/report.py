@@ -34,6 +34,9 @@ class PurgeReport:
     #: Handlers registered after this account's purge finished: they did not run for it (a
     #: finished job is never reopened), so their data of the account is still there.
     not_run: tuple[str, ...] = ()
+    #: Where the operator asked this job's signed receipt to be written (journalled with the
+    #: job, so that a resumed job writes it too), or ``None``.
+    receipt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,19 +90,36 @@ def check_identifiers(identifiers: Mapping[str, str] | None, kinds: Iterable[str
     return len(seen)
 
 
+def _words(text: str) -> str:
+    """``text`` as its words, case-folded, between single spaces: split at anything but a letter
+    or digit, and where letters meet digits (``acct42`` is ``acct 42``)."""
+    spaced = re.sub(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])", " ", text.casefold())
+    return " " + " ".join(re.findall(r"[^\W_]+", spaced)) + " "
+
+
+def contains_secret(text: str, secret: str) -> bool:
+    """Whether ``text`` (a ticket or operator name) holds ``secret`` (an account id or an
+    identifier). Values of five characters or more are looked for anywhere; shorter ones, which
+    would match ordinary text by accident, only as whole words (``42`` is in ``acct 42`` and
+    ``acct42``, not in ``SUP-1423``)."""
+    secret = secret.strip().casefold()
+    if len(secret) >= 5:
+        return secret in text.casefold()
+    words = _words(secret)
+    return words.strip() != "" and words in _words(text)
+
+
 def refuse_pii_in_labels(
     subject: str, identifiers: Mapping[str, str] | None, labels: Mapping[str, str]
 ) -> None:
     """Refuse a ticket or operator that holds the account id or an identifier.
 
     They are kept in the clear in the audit log: they must not smuggle the account id or an
-    identifier into it. Very short values would match by accident, so only values of five
-    characters or more are looked for.
+    identifier into it (see :func:`contains_secret` for how short values are looked for).
     """
     secrets_ = [subject, *(v for v in (identifiers or {}).values() if isinstance(v, str))]
     for what, text in labels.items():
-        folded = text.casefold()
-        if any(len(s.strip()) >= 5 and s.strip().casefold() in folded for s in secrets_):
+        if any(contains_secret(text, s) for s in secrets_):
             raise ConfigurationError(
                 f"the {what} must not contain the account id or an identifier: "
                 "use the support system's ticket number and your own name"

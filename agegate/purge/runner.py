@@ -22,12 +22,14 @@ from .journal import (
     FREEZE,
     PLANNED,
     POLICY,
+    RECEIPT,
     RESERVED_STEPS,
     SIGNING_KEY,
     handler_steps,
     job_policy,
     note,
 )
+from .match import Match, find_match
 from .receipts import make_receipt
 from .registry import Handler, HandlerRegistry
 from .report import PurgeReport
@@ -71,8 +73,13 @@ class Purger(HandlerRegistry):
         operator: str,
         identifiers: Mapping[str, str] | None = None,
         dry_run: bool = False,
+        receipt: str | None = None,
     ) -> PurgeReport:
         """Freeze the account, run every handler, block its identifiers; see the module docs.
+
+        ``receipt`` names the file the caller will write the job's signed receipt to: it is
+        journalled with the job (:attr:`PurgeReport.receipt`), so that whoever finishes an
+        interrupted job (``agegate purge --resume``) writes it too.
 
         Idempotent: a finished purge of the account returns its report with
         ``already_done=True``. When handlers were registered after the account's purge finished,
@@ -81,7 +88,10 @@ class Purger(HandlerRegistry):
         (the job is then ``failed`` and resumable) and :class:`ConfigurationError` for unusable
         input.
         """
-        subject, ticket, operator = self.check_request(subject, ticket, operator, identifiers)
+        subject, ticket, operator = self.check_request(
+            subject, ticket, operator, identifiers, receipt=receipt
+        )
+        notes = () if receipt is None or dry_run else (RECEIPT + receipt,)
         subject_hashes = self._gate.subject_hashes(subject)
         identifier_hashes = tuple(self._gate.identifier_hashes(identifiers))
         store = await self._gate.store()
@@ -100,7 +110,7 @@ class Purger(HandlerRegistry):
             )
             job = await store.get_job(job.job_id) or job
             if reopened:
-                report = await self._drive(store, job, subject, identifier_hashes)
+                report = await self._drive(store, job, subject, identifier_hashes, notes)
                 # Its block step had run already: block identifiers this call adds.
                 await self._block(store, identifier_hashes)
                 return report
@@ -118,10 +128,19 @@ class Purger(HandlerRegistry):
                     updated_at=now,
                     sealed_subject=self._journal().seal_bytes(subject.encode("utf-8")),
                     identifier_hashes=identifier_hashes,
-                    steps={POLICY + self._gate.policy.name: 0, SIGNING_KEY + self._gate.keys.active_kid: 0},
+                    steps={
+                        POLICY + self._gate.policy.name: 0,
+                        SIGNING_KEY + self._gate.keys.active_kid: 0,
+                        **dict.fromkeys(notes, 0),
+                    },
                 )
             )
-        return await self._drive(store, job, subject, identifier_hashes)
+        return await self._drive(store, job, subject, identifier_hashes, notes)
+
+    async def find_match(self, subject: str) -> Match:
+        """Whether ``subject`` names anything: the store's records or a handler's rows; see
+        :mod:`agegate.purge.match`. Changes nothing."""
+        return await find_match(self._gate, self.check_subject(subject), self._handlers.values())
 
     async def resume(self) -> list[PurgeReport]:
         """Finish every unfinished purge job (running with an expired or dead lease, or failed).
@@ -207,7 +226,12 @@ class Purger(HandlerRegistry):
         return math.ceil(len(set(hashes)) / len(self._gate.keys.kids))
 
     async def _drive(
-        self, store: Store, job: PurgeJob, subject: str, extra_identifiers: tuple[bytes, ...]
+        self,
+        store: Store,
+        job: PurgeJob,
+        subject: str,
+        extra_identifiers: tuple[bytes, ...],
+        notes: tuple[str, ...] = (),
     ) -> PurgeReport:
         if job.state != "done":
             owner = lease.new_owner()
@@ -223,6 +247,12 @@ class Purger(HandlerRegistry):
                     on_wait=lambda: self._emit("wait", job.job_id, "lease"),
                 )
                 if claimed is not None:
+                    for entry in notes:
+                        # An earlier run of the job did not have this note (a receipt asked for
+                        # only now): journal it before any step, as a new job would have it.
+                        if entry not in claimed.steps and note(claimed, RECEIPT) is None:
+                            await store.record_step(job.job_id, owner=owner, step=entry, count=0, now=_now())
+                            claimed.steps[entry] = 0
                     return await self._run(store, claimed, owner, subject, extra_identifiers)
             finally:
                 lease.LIVE_OWNERS.discard(owner)
@@ -329,6 +359,7 @@ class Purger(HandlerRegistry):
             identifiers_blocked=job.steps.get(BLOCK, 0),
             error=job.error,
             not_run=not_run,
+            receipt=note(job, RECEIPT),
         )
 
     # -- audit, receipts, coverage -----------------------------------------------------------
@@ -367,15 +398,14 @@ class Purger(HandlerRegistry):
         """Personal-looking columns of the handlers' SQL databases that no handler purges, and
         the number of tables checked (0 when no database is known); see
         :meth:`coverage_report`, which tells more."""
-        refs = [ref for registered in self._handlers.values() for ref in registered.covers]
-        return await find_uncovered(refs, [(ref, column) for ref, column, _ in self._exempt])
+        exempt = [(ref, column) for ref, column, _ in self._exempt]
+        return await find_uncovered(self.covered_tables, exempt)
 
     async def coverage_report(self) -> CoverageReport:
         """Check every SQL database the handlers and exemptions name for personal-looking
         columns nobody purges; see :mod:`agegate.purge.coverage`. Raises
         :class:`~agegate.purge.coverage.NoDatabaseKnown` when they name none."""
-        refs = [ref for registered in self._handlers.values() for ref in registered.covers]
-        return await check_coverage(refs, self._exempt)
+        return await check_coverage(self.covered_tables, self._exempt)
 
 
 class _StepFailed(Exception):
