@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import AgeGateError, ConfigurationError
-from ..handlers import Database, PostgresDatabase, SQLiteDatabase, TableRef
+from ..handlers import Database, SQLiteDatabase, TableRef
+from .catalog import partition_parents
 from .column_names import Kind, classify, names_another_party
 
 __all__ = [
@@ -114,40 +115,9 @@ def _column(database: Database, column: str) -> str:
     return column.casefold() if isinstance(database, SQLiteDatabase) else column
 
 
-# Every partition or inheritance child, with the topmost table it descends from.
-_ROOTS_SQL = """
-WITH RECURSIVE tree (child, root) AS (
-    SELECT i.inhrelid, i.inhparent FROM pg_inherits i
-    WHERE NOT EXISTS (SELECT 1 FROM pg_inherits up WHERE up.inhrelid = i.inhparent)
-    UNION ALL
-    SELECT i.inhrelid, tree.root FROM pg_inherits i JOIN tree ON i.inhparent = tree.child
-)
-SELECT cn.nspname, c.relname, rn.nspname, r.relname FROM tree
-JOIN pg_class c ON c.oid = tree.child JOIN pg_namespace cn ON cn.oid = c.relnamespace
-JOIN pg_class r ON r.oid = tree.root JOIN pg_namespace rn ON rn.oid = r.relnamespace
-"""
-
-
-def _pg_name(schema: str, table: str) -> str:
-    # As PostgresDatabase.columns() names tables: the default schema left out.
-    return table if schema == "public" else f"{schema}.{table}"
-
-
-async def partition_roots(database: Database) -> dict[str, str]:
-    """Each partition or inheritance child of ``database`` mapped to its root table (PostgreSQL;
-    other databases have none)."""
-    if not isinstance(database, PostgresDatabase):
-        return {}
-    import psycopg  # PostgresDatabase() has checked that it is installed
-
-    async with await psycopg.AsyncConnection.connect(database.conninfo) as conn:
-        rows = await (await conn.execute(_ROOTS_SQL)).fetchall()
-    return {_pg_name(cs, c): _pg_name(rs, r) for cs, c, rs, r in rows}
-
-
 async def _catalog(database: Database) -> tuple[list[tuple[str, str]], dict[str, str]]:
     try:
-        return await database.columns(), await partition_roots(database)
+        return await database.columns(), await partition_parents(database)
     except (AgeGateError, asyncio.CancelledError):
         raise
     except Exception as exc:

@@ -9,6 +9,19 @@ from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
+class PlanStep:
+    """One table of a relational handler's dry run: the foreign-key path from the account's
+    row it is reached by (``customer <- rental.customer_id``), what happens to the rows
+    (``delete``, ``set null``, ``delete if unreferenced``) and how many rows it touches."""
+
+    handler: str
+    table: str
+    path: str
+    action: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class PurgeReport:
     """The outcome of a purge job.
 
@@ -34,6 +47,8 @@ class PurgeReport:
     #: Handlers registered after this account's purge finished: they did not run for it (a
     #: finished job is never reopened), so their data of the account is still there.
     not_run: tuple[str, ...] = ()
+    #: Dry runs: what each relational handler would do, table by table (see :class:`PlanStep`).
+    plan: tuple[PlanStep, ...] = ()
     #: Where the operator asked this job's signed receipt to be written (journalled with the
     #: job, so that a resumed job writes it too), or ``None``.
     receipt: str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from collections.abc import Iterable, Mapping
 
 from ..errors import ConfigurationError
@@ -123,4 +124,62 @@ def refuse_pii_in_labels(
             raise ConfigurationError(
                 f"the {what} must not contain the account id or an identifier: "
                 "use the support system's ticket number and your own name"
+            )
+
+
+_CANONICAL_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)", re.ASCII)
+#: What SQLite's numeric affinity reads as a number (spaces around, a sign, decimals, exponent).
+_SQLITE_NUMBER = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*", re.ASCII)
+_INTEGER_BITS = {"smallint": 16, "integer": 32, "bigint": 64, "oid": 32}
+_POSTGRES_NUMBERS = {"numeric", "real", "double precision", "money"}
+_INTEGER_HINT = "an integer with no sign, spaces, leading zeros or decimals, such as 351"
+
+
+def key_form(type_name: str, dialect: str) -> str | None:
+    """How a key column of this type reads an account id given as text: ``"integer"``,
+    ``"uuid"``, or ``None`` when it compares the text as it is."""
+    type_name = type_name.lower().strip()
+    if dialect == "sqlite":
+        # SQLite's type affinity: a column of INTEGER, REAL or NUMERIC affinity turns '+351',
+        # ' 351' or '351.0' into the number 351; TEXT and BLOB affinity compare the text.
+        if "int" in type_name:
+            return "integer"
+        if (
+            any(word in type_name for word in ("char", "clob", "text"))
+            or not type_name
+            or "blob" in type_name
+        ):
+            return None
+        return "integer"
+    base = type_name.split("(")[0].strip()
+    if base in _INTEGER_BITS or base in _POSTGRES_NUMBERS:
+        return "integer"
+    if base == "uuid":
+        return "uuid"
+    return None
+
+
+def check_key_form(subject: str, type_name: str, dialect: str, where: str) -> None:
+    """Refuse an account id that the key column ``where`` (of type ``type_name``) would read as
+    another text (``+351`` and ``0351`` are the integer 351): the freeze and the journal are
+    keyed on the text, so only the one form the database shows is accepted. The message never
+    repeats the id."""
+    form = key_form(type_name, dialect)
+    if form == "integer" and dialect == "sqlite" and _SQLITE_NUMBER.fullmatch(subject) is None:
+        return  # SQLite keeps text that does not read as a number as text: nothing converts it
+    if form == "integer":
+        if _CANONICAL_INTEGER.fullmatch(subject) is None or subject == "-0":
+            raise ConfigurationError(f"the account id must be written as {where} stores it: {_INTEGER_HINT}")
+        bits = _INTEGER_BITS.get(type_name.lower().split("(")[0].strip(), 64 if dialect == "sqlite" else 0)
+        if bits and not -(2 ** (bits - 1)) <= int(subject) < 2 ** (bits - 1):
+            raise ConfigurationError(f"the account id is out of the range of {where} ({type_name})")
+    elif form == "uuid":
+        try:
+            canonical = str(uuid.UUID(subject))
+        except ValueError:
+            canonical = ""
+        if canonical != subject:
+            raise ConfigurationError(
+                f"the account id must be written as {where} stores it: a UUID in lower case with "
+                "hyphens, such as 123e4567-e89b-12d3-a456-426614174000"
             )

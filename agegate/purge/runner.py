@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidToken, PurgeError
+from ..errors import ConfigurationError, InvalidToken, PurgeError
 from ..stores import PurgeJob, Store
 from ..tokens import Sealer
 from . import lease
@@ -31,8 +31,8 @@ from .journal import (
 )
 from .match import Match, find_match
 from .receipts import make_receipt
-from .registry import Handler, HandlerRegistry
-from .report import PurgeReport
+from .registry import HandlerRegistry, Registered
+from .report import PlanStep, PurgeReport
 
 if TYPE_CHECKING:
     from ..gate import AgeGate
@@ -91,6 +91,7 @@ class Purger(HandlerRegistry):
         subject, ticket, operator = self.check_request(
             subject, ticket, operator, identifiers, receipt=receipt
         )
+        await self.check_ids(subject)
         notes = () if receipt is None or dry_run else (RECEIPT + receipt,)
         subject_hashes = self._gate.subject_hashes(subject)
         identifier_hashes = tuple(self._gate.identifier_hashes(identifiers))
@@ -183,6 +184,24 @@ class Purger(HandlerRegistry):
                 )
         return reports
 
+    async def check_ids(self, subject: str) -> None:
+        """Check the account id against each handler that knows its key column's type (a
+        relational handler on an integer or uuid key): :class:`ConfigurationError` for an id
+        the database would read as another one (``+351``). :meth:`purge` calls it before
+        anything is frozen or journalled, so the freeze, the journal and the rows name one account."""
+        for registered in self._handlers.values():
+            check = getattr(registered.obj, "check_id", None)
+            if check is None:
+                continue
+            try:
+                await check(subject)
+            except ConfigurationError:
+                raise
+            except Exception as exc:
+                raise PurgeError(
+                    f"handler {registered.name!r} could not check the account id ({type(exc).__name__})"
+                ) from None
+
     async def _dry_run(
         self,
         store: Store,
@@ -196,13 +215,23 @@ class Purger(HandlerRegistry):
         job_id = existing.job_id if existing is not None else ""
         counts: dict[str, int] = {}
         uncounted: list[str] = []
+        plan: list[PlanStep] = []
         for registered in self._handlers.values():
-            if registered.count is None:
+            planner = getattr(registered.obj, "plan", None)
+            if registered.count is None and planner is None:
                 uncounted.append(registered.name)
                 self._emit("count", job_id, registered.name, None)
                 continue
             try:
-                counts[registered.name] = _rows(await registered.count(subject), registered.name)
+                if planner is not None:
+                    steps = [PlanStep(registered.name, *row) for row in await planner(subject)]
+                    plan += steps
+                    counts[registered.name] = sum(s.count for s in steps if s.action != "set null")
+                else:
+                    assert registered.count is not None
+                    counts[registered.name] = _rows(await registered.count(subject), registered.name)
+            except ConfigurationError:
+                raise
             except Exception as exc:
                 raise PurgeError(
                     f"counting handler {registered.name!r} failed ({type(exc).__name__})"
@@ -218,6 +247,7 @@ class Purger(HandlerRegistry):
             identifiers_blocked=self._identifier_count(identifier_hashes),
             uncounted=tuple(uncounted),
             not_run=self._not_run(existing) if existing is not None and existing.state == "done" else (),
+            plan=tuple(plan),
         )
 
     def _identifier_count(self, hashes: Iterable[bytes]) -> int:
@@ -268,11 +298,10 @@ class Purger(HandlerRegistry):
         self, store: Store, job: PurgeJob, owner: str, subject: str, extra_identifiers: tuple[bytes, ...]
     ) -> PurgeReport:
         missing = [name for name in job.handlers if name not in self._handlers]
-        Step = Callable[[], Awaitable[int]]
-        plan: list[tuple[str, Step, Step | None]] = [(FREEZE, lambda: self._freeze(subject), None)]
-        plan += [(r.name, _call(r.run, subject), _bind(r.count, subject)) for r in self._handlers.values()]
+        plan: list[tuple[str, _Run, Step | None]] = [(FREEZE, _plain(lambda: self._freeze(subject)), None)]
+        plan += [_handler_step(r, subject) for r in self._handlers.values()]
         identifiers = tuple(dict.fromkeys(job.identifier_hashes + extra_identifiers))
-        plan.append((BLOCK, lambda: self._block(store, identifiers), None))
+        plan.append((BLOCK, _plain(lambda: self._block(store, identifiers)), None))
         heartbeat = asyncio.create_task(
             lease.heartbeat(store, job.job_id, owner, time.monotonic(), self.lease)
         )
@@ -288,18 +317,26 @@ class Purger(HandlerRegistry):
                     self._emit("skip", job.job_id, step, job.steps[step])
                     continue
                 self._emit("start", job.job_id, step)
-                # A handler that can count is counted first, and the count journalled: the account
-                # is frozen, so nothing new arrives, and if this run is interrupted half-way the
-                # resumed run still reports everything deleted, not just the rest.
                 interrupted_before = job.steps.get(PLANNED + step)
-                if counter is not None and interrupted_before is None:
-                    planned = _rows(await counter(), step)
+
+                async def journal_planned(planned: int, step: str = step) -> None:
+                    # What the handler is about to delete is journalled before it is gone: if
+                    # this run is interrupted half-way, the resumed run still reports it all.
+                    if PLANNED + step in job.steps:
+                        return
+                    planned = _rows(planned, step)
                     if not await store.record_step(
                         job.job_id, owner=owner, step=PLANNED + step, count=planned, now=_now()
                     ):
                         raise _LostLease()
                     job.steps[PLANNED + step] = planned
-                count = _rows(await run(), step)
+
+                # A handler that can count but not journal its own count is counted first (the
+                # account is frozen, so nothing new arrives). A handler that journals its count
+                # (one transaction: delete, journal, commit) is never counted beforehand.
+                if counter is not None and interrupted_before is None:
+                    await journal_planned(await counter())
+                count = _rows(await run(journal_planned), step)
                 if interrupted_before is not None:
                     count = max(count, interrupted_before)
                 if not await store.record_step(job.job_id, owner=owner, step=step, count=count, now=_now()):
@@ -416,12 +453,25 @@ class _LostLease(Exception):
     pass
 
 
-def _call(func: Handler, subject: str) -> Callable[[], Awaitable[int]]:
-    return lambda: func(subject)
+Step = Callable[[], Awaitable[int]]
+Planned = Callable[[int], Awaitable[None]]
+#: A step as the runner calls it: given the function that journals its planned count.
+_Run = Callable[[Planned], Awaitable[int]]
 
 
-def _bind(func: Handler | None, subject: str) -> Callable[[], Awaitable[int]] | None:
-    return None if func is None else _call(func, subject)
+def _plain(run: Step) -> _Run:
+    return lambda planned: run()
+
+
+def _handler_step(registered: Registered, subject: str) -> tuple[str, _Run, Step | None]:
+    """A handler as a step. A built-in handler object that journals its own count
+    (``run_journalled``) is called with the journalling function and is not counted first."""
+    obj = registered.obj
+    journalled = getattr(obj, "run_journalled", None) if obj is not None and obj is registered.run else None
+    if journalled is not None:
+        return registered.name, lambda planned: journalled(subject, planned), None
+    run, count = registered.run, registered.count
+    return registered.name, _plain(lambda: run(subject)), None if count is None else (lambda: count(subject))
 
 
 def _rows(value: object, step: str) -> int:

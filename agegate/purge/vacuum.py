@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import AgeGateError
 from ..handlers import Database, PostgresDatabase, SQLiteDatabase, TableRef
-from .coverage import partition_roots
+from .catalog import partition_parents
 
 
 class VacuumError(AgeGateError):
@@ -46,7 +46,7 @@ async def _postgres(database: PostgresDatabase, tables: list[str]) -> tuple[str,
     import psycopg
     from psycopg import sql
 
-    roots = await partition_roots(database)
+    roots = await partition_parents(database)
     normal = {t.removeprefix("public.") for t in tables}
     # VACUUM of a partitioned table reaches its partitions, but not an inheritance parent's children.
     every = sorted(normal | {child for child, root in roots.items() if root in normal})
