@@ -7,19 +7,22 @@ import json
 
 from .errors import UsageError
 from .gate import AgeGate
-from .purge.vacuum import vacuum
+from .purge.vacuum import Vacuumed, vacuum
 
 
 def run_vacuum(gate: AgeGate, args: argparse.Namespace) -> int:
     """Vacuum every database the purge handlers name; returns the exit status."""
     from .cli_purge import _run  # cli_purge imports this module
 
-    covered = gate.purger.covered_tables
-    if not covered:
-        raise UsageError(
-            "no SQL database is known to the purge: nothing to vacuum (see the README's support section)"
-        )
-    done = _run(gate, lambda: vacuum(covered))
+    async def work() -> list[Vacuumed]:
+        covered = await gate.purger.covered_tables()
+        if not covered:
+            raise UsageError(
+                "no SQL database is known to the purge: nothing to vacuum (see the README's support section)"
+            )
+        return await vacuum(covered)
+
+    done = _run(gate, work)
     if args.json:
         print(json.dumps([{"database": v.database, "tables": list(v.tables) or None} for v in done]))
         return 0

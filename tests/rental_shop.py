@@ -32,12 +32,15 @@ CREATE TABLE {p}rental (rental_id integer PRIMARY KEY, rental_date text,
                         customer_id integer REFERENCES {p}customer, staff_id integer);
 CREATE TABLE {p}message (message_id integer PRIMARY KEY, sender_id integer REFERENCES {p}customer,
                          recipient_id integer REFERENCES {p}customer, body text);
-CREATE TABLE {p}device (device_uuid {uuid} PRIMARY KEY, customer_id integer, user_agent text,
+CREATE TABLE {p}device (device_uuid {uuid} PRIMARY KEY, customer_id integer REFERENCES {p}customer,
+                        user_agent text,
                         last_ip text);
 """
-SQLITE_ONLY = "CREATE TABLE payment (payment_id integer, customer_id integer, staff_id integer, amount int);"
+SQLITE_ONLY = """CREATE TABLE payment (payment_id integer, customer_id integer REFERENCES customer,
+                                      staff_id integer, amount int);"""
 POSTGRES_ONLY = """
-CREATE TABLE {p}payment (payment_id integer, customer_id integer, staff_id integer, amount int,
+CREATE TABLE {p}payment (payment_id integer, customer_id integer REFERENCES {p}customer,
+                         staff_id integer, amount int,
                          payment_date date NOT NULL) PARTITION BY RANGE (payment_date);
 CREATE TABLE {p}payment_2026_01 PARTITION OF {p}payment FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
 CREATE TABLE {p}payment_2026_02 PARTITION OF {p}payment FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
@@ -107,6 +110,14 @@ def declare(gate: AgeGate, db: SQLiteDatabase | PostgresDatabase, prefix: str = 
     """The declarations: tables that are not the account holder's data."""
     for table, reason in NOT_THE_HOLDERS.items():
         gate.purger.exempt(db.table(prefix + table), reason=reason)
+
+
+def register_account(gate: AgeGate, db: SQLiteDatabase | PostgresDatabase, prefix: str = "") -> None:
+    """The relational handler: the customer, every row referencing it, its address if unshared;
+    someone else's message keeps its row, with the account's id set to NULL."""
+    gate.purger.add(
+        db.account(prefix + "customer", "customer_id", owns=["address"], set_null=["message.recipient_id"])
+    )
 
 
 def register_handlers(gate: AgeGate, db: SQLiteDatabase | PostgresDatabase, prefix: str = "") -> None:

@@ -121,6 +121,13 @@ async def test_zero_findings_with_handlers_and_declarations(gate: AgeGate, shop:
     assert report.tables_checked == 12
 
 
+async def test_zero_findings_with_the_relational_handler(gate: AgeGate, shop: SQLiteDatabase) -> None:
+    rental_shop.register_account(gate, shop)
+    rental_shop.declare(gate, shop)
+    report = await gate.purger.coverage_report()
+    assert report.uncovered == []
+
+
 async def test_a_declaration_names_its_reason_and_column_declarations_stay_distinct(
     gate: AgeGate, shop: SQLiteDatabase
 ) -> None:
@@ -253,6 +260,19 @@ def test_cli_findings_grouped_per_table(
 
 
 @pytest.mark.postgres
+async def test_postgres_zero_findings_with_the_relational_handler(
+    gate: AgeGate, pg_shop: tuple[PostgresDatabase, str]
+) -> None:
+    db, schema = pg_shop
+    rental_shop.register_account(gate, db, f"{schema}.")
+    rental_shop.declare(gate, db, f"{schema}.")
+    gate.purger.exempt(db.table(f"{schema}.rental"), "archived_by", reason="the clerk who archived it")
+    report = await gate.purger.coverage_report()
+    assert [u for u in report.uncovered if u.table.startswith(f"{schema}.")] == []
+    assert report.partitions[(db.key, f"{schema}.payment")] == 3
+
+
+@pytest.mark.postgres
 async def test_postgres_vacuum_reaches_partitions_and_inheritance_children(
     gate: AgeGate, pg_shop: tuple[PostgresDatabase, str]
 ) -> None:
@@ -260,7 +280,7 @@ async def test_postgres_vacuum_reaches_partitions_and_inheritance_children(
 
     db, schema = pg_shop
     rental_shop.register_handlers(gate, db, f"{schema}.")
-    (done,) = await vacuum(gate.purger.covered_tables)
+    (done,) = await vacuum(await gate.purger.covered_tables())
     assert done.database == db.key
     assert sorted(t.removeprefix(f"{schema}.") for t in done.tables) == [
         "address", "customer", "customer_profile", "device", "message", "payment", "payment_2026_01",

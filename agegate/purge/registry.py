@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from ..errors import ConfigurationError
+from ..errors import AgeGateError, ConfigurationError
 from ..handlers import TableRef
 from . import request
 from .journal import RESERVED_STEPS
@@ -48,6 +48,7 @@ class HandlerRegistry:
         self._handlers: dict[str, Registered] = {}
         self._listeners: list[Listener] = []
         self._exempt: list[tuple[TableRef, str | None, str | None]] = []
+        self._prepared_covers: set[str] = set()
         self._subject_format: request.SubjectFormat | None = None
         self.identifier_kinds: tuple[str, ...] = IDENTIFIER_KINDS
 
@@ -84,6 +85,9 @@ class HandlerRegistry:
         counter = count if count is not None else getattr(handler, "count", None)
         refs = tuple(covers) if covers is not None else tuple(getattr(handler, "covers", ()))
         self._register(resolved, handler, counter, refs, handler)
+        if covers is None and callable(getattr(handler, "prepare", None)):
+            # Its tables are known once it has read the database (db.account): ask it then.
+            self._prepared_covers.add(resolved)
         return handler
 
     def _register(
@@ -103,10 +107,25 @@ class HandlerRegistry:
             raise ConfigurationError("covers= takes tables such as SQLiteDatabase(...).table('orders')")
         self._handlers[name] = Registered(name, run, count, covers, obj)
 
-    @property
-    def covered_tables(self) -> tuple[TableRef, ...]:
-        """Every table the registered handlers say they purge (their ``covers``), in order."""
-        return tuple(ref for registered in self._handlers.values() for ref in registered.covers)
+    async def covered_tables(self) -> tuple[TableRef, ...]:
+        """Every table the registered handlers say they purge (their ``covers``), in order; a
+        handler that works its tables out from the database (``db.account``) reads it first."""
+        refs: list[TableRef] = []
+        for registered in self._handlers.values():
+            if registered.name in self._prepared_covers:
+                try:
+                    await registered.obj.prepare()
+                except AgeGateError:
+                    raise
+                except Exception as exc:
+                    # The class only: a driver's message may hold a connection string.
+                    raise ConfigurationError(
+                        f"handler {registered.name!r} cannot read its database ({type(exc).__name__})"
+                    ) from None
+                refs += registered.obj.covers
+            else:
+                refs += registered.covers
+        return tuple(refs)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -436,13 +436,13 @@ class Purger(HandlerRegistry):
         the number of tables checked (0 when no database is known); see
         :meth:`coverage_report`, which tells more."""
         exempt = [(ref, column) for ref, column, _ in self._exempt]
-        return await find_uncovered(self.covered_tables, exempt)
+        return await find_uncovered(await self.covered_tables(), exempt)
 
     async def coverage_report(self) -> CoverageReport:
         """Check every SQL database the handlers and exemptions name for personal-looking
         columns nobody purges; see :mod:`agegate.purge.coverage`. Raises
         :class:`~agegate.purge.coverage.NoDatabaseKnown` when they name none."""
-        return await check_coverage(self.covered_tables, self._exempt)
+        return await check_coverage(await self.covered_tables(), self._exempt)
 
 
 class _StepFailed(Exception):
