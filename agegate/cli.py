@@ -92,9 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_demo import register as register_demo
     from .cli_purge import register as register_purge
+    from .cli_records import register as register_records
 
     register_demo(sub)
     register_purge(sub)
+    register_records(sub)
     return parser
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cli_app import load_gate, run
 from .errors import AgeGateError, ConfigurationError, UsageError
 from .gate import AgeGate
 
@@ -196,7 +197,7 @@ def _confirm(count: int, args: argparse.Namespace) -> bool:
 
 def run_batch(args: argparse.Namespace) -> int:
     """Run ``agegate purge --subjects-from``; returns the exit status."""
-    from .cli_purge import _run, load_gate, resume_command
+    from .cli_purge import resume_command
 
     concurrency = DEFAULT_CONCURRENCY if args.concurrency is None else args.concurrency
     if not 1 <= concurrency <= _MAX_CONCURRENCY:
@@ -230,7 +231,7 @@ def run_batch(args: argparse.Namespace) -> int:
         await asyncio.gather(*(one(account) for account in accounts))
 
     try:
-        _run(gate, work)
+        run(gate, work)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(
             f"{len(outcomes)} of {len(accounts)} account(s) finished. Finish the purges that began "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from .cli_app import run
 from .errors import UsageError
 from .gate import AgeGate
 from .purge.coverage import NoDatabaseKnown, report_json
@@ -18,10 +19,8 @@ EXIT_OK, EXIT_FAILURE = 0, 1
 
 def run_coverage(gate: AgeGate, args: argparse.Namespace) -> int:
     """Run the coverage check and print its report (``--json``: as JSON); returns the exit status."""
-    from .cli_purge import _run as run_async  # cli_purge imports this module
-
     try:
-        report = run_async(gate, gate.purger.coverage_report)
+        report = run(gate, gate.purger.coverage_report)
     except NoDatabaseKnown as exc:
         # A CI job must not pass on a check that looked at nothing: bad usage, exit 2.
         raise UsageError(str(exc)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from .cli_app import run
 from .errors import UsageError
 from .gate import AgeGate
 from .purge.vacuum import Vacuumed, vacuum
@@ -12,7 +13,6 @@ from .purge.vacuum import Vacuumed, vacuum
 
 def run_vacuum(gate: AgeGate, args: argparse.Namespace) -> int:
     """Vacuum every database the purge handlers name; returns the exit status."""
-    from .cli_purge import _run  # cli_purge imports this module
 
     async def work() -> list[Vacuumed]:
         covered = await gate.purger.covered_tables()
@@ -22,7 +22,7 @@ def run_vacuum(gate: AgeGate, args: argparse.Namespace) -> int:
             )
         return await vacuum(covered)
 
-    done = _run(gate, work)
+    done = run(gate, work)
     if args.json:
         print(json.dumps([{"database": v.database, "tables": list(v.tables) or None} for v in done]))
         return 0
