@@ -87,3 +87,18 @@ def test_sigkill_at_any_point_then_resume_equals_a_clean_purge(
     assert report["state"] == "done" and report["deleted"] == reference["deleted"]
     assert shop(tmp_path) == reference["shop"]
     assert journal(tmp_path) == reference["journal"]
+
+
+def test_the_cli_dry_run_prints_the_plan(tmp_path: Path) -> None:
+    relational_app.seed(tmp_path)
+    before = shop(tmp_path)
+    dry = [arg for arg in PURGE if arg not in ("--yes", "--json")] + ["--dry-run"]
+    done = agegate(dry, _env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "Plan of the relational handlers" in done.stdout
+    assert "customers: rental" in done.stdout and "customer <- rental.customer_id  [delete] 2" in done.stdout
+    assert "customers: address" in done.stdout and "[delete if unreferenced] 0" in done.stdout
+    as_json = json.loads(agegate([*dry, "--json"], _env(tmp_path)).stdout)
+    assert {"handler": "customers", "table": "message", "path": "customer <- message.recipient_id",
+            "action": "set null", "count": 3} in as_json["plan"]  # fmt: skip
+    assert shop(tmp_path) == before

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..coverage import Uncovered, find_uncovered
 from ..errors import ConfigurationError, InvalidToken, PurgeError
+from ..handlers import TableRef
 from ..stores import PurgeJob, Store
 from ..tokens import Sealer
 from . import lease
@@ -403,8 +404,14 @@ class Purger(HandlerRegistry):
     async def coverage(self) -> tuple[list[Uncovered], int]:
         """Personal-looking columns of the handlers' SQL databases that no handler purges, and
         the number of tables checked; see :mod:`agegate.coverage`."""
-        refs = [ref for registered in self._handlers.values() for ref in registered.covers]
-        return await find_uncovered(refs, self._exempt)
+        refs: list[TableRef] = []
+        for registered in self._handlers.values():
+            refs += registered.covers
+            prepare = getattr(registered.obj, "prepare", None)
+            if prepare is not None:  # a relational handler knows its tables once it has a plan
+                await prepare()
+                refs += getattr(registered.obj, "covers", ())
+        return await find_uncovered(list(dict.fromkeys(refs)), self._exempt)
 
 
 class _StepFailed(Exception):
