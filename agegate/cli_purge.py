@@ -116,6 +116,10 @@ def _report_json(report: PurgeReport, receipt: str | None = None) -> dict[str, A
         "error": report.error,
         "not_run": list(report.not_run),
         "receipt": receipt,
+        "plan": [
+            {"handler": s.handler, "table": s.table, "path": s.path, "action": s.action, "count": s.count}
+            for s in report.plan
+        ],
     }
 
 
@@ -137,6 +141,10 @@ def _print_report(report: PurgeReport, gate: AgeGate) -> None:
         print(f"  {name:<28} {count}")
     for name in report.uncounted:
         print(f"  {name:<28} ? (this handler cannot count in advance)")
+    if report.plan:
+        print("Plan of the relational handlers (table, reached by, action, rows):")
+        for step in report.plan:
+            print(f"  {step.handler}: {step.table:<24} {step.path}  [{step.action}] {step.count}")
     if report.not_run:
         print(
             f"  NOT RUN yet: {', '.join(report.not_run)}: registered after this account's purge "

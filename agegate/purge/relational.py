@@ -91,7 +91,7 @@ class AccountRows:
         refs = [TableRef(self.database, self.table, self.column)]
         if self._plan is not None:
             for step in self._plan.steps:
-                if step.table != self._plan.root:
+                if step.table != self._plan.root or step.action == "set null":
                     refs.append(TableRef(self.database, display(step.table), step.path.rpartition(".")[2]))
             refs += [TableRef(self.database, display(step.table)) for step in self._plan.owned]
         return tuple(dict.fromkeys(refs))

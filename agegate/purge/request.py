@@ -170,7 +170,8 @@ def check_key_form(subject: str, type_name: str, dialect: str, where: str) -> No
     if form == "integer":
         if _CANONICAL_INTEGER.fullmatch(subject) is None or subject == "-0":
             raise ConfigurationError(f"the account id must be written as {where} stores it: {_INTEGER_HINT}")
-        bits = _INTEGER_BITS.get(type_name.lower().split("(")[0].strip(), 64 if dialect == "sqlite" else 0)
+        # SQLite integers are 64-bit whatever the declared type; numeric has no bound.
+        bits = 64 if dialect == "sqlite" else _INTEGER_BITS.get(type_name.lower().split("(")[0].strip(), 0)
         if bits and not -(2 ** (bits - 1)) <= int(subject) < 2 ** (bits - 1):
             raise ConfigurationError(f"the account id is out of the range of {where} ({type_name})")
     elif form == "uuid":

@@ -1,0 +1,104 @@
+"""SIGKILL at any point of a relational purge, then ``--resume``: the same end state, rows and
+journal, as an uninterrupted purge (the harness of :mod:`test_purge_crash`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import purge_app
+import pytest
+import relational_app
+import relational_schema as rs
+from test_purge_crash import _env, agegate, start, wait_for_file
+
+pytestmark = pytest.mark.slow
+
+PURGE = [
+    "purge", "--app", "relational_app:gate", "--subject", relational_app.CHILD, "--ticket", "T-77",
+    "--operator", "support-7", "--yes", "--json",
+]  # fmt: skip
+POINTS = [
+    "before:freeze",
+    "after:freeze",
+    "before:customers",
+    "mid:customers",
+    "journalled:customers",
+    "committed:customers",
+    "after:customers",
+    "before:block_identifiers",
+    "after:block_identifiers",
+]
+
+
+@pytest.fixture(autouse=True)
+def _time_limit() -> Iterator[None]:
+    with purge_app.time_limit(180):
+        yield
+
+
+def shop(directory: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with contextlib.closing(sqlite3.connect(directory / "shop.sqlite3")) as conn:
+        return rs.snapshot(conn)
+
+
+def journal(directory: Path) -> list[dict[str, Any]]:
+    done = agegate(["audit", "--app", "relational_app:gate", "--json"], _env(directory))
+    assert done.returncode == 0, done.stderr
+    jobs: list[dict[str, Any]] = json.loads(done.stdout)
+    return [{k: job[k] for k in ("ticket", "state", "steps")} for job in jobs]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    directory = tmp_path_factory.mktemp("reference")
+    relational_app.seed(directory)
+    before = shop(directory)
+    done = agegate(PURGE, _env(directory))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["deleted"] == {"customers": 9}
+    assert shop(directory) == rs.expected_after(before, 351)
+    return {"shop": shop(directory), "journal": journal(directory), "deleted": report["deleted"]}
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_sigkill_at_any_point_then_resume_equals_a_clean_purge(
+    tmp_path: Path, reference: dict[str, Any], point: str
+) -> None:
+    relational_app.seed(tmp_path)
+    before = shop(tmp_path)
+    marker = tmp_path / "paused"
+    proc = start(PURGE, _env(tmp_path, PURGE_APP_PAUSE=point, PURGE_APP_MARKER=str(marker)))
+    wait_for_file(marker, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    if point in ("mid:customers", "journalled:customers"):
+        assert shop(tmp_path) == before  # killed inside the transaction: nothing of it survives
+    resumed = agegate(["purge", "--app", "relational_app:gate", "--resume", "--json"], _env(tmp_path))
+    assert resumed.returncode == 0, resumed.stderr
+    (report,) = json.loads(resumed.stdout)
+    assert report["state"] == "done" and report["deleted"] == reference["deleted"]
+    assert shop(tmp_path) == reference["shop"]
+    assert journal(tmp_path) == reference["journal"]
+
+
+def test_the_cli_dry_run_prints_the_plan(tmp_path: Path) -> None:
+    relational_app.seed(tmp_path)
+    before = shop(tmp_path)
+    dry = [arg for arg in PURGE if arg not in ("--yes", "--json")] + ["--dry-run"]
+    done = agegate(dry, _env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "Plan of the relational handlers" in done.stdout
+    assert "customers: rental" in done.stdout and "customer <- rental.customer_id  [delete] 2" in done.stdout
+    assert "customers: address" in done.stdout and "[delete if unreferenced] 0" in done.stdout
+    as_json = json.loads(agegate([*dry, "--json"], _env(tmp_path)).stdout)
+    assert {"handler": "customers", "table": "message", "path": "customer <- message.recipient_id",
+            "action": "set null", "count": 3} in as_json["plan"]  # fmt: skip
+    assert shop(tmp_path) == before
