@@ -8,7 +8,7 @@ import os
 import secrets
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -164,11 +164,12 @@ async def test_postgres_partitions_are_reported_once_via_their_parent(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("register", [rental_shop.register_handlers, rental_shop.register_account])
 async def test_postgres_zero_findings_and_future_partitions(
-    gate: AgeGate, pg_shop: tuple[PostgresDatabase, str]
+    gate: AgeGate, pg_shop: tuple[PostgresDatabase, str], register: Callable[..., None]
 ) -> None:
     db, schema = pg_shop
-    rental_shop.register_handlers(gate, db, f"{schema}.")
+    register(gate, db, f"{schema}.")
     rental_shop.declare(gate, db, f"{schema}.")
     # A column only the archive (an inheritance child) has is declared on the parent.
     gate.purger.exempt(db.table(f"{schema}.rental"), "archived_by", reason="the clerk who archived it")
@@ -257,19 +258,6 @@ def test_cli_findings_grouped_per_table(
     assert main(["purge", "--app", "shop_app:gate", "--coverage", "--json"]) == 0
     report = json.loads(capsys.readouterr()[0])
     assert report["ok"] is True and report["uncovered"] == [] and report["tables"] == []
-
-
-@pytest.mark.postgres
-async def test_postgres_zero_findings_with_the_relational_handler(
-    gate: AgeGate, pg_shop: tuple[PostgresDatabase, str]
-) -> None:
-    db, schema = pg_shop
-    rental_shop.register_account(gate, db, f"{schema}.")
-    rental_shop.declare(gate, db, f"{schema}.")
-    gate.purger.exempt(db.table(f"{schema}.rental"), "archived_by", reason="the clerk who archived it")
-    report = await gate.purger.coverage_report()
-    assert [u for u in report.uncovered if u.table.startswith(f"{schema}.")] == []
-    assert report.partitions[(db.key, f"{schema}.payment")] == 3
 
 
 @pytest.mark.postgres

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import sqlite3
 import string
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from test_cli_purge import BASE, KEYS, PURGE, app_dir, run  # noqa: F401  (app_dir is a fixture)
-from test_purge_crash import TESTS, wait_for_file
+from test_purge_crash import TESTS, _env, agegate, start, wait_for_file
 
 from agegate import ConfigurationError
 from agegate.cli import main
@@ -157,24 +155,14 @@ def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
     purge_app.seed(tmp_path)
     marker, release = tmp_path / "paused", tmp_path / "release"
     receipt = tmp_path / "r.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PURGE_APP_", "AGEGATE_"))}
-    env.update(
-        AGEGATE_SECRET_KEYS=KEYS.to_string(),
-        PURGE_APP_DIR=str(tmp_path),
-        PYTHONPATH=str(TESTS),
+    env = _env(
+        tmp_path,
         PURGE_APP_PAUSE="before:orders",
         PURGE_APP_MARKER=str(marker),
         PURGE_APP_RELEASE=str(release),
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agegate.cli", *PURGE, "--yes", "--receipt", str(receipt)],
-        cwd=TESTS,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env["AGEGATE_SECRET_KEYS"] = KEYS.to_string()
+    proc = start([*PURGE, "--yes", "--receipt", str(receipt)], env)
     wait_for_file(marker, proc)
     proc.send_signal(signal.SIGINT)
     release.write_text("go")
@@ -185,15 +173,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
     assert last.endswith("Finish it with: agegate purge --app purge_app:gate --resume")
     assert "Traceback" not in err and purge_app.CHILD not in err + out
     del env["PURGE_APP_PAUSE"]
-    done = subprocess.run(
-        [sys.executable, "-m", "agegate.cli", "purge", *BASE, "--resume"],
-        cwd=TESTS,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    done = agegate(["purge", *BASE, "--resume"], env)
     assert done.returncode == 0 and "Purge done for ticket T-88" in done.stdout, done.stderr
     assert verify_receipt(receipt.read_bytes(), KEYS)["ticket"] == "T-88"
 
