@@ -27,6 +27,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,12 @@ def run_batch(args: argparse.Namespace) -> int:
     outcomes: list[Outcome] = []
 
     async def work() -> None:
+        # Every purge may hold a worker thread waiting for a database lock while the purge that
+        # holds the lock needs another thread to commit: more threads than purges at once, so
+        # that the lock's holder always finds one (the default pool is sized by CPUs).
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=2 * concurrency + 4, thread_name_prefix="agegate-batch")
+        )
         slots = asyncio.Semaphore(concurrency)
 
         async def one(account: BatchLine) -> None:
