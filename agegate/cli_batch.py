@@ -287,8 +287,12 @@ def _print_totals(outcomes: list[Outcome], total: dict[str, int], resume: str) -
         parts = [f"{total['dry_run']} dry run(s), nothing changed"]
     parts += [f"{total['failed']} failed", f"{total['no_match']} matched nothing"]
     print(f"Total: {total['accounts']} account(s): {', '.join(parts)}.")
-    if total["failed"]:
-        print(f"Failed (lines {_lines(outcomes, 'failed')}): fix the cause, then finish them with: {resume}")
+    resumable = ", ".join(str(o.line) for o in outcomes if o.state == "failed" and o.job_id)
+    refused = ", ".join(str(o.line) for o in outcomes if o.state == "failed" and not o.job_id)
+    if resumable:
+        print(f"Failed (lines {resumable}): fix the cause, then finish them with: {resume}")
+    if refused:
+        print(f"Refused before anything was done (lines {refused}): fix those lines and run them again")
     if total["no_match"]:
         print(
             f"Matched nothing (lines {_lines(outcomes, 'no match')}): check those ids; if they are "

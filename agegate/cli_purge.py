@@ -234,10 +234,17 @@ def resume_command(args: argparse.Namespace) -> str:
     return f"agegate purge --app {shlex.quote(spec.strip())} --resume"
 
 
-def interrupted(args: argparse.Namespace, job_id: str | None) -> KeyboardInterrupt:
+def interrupted(args: argparse.Namespace, job_id: str | None, *, began: bool) -> KeyboardInterrupt:
     """What Ctrl-C says: whether anything was done, and how to finish it."""
-    if job_id is None:
+    if job_id is None and not began:
         return KeyboardInterrupt("nothing was purged")
+    if job_id is None:
+        # Stopped between journalling the job and its first step: nothing is deleted or frozen
+        # yet, but the job exists and a later --resume would run it.
+        return KeyboardInterrupt(
+            f"the purge stopped before its first step; nothing is deleted yet. Finish it with: "
+            f"{resume_command(args)}"
+        )
     return KeyboardInterrupt(
         f"purge job {job_id} stopped part-way; the account is frozen and the finished steps "
         f"stay done. Finish it with: {resume_command(args)}"
@@ -249,6 +256,7 @@ class _Started:
 
     def __init__(self) -> None:
         self.job_id: str | None = None
+        self.began = False  # the purge itself was called (a job may exist)
 
     def __call__(self, event: PurgeEvent) -> None:
         if event.kind in ("start", "skip", "done") and self.job_id is None:
@@ -316,6 +324,7 @@ def _purge(args: argparse.Namespace) -> int:
             gate.purger.listen(_Progress(sys.stderr, live=sys.stderr.isatty() and not args.json)),
             gate.purger.listen(started),
         ]
+        started.began = not args.dry_run
         try:
             report = await gate.purger.purge(
                 args.subject,
@@ -335,7 +344,7 @@ def _purge(args: argparse.Namespace) -> int:
     try:
         report, written = run(gate, work)
     except KeyboardInterrupt:
-        raise interrupted(args, started.job_id) from None
+        raise interrupted(args, started.job_id, began=started.began) from None
     if report is None:
         print("Not confirmed: nothing was done.", file=sys.stderr)
         return EXIT_FAILURE
@@ -352,13 +361,18 @@ def _purge(args: argparse.Namespace) -> int:
 def _resume(gate: AgeGate, args: argparse.Namespace) -> int:
     stop = gate.purger.listen(_Progress(sys.stderr, live=sys.stderr.isatty() and not args.json))
 
+    unwritten: dict[str, str] = {}
+
     async def work() -> tuple[list[PurgeReport], dict[str, str]]:
         reports = await gate.purger.resume()
         # A receipt asked for when the job began is part of the job: written now it is done.
         written: dict[str, str] = {}
         for report in reports:
             if report.state == "done" and report.receipt:
-                written[report.job_id] = await _write_receipt(gate, report.job_id, report.receipt)
+                try:
+                    written[report.job_id] = await _write_receipt(gate, report.job_id, report.receipt)
+                except AgeGateError as exc:
+                    unwritten[report.job_id] = str(exc)
         return reports, written
 
     try:
@@ -380,7 +394,14 @@ def _resume(gate: AgeGate, args: argparse.Namespace) -> int:
             _print_report(report, gate)
             if report.job_id in written:
                 print(f"Signed receipt written to {written[report.job_id]} (asked for when the purge began).")
-    return EXIT_FAILURE if any(r.state == "failed" for r in reports) else EXIT_OK
+    for job_id, error in unwritten.items():
+        print(
+            f"agegate: job {job_id} is done, but its receipt was not written ({error}); "
+            f"write it with `agegate receipt issue --job {job_id} -o FILE`",
+            file=sys.stderr,
+        )
+    failed = any(r.state == "failed" for r in reports) or bool(unwritten)
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 def register(sub: Any) -> None:

@@ -139,6 +139,23 @@ def test_a_requested_receipt_is_written_when_resume_finishes_the_job(
     assert not any(step.startswith("receipt:") for step in json.loads(out)[0]["steps"])
 
 
+def test_a_receipt_that_cannot_be_written_on_resume_is_a_failure_that_says_so(
+    app_dir: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    receipt = tmp_path / "gone" / "r.json"
+    receipt.parent.mkdir()
+    monkeypatch.setenv("PURGE_APP_FAIL", "files")
+    assert run(capsys, *PURGE, "--yes", "--receipt", str(receipt))[0] == 1
+    monkeypatch.delenv("PURGE_APP_FAIL")
+    receipt.parent.rmdir()
+    code, out, err = run(capsys, "purge", *BASE, "--resume")
+    assert code == 1 and "Purge done for ticket T-88" in out
+    assert "is done, but its receipt was not written" in err and "agegate receipt issue --job" in err
+
+
 def test_a_receipt_path_holding_the_account_id_is_refused(
     app_dir: Path,  # noqa: F811
     capsys: pytest.CaptureFixture[str],

@@ -33,7 +33,7 @@ from agegate.handlers import SQLiteDatabase
 HERE = Path(__file__).parent
 gate = AgeGate(keys=Keyring.from_env(), store=f"sqlite:///{HERE / 'agegate.sqlite3'}")
 db = SQLiteDatabase(HERE / "shop.sqlite3")
-gate.purger.add(db.rows("customer", "customer_id"))
+gate.purger.add(db.account("customer", "customer_id"))
 orders = db.rows("orders", "customer_id")
 
 
@@ -153,13 +153,17 @@ def test_a_malformed_file_purges_nothing(shop: Path, capsys: pytest.CaptureFixtu
 
 
 def test_ids_that_match_nothing_fail_alone(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (shop / "batch.txt").write_text("3\n99999\n4\n")
+    (shop / "batch.txt").write_text("3\n99999\n4\n+5\n")
     batch = ["purge", *APP, "--subjects-from", "batch.txt", "--ticket", "T", "--operator", "ops", "--yes"]
     assert cli(*batch) == 1
     out, _ = capsys.readouterr()
     assert "line 2      ticket T  NO MATCH: nothing matched this account id" in out
     assert "Matched nothing (lines 2)" in out
-    assert {3, 4}.isdisjoint(rows(shop)[0])
+    # An id the integer key would read as another text is refused before anything is done.
+    assert "line 4      ticket T  FAILED: the account id must be written as" in out
+    assert "Refused before anything was done (lines 4): fix those lines" in out
+    assert {3, 4}.isdisjoint(rows(shop)[0]) and 5 in rows(shop)[0]
+    (shop / "batch.txt").write_text("3\n99999\n4\n")
     assert cli(*batch, "--allow-no-match") == 0
     assert "Total: 3 account(s): 1 done, 2 already done" in capsys.readouterr()[0]
 
