@@ -22,14 +22,13 @@ import contextlib
 import os
 import re
 import sqlite3
-import threading
-import weakref
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+from .connections import Pool, run_transaction
 from .errors import ConfigurationError
 from .files import AccountFiles
 
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from .purge.catalog import Catalog
     from .purge.relational import AccountRows
 
-T = TypeVar("T")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", re.ASCII)
 
 
@@ -56,90 +54,6 @@ def _quote(parts: Sequence[str]) -> str:
     # The parts are validated above, so they hold no quote characters; quoting keeps reserved
     # words and mixed case working.
     return ".".join(f'"{p}"' for p in parts)
-
-
-def _close_all(idle: list[Any]) -> None:
-    for conn in idle:
-        with contextlib.suppress(Exception):
-            conn.close()
-    idle.clear()
-
-
-class _Pool:
-    """A few idle connections kept for reuse, used from worker threads (``asyncio.to_thread``).
-
-    A connection is handed to one caller at a time; one that raised is closed rather than
-    reused (it may be broken), and an open transaction is rolled back before reuse."""
-
-    def __init__(self, connect: Callable[[], Any], reset: Callable[[Any], None], *, size: int = 8) -> None:
-        self._connect, self._reset, self._size = connect, reset, size
-        self._idle: list[Any] = []
-        self._lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _close_all, self._idle)
-
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[Any]:
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._connect()
-        try:
-            yield conn
-            self._reset(conn)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                conn.close()
-            raise
-        with self._lock:
-            if len(self._idle) < self._size:
-                self._idle.append(conn)
-                return
-        conn.close()
-
-    def close(self) -> None:
-        with self._lock:
-            _close_all(self._idle)
-
-
-async def run_transaction(
-    database: SQLiteDatabase | PostgresDatabase,
-    work: Callable[[Any], T],
-    *,
-    commit: bool = True,
-    before_commit: Callable[[T], Awaitable[None]] | None = None,
-) -> T:
-    """Run ``work(conn)`` in one transaction on a pooled connection, in a worker thread; then
-    ``await before_commit(result)`` (the purge journals its count there) and commit, or roll
-    back when ``commit`` is false (a dry run). On SQLite the transaction is ``BEGIN IMMEDIATE``:
-    it holds the write lock from its first statement."""
-    context = database.connection()
-    conn = await asyncio.to_thread(context.__enter__)
-    try:
-        result = await asyncio.to_thread(_begin_and_run, database.dialect, conn, work)
-        if commit and before_commit is not None:
-            await before_commit(result)
-        await asyncio.to_thread(_end, database.dialect, conn, commit)
-    except BaseException as exc:
-        # The pool closes a connection that raised, which rolls its open transaction back.
-        await asyncio.to_thread(context.__exit__, type(exc), exc, exc.__traceback__)
-        raise
-    await asyncio.to_thread(context.__exit__, None, None, None)
-    return result
-
-
-def _begin_and_run(dialect: str, conn: Any, work: Callable[[Any], T]) -> T:
-    if dialect == "sqlite":
-        conn.execute("BEGIN IMMEDIATE")
-    return work(conn)  # psycopg opens the transaction with the first statement
-
-
-def _end(dialect: str, conn: Any, commit: bool) -> None:
-    if dialect == "sqlite":
-        conn.execute("COMMIT" if commit else "ROLLBACK")
-    elif commit:
-        conn.commit()
-    else:
-        conn.rollback()
 
 
 class Database(Protocol):
@@ -185,7 +99,7 @@ class SQLiteDatabase:
             path = urlsplit(path).path
         self.path = Path(path)
         self.timeout = timeout
-        self._pool = _Pool(self._connect, _sqlite_reset)
+        self._pool = Pool(self._connect, _sqlite_reset)
 
     @property
     def key(self) -> str:
@@ -326,7 +240,7 @@ class PostgresDatabase:
             port=params.get("port", "5432"),
             dbname=params.get("dbname", ""),
         )
-        self._pool = _Pool(self._connect, _postgres_reset)
+        self._pool = Pool(self._connect, _postgres_reset)
 
     @property
     def key(self) -> str:
