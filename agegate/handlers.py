@@ -410,7 +410,10 @@ class SQLRows:
 
         if self._type is None:
             catalog = await database.catalog()
-            table = resolve_table(catalog, self.table)
+            try:
+                table = resolve_table(catalog, self.table)
+            except ConfigurationError:  # a partition or a child table, named directly
+                table = self._table
             self._type = catalog.types.get((table, self._column), "")
         check_key_form(subject, self._type, database.dialect, f"{self.table}.{self.column}")
 
