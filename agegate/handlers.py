@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from .connections import Pool, run_transaction
@@ -89,7 +89,46 @@ class TableRef:
     column: str | None = None
 
 
-class SQLiteDatabase:
+class _PooledSQL:
+    """What the two SQL databases share: pooled connections and the relational handler."""
+
+    dialect = ""
+    _pool: Pool
+
+    def connection(self) -> contextlib.AbstractContextManager[Any]:
+        """A pooled DB-API connection (SQLite: autocommit mode; psycopg: a transaction opens
+        with the first statement), for one worker thread at a time."""
+        return self._pool.connection()
+
+    def close(self) -> None:
+        """Close the connections kept for reuse (more are opened when needed)."""
+        self._pool.close()
+
+    def account(
+        self,
+        table: str,
+        column: str,
+        *,
+        owns: Iterable[str] = (),
+        set_null: Collection[str] = (),
+        name: str | None = None,
+    ) -> AccountRows:
+        """A handler deleting an account across the schema by its foreign keys; see
+        :class:`~agegate.purge.relational.AccountRows`."""
+        from .purge.relational import AccountRows
+
+        database = cast("SQLiteDatabase | PostgresDatabase", self)  # the only subclasses
+        return AccountRows(database, table, column, owns=owns, set_null=set_null, name=name)
+
+    def _catalog(self) -> Catalog:
+        raise NotImplementedError
+
+    async def catalog(self) -> Catalog:
+        """Foreign keys, column types and tables, read from the database's own catalog."""
+        return await asyncio.to_thread(self._catalog)
+
+
+class SQLiteDatabase(_PooledSQL):
     """A SQLite database file of the app. Connections are kept for reuse (a few at most)."""
 
     dialect = "sqlite"
@@ -112,29 +151,10 @@ class SQLiteDatabase:
         """A handler deleting the rows of ``table`` whose ``column`` holds the account id."""
         return SQLRows(self, table, column, name=name)
 
-    def account(
-        self,
-        table: str,
-        column: str,
-        *,
-        owns: Iterable[str] = (),
-        set_null: Collection[str] = (),
-        name: str | None = None,
-    ) -> AccountRows:
-        """A handler deleting an account across the schema by its foreign keys; see
-        :class:`~agegate.purge.relational.AccountRows`."""
-        from .purge.relational import AccountRows
-
-        return AccountRows(self, table, column, owns=owns, set_null=set_null, name=name)
-
     def table(self, table: str) -> TableRef:
         """A reference to ``table``, for ``covers=`` and coverage exemptions."""
         _check_identifier("table", table)
         return TableRef(self, table)
-
-    def close(self) -> None:
-        """Close the connections kept for reuse (more are opened when needed)."""
-        self._pool.close()
 
     def _connect(self) -> sqlite3.Connection:
         if not self.path.exists():
@@ -146,10 +166,6 @@ class SQLiteDatabase:
         # (and is resumable) instead of leaving the orphan.
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
-
-    def connection(self) -> contextlib.AbstractContextManager[Any]:
-        """A pooled DB-API connection (autocommit mode), for use from one worker thread."""
-        return self._pool.connection()
 
     def delete_statement(self, table: tuple[str, ...], column: str) -> str:
         """The DELETE of :meth:`delete`, taking the account id as its one parameter."""
@@ -196,10 +212,6 @@ class SQLiteDatabase:
     async def columns(self) -> list[tuple[str, str]]:
         return await asyncio.to_thread(self._columns)
 
-    async def catalog(self) -> Catalog:
-        """Foreign keys, column types and tables, read from the database's own catalog."""
-        return await asyncio.to_thread(self._catalog)
-
     async def partition_parents(self) -> dict[str, str]:
         """Partitions mapped to their parent tables: none in SQLite."""
         return {}
@@ -220,7 +232,7 @@ def _psycopg() -> Any:
     return psycopg
 
 
-class PostgresDatabase:
+class PostgresDatabase(_PooledSQL):
     """A PostgreSQL database of the app, by psycopg conninfo (``postgresql://…`` or
     ``host=… dbname=…``). Connections are kept for reuse (a few at most); psycopg is imported
     lazily."""
@@ -259,32 +271,8 @@ class PostgresDatabase:
         _check_identifier("table", table, dotted=True)
         return TableRef(self, table)
 
-    def account(
-        self,
-        table: str,
-        column: str,
-        *,
-        owns: Iterable[str] = (),
-        set_null: Collection[str] = (),
-        name: str | None = None,
-    ) -> AccountRows:
-        """A handler deleting an account across the schema by its foreign keys; see
-        :class:`~agegate.purge.relational.AccountRows`."""
-        from .purge.relational import AccountRows
-
-        return AccountRows(self, table, column, owns=owns, set_null=set_null, name=name)
-
-    def close(self) -> None:
-        """Close the connections kept for reuse (more are opened when needed)."""
-        self._pool.close()
-
     def _connect(self) -> Any:
         return _psycopg().connect(self.conninfo)
-
-    def connection(self) -> contextlib.AbstractContextManager[Any]:
-        """A pooled sync psycopg connection (a transaction opens with the first statement),
-        for use from one worker thread."""
-        return self._pool.connection()
 
     def _execute_sync(self, query: Any, params: Sequence[Any]) -> Any:
         with self.connection() as conn:
@@ -336,10 +324,6 @@ class PostgresDatabase:
 
         with self.connection() as conn:
             return postgres_catalog(conn)
-
-    async def catalog(self) -> Catalog:
-        """Foreign keys, column types and tables, read from the database's own catalog."""
-        return await asyncio.to_thread(self._catalog)
 
     def _partition_parents(self) -> dict[str, str]:
         from .purge.catalog import display, postgres_partition_parents

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import relational_schema as rs
-from purge_app import _pause
+from purge_app import _pause, pause_at_boundaries
 
 from agegate import AgeGate, Keyring
 from agegate.handlers import PostgresDatabase, SQLiteDatabase
-from agegate.purge import PurgeEvent
 from agegate.purge.relational import AccountRows
 
 CHILD = "351"
@@ -68,12 +67,6 @@ def build_gate(directory: Path, *, keys: Keyring, postgres: str = "", schema: st
     gate.purger.add(
         PausingAccountRows(db, table, "customer_id", owns=rs.OWNS, set_null=rs.SET_NULL, name="customers")
     )
-
-    def pause_at_boundaries(event: PurgeEvent) -> None:
-        if event.kind == "start":
-            _pause(f"before:{event.step}")
-        elif event.kind == "done":
-            _pause(f"after:{event.step}")
 
     gate.purger.listen(pause_at_boundaries)
     return gate
