@@ -22,14 +22,13 @@ import contextlib
 import os
 import re
 import sqlite3
-import threading
-import weakref
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
+from .connections import Pool, run_transaction
 from .errors import ConfigurationError
 from .files import AccountFiles
 
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from .purge.catalog import Catalog
     from .purge.relational import AccountRows
 
-T = TypeVar("T")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", re.ASCII)
 
 
@@ -56,90 +54,6 @@ def _quote(parts: Sequence[str]) -> str:
     # The parts are validated above, so they hold no quote characters; quoting keeps reserved
     # words and mixed case working.
     return ".".join(f'"{p}"' for p in parts)
-
-
-def _close_all(idle: list[Any]) -> None:
-    for conn in idle:
-        with contextlib.suppress(Exception):
-            conn.close()
-    idle.clear()
-
-
-class _Pool:
-    """A few idle connections kept for reuse, used from worker threads (``asyncio.to_thread``).
-
-    A connection is handed to one caller at a time; one that raised is closed rather than
-    reused (it may be broken), and an open transaction is rolled back before reuse."""
-
-    def __init__(self, connect: Callable[[], Any], reset: Callable[[Any], None], *, size: int = 8) -> None:
-        self._connect, self._reset, self._size = connect, reset, size
-        self._idle: list[Any] = []
-        self._lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _close_all, self._idle)
-
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[Any]:
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._connect()
-        try:
-            yield conn
-            self._reset(conn)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                conn.close()
-            raise
-        with self._lock:
-            if len(self._idle) < self._size:
-                self._idle.append(conn)
-                return
-        conn.close()
-
-    def close(self) -> None:
-        with self._lock:
-            _close_all(self._idle)
-
-
-async def run_transaction(
-    database: SQLiteDatabase | PostgresDatabase,
-    work: Callable[[Any], T],
-    *,
-    commit: bool = True,
-    before_commit: Callable[[T], Awaitable[None]] | None = None,
-) -> T:
-    """Run ``work(conn)`` in one transaction on a pooled connection, in a worker thread; then
-    ``await before_commit(result)`` (the purge journals its count there) and commit, or roll
-    back when ``commit`` is false (a dry run). On SQLite the transaction is ``BEGIN IMMEDIATE``:
-    it holds the write lock from its first statement."""
-    context = database.connection()
-    conn = await asyncio.to_thread(context.__enter__)
-    try:
-        result = await asyncio.to_thread(_begin_and_run, database.dialect, conn, work)
-        if commit and before_commit is not None:
-            await before_commit(result)
-        await asyncio.to_thread(_end, database.dialect, conn, commit)
-    except BaseException as exc:
-        # The pool closes a connection that raised, which rolls its open transaction back.
-        await asyncio.to_thread(context.__exit__, type(exc), exc, exc.__traceback__)
-        raise
-    await asyncio.to_thread(context.__exit__, None, None, None)
-    return result
-
-
-def _begin_and_run(dialect: str, conn: Any, work: Callable[[Any], T]) -> T:
-    if dialect == "sqlite":
-        conn.execute("BEGIN IMMEDIATE")
-    return work(conn)  # psycopg opens the transaction with the first statement
-
-
-def _end(dialect: str, conn: Any, commit: bool) -> None:
-    if dialect == "sqlite":
-        conn.execute("COMMIT" if commit else "ROLLBACK")
-    elif commit:
-        conn.commit()
-    else:
-        conn.rollback()
 
 
 class Database(Protocol):
@@ -175,28 +89,20 @@ class TableRef:
     column: str | None = None
 
 
-class SQLiteDatabase:
-    """A SQLite database file of the app. Connections are kept for reuse (a few at most)."""
+class _PooledSQL:
+    """What the two SQL databases share: pooled connections and the relational handler."""
 
-    dialect = "sqlite"
+    dialect = ""
+    _pool: Pool
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
-        if isinstance(path, str) and path.startswith("sqlite:"):
-            path = urlsplit(path).path
-        self.path = Path(path)
-        self.timeout = timeout
-        self._pool = _Pool(self._connect, _sqlite_reset)
+    def connection(self) -> contextlib.AbstractContextManager[Any]:
+        """A pooled DB-API connection (SQLite: autocommit mode; psycopg: a transaction opens
+        with the first statement), for one worker thread at a time."""
+        return self._pool.connection()
 
-    @property
-    def key(self) -> str:
-        return f"sqlite:{self.path.resolve()}"
-
-    def __repr__(self) -> str:
-        return f"SQLiteDatabase({str(self.path)!r})"
-
-    def rows(self, table: str, column: str, *, name: str | None = None) -> SQLRows:
-        """A handler deleting the rows of ``table`` whose ``column`` holds the account id."""
-        return SQLRows(self, table, column, name=name)
+    def close(self) -> None:
+        """Close the connections kept for reuse (more are opened when needed)."""
+        self._pool.close()
 
     def account(
         self,
@@ -211,16 +117,44 @@ class SQLiteDatabase:
         :class:`~agegate.purge.relational.AccountRows`."""
         from .purge.relational import AccountRows
 
-        return AccountRows(self, table, column, owns=owns, set_null=set_null, name=name)
+        database = cast("SQLiteDatabase | PostgresDatabase", self)  # the only subclasses
+        return AccountRows(database, table, column, owns=owns, set_null=set_null, name=name)
+
+    def _catalog(self) -> Catalog:
+        raise NotImplementedError
+
+    async def catalog(self) -> Catalog:
+        """Foreign keys, column types and tables, read from the database's own catalog."""
+        return await asyncio.to_thread(self._catalog)
+
+
+class SQLiteDatabase(_PooledSQL):
+    """A SQLite database file of the app. Connections are kept for reuse (a few at most)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        if isinstance(path, str) and path.startswith("sqlite:"):
+            path = urlsplit(path).path
+        self.path = Path(path)
+        self.timeout = timeout
+        self._pool = Pool(self._connect, _sqlite_reset)
+
+    @property
+    def key(self) -> str:
+        return f"sqlite:{self.path.resolve()}"
+
+    def __repr__(self) -> str:
+        return f"SQLiteDatabase({str(self.path)!r})"
+
+    def rows(self, table: str, column: str, *, name: str | None = None) -> SQLRows:
+        """A handler deleting the rows of ``table`` whose ``column`` holds the account id."""
+        return SQLRows(self, table, column, name=name)
 
     def table(self, table: str) -> TableRef:
         """A reference to ``table``, for ``covers=`` and coverage exemptions."""
         _check_identifier("table", table)
         return TableRef(self, table)
-
-    def close(self) -> None:
-        """Close the connections kept for reuse (more are opened when needed)."""
-        self._pool.close()
 
     def _connect(self) -> sqlite3.Connection:
         if not self.path.exists():
@@ -232,10 +166,6 @@ class SQLiteDatabase:
         # (and is resumable) instead of leaving the orphan.
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
-
-    def connection(self) -> contextlib.AbstractContextManager[Any]:
-        """A pooled DB-API connection (autocommit mode), for use from one worker thread."""
-        return self._pool.connection()
 
     def delete_statement(self, table: tuple[str, ...], column: str) -> str:
         """The DELETE of :meth:`delete`, taking the account id as its one parameter."""
@@ -282,10 +212,6 @@ class SQLiteDatabase:
     async def columns(self) -> list[tuple[str, str]]:
         return await asyncio.to_thread(self._columns)
 
-    async def catalog(self) -> Catalog:
-        """Foreign keys, column types and tables, read from the database's own catalog."""
-        return await asyncio.to_thread(self._catalog)
-
     async def partition_parents(self) -> dict[str, str]:
         """Partitions mapped to their parent tables: none in SQLite."""
         return {}
@@ -306,7 +232,7 @@ def _psycopg() -> Any:
     return psycopg
 
 
-class PostgresDatabase:
+class PostgresDatabase(_PooledSQL):
     """A PostgreSQL database of the app, by psycopg conninfo (``postgresql://…`` or
     ``host=… dbname=…``). Connections are kept for reuse (a few at most); psycopg is imported
     lazily."""
@@ -326,7 +252,7 @@ class PostgresDatabase:
             port=params.get("port", "5432"),
             dbname=params.get("dbname", ""),
         )
-        self._pool = _Pool(self._connect, _postgres_reset)
+        self._pool = Pool(self._connect, _postgres_reset)
 
     @property
     def key(self) -> str:
@@ -345,32 +271,8 @@ class PostgresDatabase:
         _check_identifier("table", table, dotted=True)
         return TableRef(self, table)
 
-    def account(
-        self,
-        table: str,
-        column: str,
-        *,
-        owns: Iterable[str] = (),
-        set_null: Collection[str] = (),
-        name: str | None = None,
-    ) -> AccountRows:
-        """A handler deleting an account across the schema by its foreign keys; see
-        :class:`~agegate.purge.relational.AccountRows`."""
-        from .purge.relational import AccountRows
-
-        return AccountRows(self, table, column, owns=owns, set_null=set_null, name=name)
-
-    def close(self) -> None:
-        """Close the connections kept for reuse (more are opened when needed)."""
-        self._pool.close()
-
     def _connect(self) -> Any:
         return _psycopg().connect(self.conninfo)
-
-    def connection(self) -> contextlib.AbstractContextManager[Any]:
-        """A pooled sync psycopg connection (a transaction opens with the first statement),
-        for use from one worker thread."""
-        return self._pool.connection()
 
     def _execute_sync(self, query: Any, params: Sequence[Any]) -> Any:
         with self.connection() as conn:
@@ -422,10 +324,6 @@ class PostgresDatabase:
 
         with self.connection() as conn:
             return postgres_catalog(conn)
-
-    async def catalog(self) -> Catalog:
-        """Foreign keys, column types and tables, read from the database's own catalog."""
-        return await asyncio.to_thread(self._catalog)
 
     def _partition_parents(self) -> dict[str, str]:
         from .purge.catalog import display, postgres_partition_parents
@@ -496,7 +394,10 @@ class SQLRows:
 
         if self._type is None:
             catalog = await database.catalog()
-            table = resolve_table(catalog, self.table)
+            try:
+                table = resolve_table(catalog, self.table)
+            except ConfigurationError:  # a partition or a child table, named directly
+                table = self._table
             self._type = catalog.types.get((table, self._column), "")
         check_key_form(subject, self._type, database.dialect, f"{self.table}.{self.column}")
 

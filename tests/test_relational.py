@@ -383,3 +383,10 @@ async def test_connections_are_reused(shop: Shop, gate: AgeGate) -> None:
     for customer in (351, 353, 355):
         await gate.purge(str(customer), ticket=f"T-9{customer}", operator="ops")
     assert len(opened) <= 1
+
+
+async def test_sql_rows_on_a_partition_named_directly_still_purges(shop: Shop, gate: AgeGate) -> None:
+    table = shop.name("payment_2026_01") if shop.schema else "payment"
+    gate.purger.add(shop.db.rows(table, "customer_id", name="payments"))
+    report = await gate.purge("351", ticket="T-1", operator="ops")
+    assert report.deleted == {"payments": 1 if shop.schema else 3}

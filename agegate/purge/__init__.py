@@ -25,12 +25,20 @@ Handlers must never block the event loop (call blocking drivers with ``asyncio.t
 the lease is renewed on the event loop, and a handler that blocks it for longer than the lease
 lets another process take the job over and run the same handler at the same time. A renewal
 that comes later than the lease is logged as a warning on the ``agegate.purge`` logger.
+
+The package's modules: :mod:`~agegate.purge.registry` (handlers, listeners, exemptions),
+:mod:`~agegate.purge.request` (input checks), :mod:`~agegate.purge.lease`,
+:mod:`~agegate.purge.runner` (:class:`Purger`), :mod:`~agegate.purge.report`,
+:mod:`~agegate.purge.journal`, :mod:`~agegate.purge.catalog` and :mod:`~agegate.purge.plan`
+(what a database's catalog says, and the purge planned from it),
+:mod:`~agegate.purge.relational` (the relational account handler) and
+:mod:`~agegate.purge.receipts`.
 """
 
 from ..errors import PurgeError
 from .journal import BLOCK, FREEZE, NOTES, PLANNED, POLICY, RESERVED_STEPS, SIGNING_KEY, job_policy
 from .registry import Counter, Handler, PurgeHandler
-from .report import Listener, PurgeEvent, PurgeReport
+from .report import Listener, PlanStep, PurgeEvent, PurgeReport
 from .request import IDENTIFIER_KINDS
 from .runner import Purger
 
@@ -46,6 +54,7 @@ __all__ = [
     "Counter",
     "Handler",
     "Listener",
+    "PlanStep",
     "PurgeError",
     "PurgeEvent",
     "PurgeHandler",

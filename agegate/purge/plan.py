@@ -96,6 +96,9 @@ class _SQL:
         """Rows of ``path``'s last table (or of the root) that belong to the account."""
         if not path:
             return f"{self.name(column)} = {self.param}"
+        if len(path) == 1 and path[0].parent == root and path[0].parent_columns == (column,):
+            # A key referencing the account's own column: compare with the id directly.
+            return f"{self.name(path[0].columns[0])} = {self.param}"
         fk = path[-1]
         parent = f"SELECT {', '.join(self.name(c) for c in fk.parent_columns)} FROM {self.table(fk.parent)}"
         return f"{self.columns(fk.columns)} IN ({parent} WHERE {self.where(root, column, path[:-1])})"

@@ -208,3 +208,14 @@ class HandlerRegistry:
         Raises :class:`ConfigurationError`, which names the kind but never the value.
         """
         return request.check_identifiers(identifiers, self.identifier_kinds)
+
+
+class StepFailed(Exception):
+    """A step failed for a reason its message states (shown to the operator as it is)."""
+
+
+def rows_deleted(value: object, step: str) -> int:
+    """A handler's return value, if it is a count of rows deleted; else :class:`StepFailed`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StepFailed(f"handler {step!r} returned {type(value).__name__}, not a count of rows deleted")
+    return value

@@ -29,8 +29,9 @@ import threading
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any
 
+from ..connections import run_transaction
 from ..errors import ConfigurationError
-from ..handlers import PostgresDatabase, SQLiteDatabase, TableRef, run_transaction
+from ..handlers import PostgresDatabase, SQLiteDatabase, TableRef
 from .catalog import Catalog, display, postgres_catalog, sqlite_catalog
 from .plan import Plan, build_plan
 from .request import check_key_form

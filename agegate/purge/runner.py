@@ -12,11 +12,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigurationError, InvalidToken, PurgeError
+from ..errors import InvalidToken, PurgeError
 from ..stores import PurgeJob, Store
 from ..tokens import Sealer
 from . import lease
 from .coverage import CoverageReport, Uncovered, check_coverage, find_uncovered
+from .dry_run import check_ids, count_handlers
 from .journal import (
     BLOCK,
     FREEZE,
@@ -31,8 +32,8 @@ from .journal import (
 )
 from .match import Match, find_match
 from .receipts import make_receipt
-from .registry import HandlerRegistry, Registered
-from .report import PlanStep, PurgeReport
+from .registry import HandlerRegistry, Registered, StepFailed, rows_deleted
+from .report import PurgeReport
 
 if TYPE_CHECKING:
     from ..gate import AgeGate
@@ -189,18 +190,7 @@ class Purger(HandlerRegistry):
         relational handler on an integer or uuid key): :class:`ConfigurationError` for an id
         the database would read as another one (``+351``). :meth:`purge` calls it before
         anything is frozen or journalled, so the freeze, the journal and the rows name one account."""
-        for registered in self._handlers.values():
-            check = getattr(registered.obj, "check_id", None)
-            if check is None:
-                continue
-            try:
-                await check(subject)
-            except ConfigurationError:
-                raise
-            except Exception as exc:
-                raise PurgeError(
-                    f"handler {registered.name!r} could not check the account id ({type(exc).__name__})"
-                ) from None
+        await check_ids(self._handlers.values(), subject)
 
     async def _dry_run(
         self,
@@ -213,30 +203,9 @@ class Purger(HandlerRegistry):
     ) -> PurgeReport:
         existing = await store.find_job(subject_hashes)
         job_id = existing.job_id if existing is not None else ""
-        counts: dict[str, int] = {}
-        uncounted: list[str] = []
-        plan: list[PlanStep] = []
-        for registered in self._handlers.values():
-            planner = getattr(registered.obj, "plan", None)
-            if registered.count is None and planner is None:
-                uncounted.append(registered.name)
-                self._emit("count", job_id, registered.name, None)
-                continue
-            try:
-                if planner is not None:
-                    steps = [PlanStep(registered.name, *row) for row in await planner(subject)]
-                    plan += steps
-                    counts[registered.name] = sum(s.count for s in steps if s.action != "set null")
-                else:
-                    assert registered.count is not None
-                    counts[registered.name] = _rows(await registered.count(subject), registered.name)
-            except ConfigurationError:
-                raise
-            except Exception as exc:
-                raise PurgeError(
-                    f"counting handler {registered.name!r} failed ({type(exc).__name__})"
-                ) from None
-            self._emit("count", job_id, registered.name, counts[registered.name])
+        counts, uncounted, plan = await count_handlers(
+            self._handlers.values(), subject, lambda name, n: self._emit("count", job_id, name, n)
+        )
         return PurgeReport(
             job_id,
             "dry_run",
@@ -308,7 +277,7 @@ class Purger(HandlerRegistry):
         step = FREEZE
         try:
             if missing:
-                raise _StepFailed(
+                raise StepFailed(
                     f"handler {missing[0]!r} of this job is not registered in the app; "
                     "register it again, then resume"
                 )
@@ -324,7 +293,7 @@ class Purger(HandlerRegistry):
                     # this run is interrupted half-way, the resumed run still reports it all.
                     if PLANNED + step in job.steps:
                         return
-                    planned = _rows(planned, step)
+                    planned = rows_deleted(planned, step)
                     if not await store.record_step(
                         job.job_id, owner=owner, step=PLANNED + step, count=planned, now=_now()
                     ):
@@ -336,7 +305,7 @@ class Purger(HandlerRegistry):
                 # (one transaction: delete, journal, commit) is never counted beforehand.
                 if counter is not None and interrupted_before is None:
                     await journal_planned(await counter())
-                count = _rows(await run(journal_planned), step)
+                count = rows_deleted(await run(journal_planned), step)
                 if interrupted_before is not None:
                     count = max(count, interrupted_before)
                 if not await store.record_step(job.job_id, owner=owner, step=step, count=count, now=_now()):
@@ -355,7 +324,7 @@ class Purger(HandlerRegistry):
         except Exception as exc:
             what = "step" if step in RESERVED_STEPS else "handler"
             reason = (
-                str(exc) if isinstance(exc, _StepFailed) else f"{what} {step!r} failed ({type(exc).__name__})"
+                str(exc) if isinstance(exc, StepFailed) else f"{what} {step!r} failed ({type(exc).__name__})"
             )
             await lease.stop(heartbeat)
             # If even this fails the job stays "running"; its lease lapses and resume finishes it.
@@ -445,10 +414,6 @@ class Purger(HandlerRegistry):
         return await check_coverage(await self.covered_tables(), self._exempt)
 
 
-class _StepFailed(Exception):
-    pass
-
-
 class _LostLease(Exception):
     pass
 
@@ -472,9 +437,3 @@ def _handler_step(registered: Registered, subject: str) -> tuple[str, _Run, Step
         return registered.name, lambda planned: journalled(subject, planned), None
     run, count = registered.run, registered.count
     return registered.name, _plain(lambda: run(subject)), None if count is None else (lambda: count(subject))
-
-
-def _rows(value: object, step: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _StepFailed(f"handler {step!r} returned {type(value).__name__}, not a count of rows deleted")
-    return value
