@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_app import load_gate, run
+from .cli_safety import no_match_message, resume_command
 from .errors import AgeGateError, ConfigurationError, UsageError
 from .gate import AgeGate
 
@@ -139,8 +140,6 @@ def _check(gate: AgeGate, accounts: list[BatchLine], args: argparse.Namespace) -
 
 
 async def _purge_one(gate: AgeGate, account: BatchLine, args: argparse.Namespace) -> Outcome:
-    from .cli_purge import no_match_message
-
     ticket = account.ticket or args.ticket
     outcome = Outcome(account.number, ticket, "failed")
     try:
@@ -198,8 +197,6 @@ def _confirm(count: int, args: argparse.Namespace) -> bool:
 
 def run_batch(args: argparse.Namespace) -> int:
     """Run ``agegate purge --subjects-from``; returns the exit status."""
-    from .cli_purge import resume_command
-
     concurrency = DEFAULT_CONCURRENCY if args.concurrency is None else args.concurrency
     if not 1 <= concurrency <= _MAX_CONCURRENCY:
         raise UsageError(f"--concurrency takes 1 to {_MAX_CONCURRENCY}")

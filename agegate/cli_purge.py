@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import re
-import shlex
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -39,6 +37,7 @@ from .cli_app import (
     when,
 )
 from .cli_coverage import run_coverage
+from .cli_safety import Started, interrupted, no_match_message, resume_command
 from .errors import AgeGateError, ConfigurationError
 from .gate import AgeGate
 from .purge import PurgeEvent, PurgeReport
@@ -228,51 +227,6 @@ def _given(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return modes, flags
 
 
-def resume_command(args: argparse.Namespace) -> str:
-    """The exact command that finishes interrupted purges of this app."""
-    spec = args.app or os.environ.get("AGEGATE_APP", "")
-    return f"agegate purge --app {shlex.quote(spec.strip())} --resume"
-
-
-def interrupted(args: argparse.Namespace, job_id: str | None, *, began: bool) -> KeyboardInterrupt:
-    """What Ctrl-C says: whether anything was done, and how to finish it."""
-    if job_id is None and not began:
-        return KeyboardInterrupt("nothing was purged")
-    if job_id is None:
-        # Stopped between journalling the job and its first step: nothing is deleted or frozen
-        # yet, but the job exists and a later --resume would run it.
-        return KeyboardInterrupt(
-            f"the purge stopped before its first step; nothing is deleted yet. Finish it with: "
-            f"{resume_command(args)}"
-        )
-    return KeyboardInterrupt(
-        f"purge job {job_id} stopped part-way; the account is frozen and the finished steps "
-        f"stay done. Finish it with: {resume_command(args)}"
-    )
-
-
-class _Started:
-    """A listener remembering the job a purge started working on."""
-
-    def __init__(self) -> None:
-        self.job_id: str | None = None
-        self.began = False  # the purge itself was called (a job may exist)
-
-    def __call__(self, event: PurgeEvent) -> None:
-        if event.kind in ("start", "skip", "done") and self.job_id is None:
-            self.job_id = event.job_id
-
-
-def no_match_message(uncounted: Sequence[str]) -> str:
-    """Why an account id that matched nothing is refused, and what the operator can do."""
-    unsure = f" ({', '.join(uncounted)} cannot count in advance, so could not be asked)" if uncounted else ""
-    return (
-        f"nothing matched this account id: no handler has data of it{unsure} and the gate has no "
-        "record of it. Check that it is the account id (not the email or username); if it is "
-        "right, run the same command with --allow-no-match"
-    )
-
-
 def _purge(args: argparse.Namespace) -> int:
     modes, flags = _given(args)
     if len(modes) > 1:
@@ -311,7 +265,7 @@ def _purge(args: argparse.Namespace) -> int:
         raise usage(str(exc)) from None
     if not args.dry_run and not args.yes and not sys.stdin.isatty():
         raise usage("refusing to purge without confirmation: pass --yes (stdin is not a terminal)")
-    started = _Started()
+    started = Started()
 
     async def work() -> tuple[PurgeReport | None, str | None]:
         if not args.allow_no_match:
