@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agegate import AgeGate, ConfigurationError, Keyring
+from agegate.connections import run_transaction
 from agegate.handlers import PostgresDatabase, SQLiteDatabase
 from agegate.purge.catalog import partition_parents
 from agegate.purge.request import check_key_form
@@ -390,3 +392,30 @@ async def test_sql_rows_on_a_partition_named_directly_still_purges(shop: Shop, g
     gate.purger.add(shop.db.rows(table, "customer_id", name="payments"))
     report = await gate.purge("351", ticket="T-1", operator="ops")
     assert report.deleted == {"payments": 1 if shop.schema else 3}
+
+
+async def test_a_purge_cancelled_mid_transaction_rolls_back_and_frees_the_connection(shop: Shop) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def delete_then_wait(conn: Any) -> int:
+        rows = int(conn.execute(f"DELETE FROM {shop.name('review')} WHERE customer_id = 353").rowcount)
+        entered.set()
+        release.wait(30)
+        return rows
+
+    async def nothing(rows: int) -> None:
+        return None
+
+    before = shop.snapshot()
+    task = asyncio.create_task(run_transaction(shop.db, delete_then_wait, before_commit=nothing))
+    await asyncio.to_thread(entered.wait, 30)
+    task.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The abandoned transaction was rolled back (its connection closed, not pooled with the
+    # transaction open), and the database is free for the next purge.
+    expected = rs.expected_after(before, 353)
+    removed = sum(len(before[t]) - len(expected[t]) for t in rs.TABLES)
+    assert await asyncio.wait_for(shop.customers()("353"), 30) == removed
+    assert shop.snapshot() == expected
