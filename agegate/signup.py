@@ -33,8 +33,8 @@ from starlette.requests import ClientDisconnect, Request
 
 from .asgi.forms import is_text
 from .birthdate import BIRTH_FIELDS
-from .errors import AgeGateError, UnderAgeError
-from .gate import MAX_SUBJECT, AgeGate, Decision, record_decision
+from .errors import AgeGateError, InvalidAccountId, UnderAgeError
+from .gate import AgeGate, Decision, record_decision
 
 __all__ = ["MAX_BODY_BYTES", "InvalidSignupForm", "read_form", "signup_fields", "signup_form"]
 
@@ -175,9 +175,13 @@ async def signup_fields(
             account = subject(fields)
         except (KeyError, ValueError, TypeError):
             account = None
-        if not isinstance(account, str) or not account.strip() or len(account) > MAX_SUBJECT:
+        try:
+            account = gate.account_id(account)  # the one rule every entry point applies
+        except InvalidAccountId:
             # The account id came from the form: a missing or unusable one is the form's fault.
-            raise InvalidSignupForm("malformed", "The signup form is missing a usable account name.")
+            raise InvalidSignupForm(
+                "malformed", "The signup form is missing a usable account name."
+            ) from None
     else:
         account = subject
     named = dict(identifiers(fields) if callable(identifiers) else identifiers or {})
