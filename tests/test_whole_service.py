@@ -7,8 +7,10 @@ open; the path rules read every reading of a path, as for writes.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -359,3 +361,32 @@ async def test_websockets_are_gated_as_before(gate: AgeGate, cookie: str | None,
         assert called and sent == []
     else:
         assert not called and sent[-1]["type"] == "websocket.close" and sent[-1]["code"] == code
+
+
+# -- the README's section, run as written -------------------------------------------------------
+
+
+def readme_example() -> str:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Gating the whole service", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    return block
+
+
+async def test_the_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AGEGATE_SECRET_KEYS", Keyring.generate("readme").to_string())
+    namespace: dict[str, Any] = {}
+    exec(compile(readme_example(), "README.md (Gating the whole service)", "exec"), namespace)
+    app, gate = namespace["app"], namespace["gate"]
+    async with gate, client_for(app) as c:
+        assert (await c.get("/products", headers=HTML)).headers["location"] == "/agegate?next=/products"
+        assert (await c.get("/products", headers=JSON)).status_code == 428
+        for path in EXEMPT:
+            assert (await c.get(path.replace("*", "site.css"), headers=HTML)).status_code == 200
+        assert (await c.get("/signup", headers=HTML)).status_code == 200
+        await c.post("/agegate", json={"birth_date": "1980-05-05"})
+        assert (await c.get("/products", headers=HTML)).text == "page /products"
+        await c.post("/agegate", data=CHILD)
+        assert (await c.get("/products", headers=HTML)).status_code == 403
+        assert (await c.get("/privacy", headers=HTML)).status_code == 200
