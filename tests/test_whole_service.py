@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from test_middleware import HTML, Probe, http_scope, sealed
 
-from agegate import AgeGate, AgeGateMiddleware, ConfigurationError, Keyring
+from agegate import AgeGate, AgeGateMiddleware, ConfigurationError, Keyring, StoreUnavailable
 from agegate.asgi.cookie import cookie_name
 from agegate.gate import SCOPE_KEY
 from agegate.stores import MemoryStore
@@ -224,6 +224,25 @@ async def test_a_refused_account_is_blocked_on_reads_whatever_its_cookie_says(ga
     async with client_for(app) as c:
         response = await c.get("/products", headers=with_cookie(gate, "allowed", HTML))
     assert response.status_code == 403 and site.calls == []
+
+
+async def test_a_logged_in_read_during_a_store_outage_is_refused_not_let_through(
+    gate: AgeGate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unavailable(subject: str) -> str:
+        raise StoreUnavailable()
+
+    monkeypatch.setattr(gate, "cached_status", unavailable)
+    site = Site()
+    app = site_app(gate, site, subject=lambda scope: "acct-8")
+    async with client_for(app) as c:
+        read = await c.get("/products", headers=with_cookie(gate, "allowed", JSON))
+        assert read.status_code == 503 and read.json() == {"error": "store_unavailable"}
+        assert "retry-after" in read.headers
+        # The screen and the exempt pages need no store.
+        assert (await c.get("/privacy", headers=HTML)).status_code == 200
+        assert (await c.post("/agegate", json={"birth_date": "1980-01-01"})).status_code == 200
+    assert site.calls == [("GET", "/privacy")]
 
 
 # -- what stays open ---------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """AgeGateMiddleware: a pure ASGI gate in front of any app.
 
-Reading stays open; providing data or transacting (unsafe methods, websockets) on a protected
-path needs a screen result. The order of :meth:`AgeGateMiddleware.__call__`, cheapest first: pass
-lifespan, serve the screen, let safe methods through without parsing any cookie, let unprotected
-paths through, and only then read the sealed cookie and the logged-in account. A blocked request
-is answered before its body is read and before the app is called; an allowed one is handed on
-with the original ``receive``, so uploads stream through unbuffered.
+Reading stays open (in ``mode="writes"``, the default; ``mode="all"`` gates reads too); providing
+data or transacting (unsafe methods, websockets) on a protected path needs a screen result. The
+order of :meth:`AgeGateMiddleware.__call__`, cheapest first: pass lifespan, serve the screen, let
+safe methods through without parsing any cookie, let unprotected paths through, and only then
+read the sealed cookie and the logged-in account. A blocked request is answered before its body
+is read and before the app is called; an allowed one is handed on with the original ``receive``,
+so uploads stream through unbuffered.
 """
 
 from __future__ import annotations
