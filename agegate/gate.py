@@ -7,10 +7,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar
 
 from .accounts import MAX_ACCOUNT_ID, AccountFormat, check_account_id
-from .birthdate import DATE_ORDERS, DateOrder, read_birth_input
+from .birthdate import DATE_ORDERS, DateOrder, has_birth_input, read_birth_input
 from .errors import ConfigurationError, StoreError, StoreUnavailable, UnderAgeError
 from .keycheck import KeyStatus, check_keys, key_status, move_to_active_key
 from .keys import Keyring
@@ -254,6 +254,17 @@ class AgeGate:
         under = reading.is_under_age(self.policy, moment)
         return Decision.of("under_age" if under else "allowed", self.policy.name)
 
+    def passed(self, decision: object) -> TypeGuard[Decision]:
+        """Whether ``decision`` is an allowed :class:`Decision` under this gate's current policy
+        (the middleware's, in ``scope["agegate"]``): anything else, a dict or another policy's
+        answer included, is not."""
+        return (
+            type(decision) is Decision
+            and decision.allowed is True
+            and decision.outcome == "allowed"
+            and decision.policy == self.policy.name
+        )
+
     # -- hashing -----------------------------------------------------------------------------
 
     def account_id(self, subject: object) -> str:
@@ -423,8 +434,14 @@ class AgeGate:
         subject: str,
         identifiers: Mapping[str, str] | None = None,
         now: datetime | None = None,
+        decision: Decision | None = None,
     ) -> Attestation:
         """Screen a signup and, when allowed, store a hashed attestation for ``subject``.
+
+        ``decision`` is a screen result the browser already has (the middleware's
+        ``scope["agegate"]``): when it :meth:`passed` and ``fields`` hold no birth date, it is
+        recorded instead; birth-date fields sent anyway are screened, and an under-age answer
+        wins. An under-age ``decision`` refuses; any other is ignored.
 
         Raises :class:`~agegate.InvalidBirthDate` for unusable input and
         :class:`~agegate.UnderAgeError` for an under-age person, an account already known to
@@ -438,7 +455,10 @@ class AgeGate:
         subject = self.account_id(subject)
         for kind in identifiers or {}:
             self.purger.known_kind(kind)
-        decision = self.screen(fields, now=now)
+        if isinstance(decision, Decision) and not (decision.allowed and decision.outcome == "allowed"):
+            raise UnderAgeError()
+        if not self.passed(decision) or has_birth_input(fields):
+            decision = self.screen(fields, now=now)
         if not decision.allowed:
             raise UnderAgeError()
         blocks = self.identifier_hashes(identifiers)
