@@ -182,7 +182,7 @@ class PolicyTable:
         country; ``None`` when the table does not say (the caller falls back to the strictest)."""
         normal = _normal_code(code)
         rule = self.rules.get(normal)
-        if rule is None and "-" in normal:
+        if rule is None and "-" in normal and _CODE.fullmatch(normal):
             country = self.rules.get(normal.partition("-")[0])
             if country is not None and country.nationwide:
                 rule = country
