@@ -15,7 +15,7 @@ from .errors import ConfigurationError, StoreError, StoreUnavailable, UnderAgeEr
 from .keycheck import KeyStatus, check_keys, key_status, move_to_active_key
 from .keys import Keyring
 from .policy import AgePolicy, aware
-from .regions import UNDER_AGE, PolicyTable, labelled_policy, standing_allows
+from .regions import UNDER_AGE, PolicyTable, Standing, labelled_policy, status_for
 from .stores import AttestationRecord, Store, open_store
 from .tokens import OUTCOMES, Hasher, Outcome, Sealer
 
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
     from .purge import Purger, PurgeReport
 
 Status = Literal["allowed", "under_age", "unknown"]
-#: What a stored record says, whatever the policy asked about: "under_age", the minimum age an
-#: allowed result was reached under, or None (no usable record).
-Standing = str | int | None
 T = TypeVar("T")
 
 #: How many seconds a call waits for the store by default before :class:`StoreUnavailable`.
@@ -337,7 +334,7 @@ class AgeGate:
         minimum age is no higher than the one it was reached under (a stricter policy, or a
         record of an unknown policy, asks again). A record whose MAC does not verify is unknown.
         """
-        return _status(await self._standing_of(subject), self.policy_for(region))
+        return status_for(await self._standing_of(subject), self.policy_for(region))
 
     async def _standing_of(self, subject: str) -> Standing:
         subject = _subject(subject)
@@ -352,7 +349,7 @@ class AgeGate:
 
     def _status_in(self, record: AttestationRecord | None, subject: str) -> Status:
         """What a stored record says of ``subject`` under the gate's own policy."""
-        return _status(self._standing_in(record, subject), self.policy)
+        return status_for(self._standing_in(record, subject), self.policy)
 
     def _standing_in(self, record: AttestationRecord | None, subject: str) -> Standing:
         """``"under_age"``, the minimum age an allowed record was reached under, or ``None``."""
@@ -377,7 +374,7 @@ class AgeGate:
             return None
         hit = self._status_cache.get(subject)
         if hit is not None and hit[0] > time.monotonic():
-            return _status(hit[1], self.policy_for(region))
+            return status_for(hit[1], self.policy_for(region))
         return None
 
     async def cached_status(self, subject: str, *, region: str | None = None) -> Status:
@@ -399,7 +396,7 @@ class AgeGate:
                 # Oldest first (dicts keep insertion order): bounded memory under many accounts.
                 del cache[next(iter(cache))]
             cache[subject] = (time.monotonic() + self.status_cache_ttl, standing)
-        return _status(standing, self.policy_for(region))
+        return status_for(standing, self.policy_for(region))
 
     def forget_status(self, subject: str | None = None) -> None:
         """Drop the cached status of ``subject`` (of every account when ``None``), so the next
@@ -519,12 +516,6 @@ class AgeGate:
 
 #: Most accounts whose status :meth:`AgeGate.cached_status` keeps in memory at once.
 _STATUS_CACHE_SIZE = 10_000
-
-
-def _status(standing: Standing, policy: AgePolicy) -> Status:
-    if standing == UNDER_AGE:
-        return "under_age"
-    return "allowed" if standing_allows(standing, policy) else "unknown"
 
 
 def _subject(subject: str) -> str:

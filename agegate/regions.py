@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from .errors import ConfigurationError
 from .policy import AgePolicy
@@ -32,7 +32,7 @@ __all__ = [
     "RegionRule",
     "labelled_policy",
     "region_from_header",
-    "standing_allows",
+    "status_for",
 ]
 
 #: A function of the ASGI scope giving the visitor's region code (or ``None``), plain or async.
@@ -42,6 +42,9 @@ RegionFunc = Callable[[Any], str | None] | Callable[[Any], Awaitable[str | None]
 REGION_KEY = "agegate.region"
 #: The standing of a stored or sealed result that says under age (under any policy).
 UNDER_AGE: Final = "under_age"
+#: What a stored result says whatever the policy asked about: :data:`UNDER_AGE`, the minimum age
+#: an allowed result was reached under, or ``None`` (no usable result).
+Standing = str | int | None
 #: ISO 3166-1 alpha-2, optionally with an ISO 3166-2 subdivision part.
 _CODE = re.compile(r"[A-Z]{2}(-[A-Z0-9]{1,3})?", re.ASCII)
 _HEADER_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+", re.ASCII)
@@ -230,10 +233,12 @@ def labelled_policy(label: str, own: AgePolicy) -> AgePolicy | None:
     return policy if policy.label == label else None
 
 
-def standing_allows(standing: str | int | None, required: AgePolicy) -> bool:
-    """Whether a result whose standing is ``standing`` (:data:`UNDER_AGE`, the minimum age an
-    allowed result was reached under, or ``None`` for none) admits under ``required``."""
-    return isinstance(standing, int) and standing >= required.min_age
+def status_for(standing: Standing, required: AgePolicy) -> Literal["allowed", "under_age", "unknown"]:
+    """What a result whose standing is ``standing`` (:data:`UNDER_AGE`, the minimum age an
+    allowed result was reached under, or ``None`` for none) says under ``required``."""
+    if standing == UNDER_AGE:
+        return "under_age"
+    return "allowed" if isinstance(standing, int) and standing >= required.min_age else "unknown"
 
 
 def region_from_header(name: str) -> Callable[[Any], str | None]:

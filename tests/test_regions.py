@@ -317,6 +317,12 @@ async def test_raising_a_threshold_in_a_new_table_version_asks_again_where_it_ma
             await v2.signup(sixteen_and_half, subject="au", now=NOW, region="AU")
         assert await v2.status_of("de", region="DE") == "allowed"  # unchanged row: no re-screen
         assert await v2.status_of("au", region="DE") == "allowed"  # reached under 16, DE needs 16
+    # The same for a browser's cookie.
+    old = GateCookie(AgeGate(keys=keys, store=MemoryStore()), secure=False)
+    new = GateCookie(AgeGate(keys=keys, store=MemoryStore(), policies=raised), secure=False)
+    header = old.set_cookie("allowed", TABLE.for_region("AU"))[1].decode().partition(";")[0]
+    assert new.result(header, raised.for_region("AU")) is None
+    assert new.result(header, raised.for_region("DE")) == Decision.of("allowed", TABLE.for_region("AU"))
 
 
 # -- the property ---------------------------------------------------------------------------------

@@ -162,9 +162,8 @@ class AgeGateMiddleware:
 
         region = None
         if self._region is not None:
-            region = await _region_of(self._region, scope)
-            if signup:
-                scope[REGION_KEY] = region  # for the signup hook (agegate.signup_fields)
+            # Also for the app's signup hook (agegate.signup_fields), in request memory only.
+            region = scope[REGION_KEY] = await _region_of(self._region, scope)
         policy = self.gate.policy_for(region)
         cookie, accept = _cookie_and_accept(scope)
         found = self._cookie.result(cookie, policy)
