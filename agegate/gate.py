@@ -32,13 +32,13 @@ STORE_TIMEOUT = 2.0
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The screen's answer. It carries no birth date and no age: the policy's name, the region
-    table's ``version`` (empty for a hand-made policy) and, as ``rule``, the policy itself."""
+    table's ``version`` (empty for a hand-made policy) and, as ``age_policy``, the policy itself."""
 
     allowed: bool
     outcome: Outcome
     policy: str
     version: str = ""
-    rule: AgePolicy | None = field(default=None, compare=False, repr=False)
+    age_policy: AgePolicy | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, outcome: Outcome, policy: str | AgePolicy) -> Decision:

@@ -115,6 +115,9 @@ class PolicyTable:
     def __init__(self, rules: Mapping[str, RegionRule], *, version: str) -> None:
         if not rules:
             raise ConfigurationError("a region table needs at least one row")
+        for code, rule in rules.items():
+            if not isinstance(rule, RegionRule) or code != rule.code or not _CODE.fullmatch(code):
+                raise ConfigurationError(f"region table row {code!r}: not a RegionRule under its own code")
         if not isinstance(version, str) or not version:
             raise ConfigurationError("a region table needs a version")
         self.version = AgePolicy(name="table", version=version).version  # checked as a policy's

@@ -196,6 +196,14 @@ def test_a_bad_table_is_refused_with_a_message(data: dict[str, object], message:
         PolicyTable.from_mapping(data)
 
 
+def test_rows_built_by_hand_must_sit_under_their_own_code() -> None:
+    rule = TABLE.rules["DE"]
+    assert PolicyTable({"DE": rule}, version="v").for_region("de").name == "gdpr-de-16"
+    for rows in ({"FR": rule}, {"de": rule}, {"DE": {"min_age": 16}}):
+        with pytest.raises(ConfigurationError, match="own code"):
+            PolicyTable(rows, version="v")  # type: ignore[arg-type]
+
+
 def test_a_table_file_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot read"):
         PolicyTable.from_file(tmp_path / "missing.toml")

@@ -138,7 +138,7 @@ class Screen:
                 await respond(send, 400, self.headers.json, body)
             return
         await self._answer(
-            send, html, decision.outcome, next_path, home, set_cookie=True, policy=decision.rule
+            send, html, decision.outcome, next_path, home, set_cookie=True, policy=decision.age_policy
         )
 
     async def _answer(

@@ -264,7 +264,9 @@ class AgeGateMiddleware:
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"cache-control"]
                 headers += self._headers.private
                 # Sealed under the weakest policy the app's decisions were reached under.
-                reached = min((note.rule or self.gate.policy for note in notes), key=lambda p: p.min_age)
+                reached = min(
+                    (note.age_policy or self.gate.policy for note in notes), key=lambda p: p.min_age
+                )
                 headers.append(self._cookie.set_cookie("under_age" if under else "allowed", reached))
                 message = {**message, "headers": headers}
             await send(message)
