@@ -4,9 +4,11 @@ built-in one."""
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from agegate import AgeGate, AgePolicy, Keyring, PolicyTable
@@ -18,7 +20,8 @@ def section() -> str:
     return README.read_text(encoding="utf-8").split("## Other countries", 1)[1].split("\n## ", 1)[0]
 
 
-def test_the_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.anyio
+async def test_the_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AGEGATE_SECRET_KEYS", Keyring.generate("readme").to_string())
     blocks = re.findall(r"```python\n(.*?)```", section(), re.DOTALL)
@@ -26,6 +29,13 @@ def test_the_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     first: dict[str, Any] = {}
     exec(compile(blocks[0], "README.md (Other countries)", "exec"), first)
     assert first["decision"].policy == "gdpr-de-16"
+    transport = httpx.ASGITransport(app=first["app"])
+    async with first["gate"], httpx.AsyncClient(transport=transport, base_url="https://shop.example") as c:
+        fifteen = {"birth_date": f"{date.today().year - 15}-01-01"}
+        german = await c.post("/agegate", json=fifteen, headers={"cf-ipcountry": "DE"})
+        assert german.json() == {"outcome": "under_age"}
+        american = await c.post("/agegate", json=fifteen, headers={"cf-ipcountry": "US"})
+        assert american.json() == {"outcome": "under_age"}  # sticky
     second: dict[str, Any] = {}
     exec(compile(blocks[1], "README.md (Other countries, override)", "exec"), second)
     gate: AgeGate = second["gate"]
