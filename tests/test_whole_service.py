@@ -229,7 +229,7 @@ async def test_a_refused_account_is_blocked_on_reads_whatever_its_cookie_says(ga
 async def test_a_logged_in_read_during_a_store_outage_is_refused_not_let_through(
     gate: AgeGate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def unavailable(subject: str) -> str:
+    async def unavailable(subject: str, **_: object) -> str:
         raise StoreUnavailable()
 
     monkeypatch.setattr(gate, "cached_status", unavailable)

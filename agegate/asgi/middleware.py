@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ConfigurationError, KeyringError, StoreError, StoreUnavailable
 from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
+from ..regions import REGION_KEY, RegionFunc
 from .answers import Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
 from .endpoints import _PATH_SAFE, Screen, screen_headers
@@ -66,6 +67,11 @@ class AgeGateMiddleware:
     is sent to the screen with ``303``, other clients get ``428``; a visitor the screen turned
     away gets ``403`` on every protected page); ``OPTIONS`` and exempt paths stay open, and
     signup paths can be read without a result (their form screens inline).
+
+    ``region`` maps the ASGI scope to the visitor's region code (or ``None`` for the gate's own
+    policy), plain or async, for example :func:`agegate.region_from_header`; the screen, the
+    cookie, the account's attestation and signup paths then follow that region's policy
+    (:meth:`AgeGate.policy_for <agegate.AgeGate.policy_for>`). The region is never stored.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class AgeGateMiddleware:
         origins: Sequence[str] = (),
         trust_forwarded_host: bool = False,
         mode: Mode = "writes",
+        region: RegionFunc | None = None,
     ) -> None:
         if not isinstance(gate, AgeGate):
             raise ConfigurationError("gate must be an AgeGate")
@@ -91,6 +98,8 @@ class AgeGateMiddleware:
             raise ConfigurationError("prefix must be a path such as '/agegate' (no trailing slash)")
         if subject is not None and not callable(subject):
             raise ConfigurationError("subject must be a function of the ASGI scope, or None")
+        if region is not None and not callable(region):
+            raise ConfigurationError("region must be a function of the ASGI scope, or None")
         if not isinstance(secure_cookies, bool):
             raise ConfigurationError("secure_cookies must be True or False")
         if pages is not None and not isinstance(pages, Pages):
@@ -110,6 +119,7 @@ class AgeGateMiddleware:
         self.pages = pages or Pages()
         self._paths = PathRules(prefix=prefix, protect=protect, exempt=exempt, signup_paths=signup_paths)
         self._subject = subject
+        self._region = region
         self._allowed = Decision.of("allowed", gate.policy.name)
         self._cookie = GateCookie(gate, secure=secure_cookies, name=cookie_name)
         self.cookie_name = self._cookie.name
@@ -147,6 +157,8 @@ class AgeGateMiddleware:
             paths = readings(scope)
             # OPTIONS: CORS preflights go to the app.
             if scope["method"] != "OPTIONS" and self._paths.is_screen(paths):
+                if self._region is not None:
+                    scope[REGION_KEY] = await _region_of(self._region, scope)  # for the screen's policy
                 await self._screen(scope, receive, send)
                 return
             if scope["method"] in self._passing:
@@ -175,8 +187,13 @@ class AgeGateMiddleware:
                 await self._screen.error(send, html, 403, "cross_site_request", root=root)
                 return
 
+        region = None
+        if self._region is not None:
+            # Also for the app's signup hook (agegate.signup_fields), in request memory only.
+            region = scope[REGION_KEY] = await _region_of(self._region, scope)
+        policy = self.gate.policy_for(region)
         cookie, accept = _cookie_and_accept(scope)
-        found = self._cookie.result(cookie)
+        found = self._cookie.result(cookie, policy)
         if found is UNDER_AGE:
             await self._block(scope, receive, send, accept)
             return
@@ -187,7 +204,9 @@ class AgeGateMiddleware:
                 account = await _resolve(account)
             if account:
                 try:
-                    status = self.gate.peek_status(account) or await self.gate.cached_status(account)
+                    status = self.gate.peek_status(account, region=region) or await self.gate.cached_status(
+                        account, region=region
+                    )
                 except StoreUnavailable as exc:
                     # Whether the account was purged as a child's cannot be known: refuse, for
                     # now, within the gate's store_timeout; the app is not called.
@@ -204,7 +223,7 @@ class AgeGateMiddleware:
                     await self._block(scope, receive, send, accept)
                     return
                 if status == "allowed":
-                    decision = self._allowed
+                    decision = self._allowed if region is None else Decision.of("allowed", policy)
 
         if signup and not reading:
             await self._signup_path(scope, receive, send, decision)
@@ -298,11 +317,24 @@ class AgeGateMiddleware:
                 # A response that sets the gate's cookie must not be cached for anyone else.
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"cache-control"]
                 headers += self._headers.private
-                headers.append(self._cookie.set_cookie("under_age" if under else "allowed"))
+                # Sealed under the weakest policy the app's decisions were reached under.
+                reached = min(
+                    (note.age_policy or self.gate.policy for note in notes), key=lambda p: p.min_age
+                )
+                headers.append(self._cookie.set_cookie("under_age" if under else "allowed", reached))
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+
+async def _region_of(func: RegionFunc, scope: Scope) -> str | None:
+    code: Any = func(scope)
+    if inspect.isawaitable(code):
+        code = await code
+    if code is not None and not isinstance(code, str):
+        raise ConfigurationError("region must return a region code (a string) or None")
+    return code
 
 
 def _cookie_and_accept(scope: Scope) -> tuple[str | None, bytes]:
