@@ -23,6 +23,7 @@ from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
 from .answers import Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
 from .endpoints import Screen, screen_headers
+from .language import LanguageChooser, LocaleFunc
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import OPEN, SIGNUP, PathRules, readings, safe_next
@@ -53,6 +54,9 @@ class AgeGateMiddleware:
     :func:`agegate.asgi.cookie.cookie_name`). ``origins`` (the app's public origins,
     ``["https://shop.example"]``) and ``trust_forwarded_host`` (the proxy's ``X-Forwarded-Host``)
     are for the cross-site rule behind a proxy (:class:`agegate.asgi.origin.OriginRule`).
+    ``locale`` is the app's own language choice over the ASGI scope (a tag such as ``"de"``, or
+    ``None`` to follow ``Accept-Language``), plain or async; pages speak other languages than
+    English only with the extra ``agegate[i18n]``.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class AgeGateMiddleware:
         cookie_name: str | None = None,
         origins: Sequence[str] = (),
         trust_forwarded_host: bool = False,
+        locale: LocaleFunc | None = None,
     ) -> None:
         if not isinstance(gate, AgeGate):
             raise ConfigurationError("gate must be an AgeGate")
@@ -92,7 +97,8 @@ class AgeGateMiddleware:
         self.cookie_name = self._cookie.name
         #: The cross-site rule, for everywhere the gate writes its cookie.
         self.origins = OriginRule(origins, trust_forwarded_host=trust_forwarded_host)
-        self._headers = Headers(self.pages)
+        self._language = LanguageChooser(locale)
+        self._headers = Headers(self.pages, vary_language=self._language.varies)
         self._screen = Screen(
             gate,
             prefix=prefix,
@@ -100,13 +106,12 @@ class AgeGateMiddleware:
             cookie=self._cookie,
             headers=self._headers,
             origins=self.origins,
+            language=self._language,
         )
-        # Prebuilt early answers: the blocked path only sends bytes.
+        # Prebuilt early answers: the blocked path only sends bytes (pages are kept per language).
         self._restricted_json = json_body({"error": "age_restricted"})
-        self._restricted_html = self.pages.under_age().encode()
         self._required_json = json_body({"error": "age_screen_required", "screen": prefix})
         self._unavailable_json = json_body({"error": "store_unavailable"})
-        self._unavailable_html = self.pages.store_unavailable().encode()
 
     # -- the request path --------------------------------------------------------------------
 
@@ -146,7 +151,7 @@ class AgeGateMiddleware:
                 # mark a visitor as under age there, any more than on the screen.
                 html = b"text/html" in seen.get(b"accept", b"")
                 root = scope.get("root_path") or ""
-                await self._screen.error(send, html, 403, "cross_site_request", root=root)
+                await self._screen.error(send, html, 403, "cross_site_request", root=root, scope=scope)
                 return
 
         cookie, accept = _cookie_and_accept(scope)
@@ -194,10 +199,10 @@ class AgeGateMiddleware:
             await close_websocket(receive, send, "age_restricted")
         elif b"text/html" not in accept:
             await respond(send, 403, self._headers.json, self._restricted_json)
-        elif root := scope.get("root_path"):
-            await respond(send, 403, self._headers.html, self.pages.under_age(root + "/").encode())
         else:
-            await respond(send, 403, self._headers.html, self._restricted_html)
+            home = (scope.get("root_path") or "") + "/"
+            page = self._screen.under_age_page(home, await self._language(scope))
+            await respond(send, 403, self._headers.html, page)
 
     async def _unavailable(
         self, scope: Scope, receive: Receive, send: Send, accept: bytes, retry_after: int
@@ -207,7 +212,8 @@ class AgeGateMiddleware:
             return
         retry = (b"retry-after", str(retry_after).encode())
         if b"text/html" in accept:
-            await respond(send, 503, [*self._headers.html, retry], self._unavailable_html)
+            page = self.pages.store_unavailable(await self._language(scope)).encode()
+            await respond(send, 503, [*self._headers.html, retry], page)
         else:
             await respond(send, 503, [*self._headers.json, retry], self._unavailable_json)
 
@@ -223,7 +229,8 @@ class AgeGateMiddleware:
             raw = scope.get("raw_path")
             target = raw.decode("latin-1") if raw else root + path
             url = screen_url(root + self.prefix, safe_next(target, root + "/"))
-            await respond(send, 428, self._headers.html, self.pages.screen_required(url).encode())
+            page = self.pages.screen_required(url, await self._language(scope)).encode()
+            await respond(send, 428, self._headers.html, page)
         elif root:
             body = json_body({"error": "age_screen_required", "screen": root + self.prefix})
             await respond(send, 428, self._headers.json, body)
