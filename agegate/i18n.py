@@ -163,10 +163,21 @@ def _field_order(pattern: str) -> str | None:
     return seen if seen in ("DMY", "MDY", "YMD") else None
 
 
-@lru_cache(maxsize=128)
+def _regional(tag: str) -> str | None:
+    """The language, script and region subtags of ``tag`` (``zh-Hans-CN``, ``de-CH``), the only
+    parts CLDR's date order depends on; so that any other subtags cannot multiply cache entries."""
+    kept = [part for part in tag.split("-")[1:3] if re.fullmatch(r"[A-Za-z]{4}|[A-Za-z]{2}|[0-9]{3}", part)]
+    return "-".join([tag.split("-", 1)[0], *kept]) if kept else None
+
+
 def language(catalog: str, tag: str | None = None) -> Language:
     """The :class:`Language` of ``catalog`` (one of :data:`CATALOGS` or ``"en"``), with the date
     field order of the visitor's own ``tag`` (``de-CH``, ``en-GB``) when CLDR knows it."""
+    return _language(catalog, _regional(tag) if tag else None)
+
+
+@lru_cache(maxsize=1024)
+def _language(catalog: str, tag: str | None) -> Language:
     if Locale is None or (catalog != "en" and catalog not in CATALOGS):
         return ENGLISH
     base = Locale.parse(catalog)

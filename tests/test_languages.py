@@ -133,6 +133,12 @@ def test_any_header_gives_a_known_language(header: str) -> None:
     assert len(preferred_tags(header)) <= 16
 
 
+@given(st.from_regex(r"(de|ja|ar|en|zh|pt|he)(-[A-Za-z0-9]{1,8}){0,4}", fullmatch=True))
+def test_any_regional_tag_of_a_shipped_language_is_served(tag: str) -> None:
+    chosen = choose(tag)
+    assert chosen.tag in set(SHIPPED.values()) and chosen.order in (None, "DMY", "MDY", "YMD")
+
+
 def test_weights_order_the_ranges_and_ties_keep_their_order() -> None:
     assert preferred_tags("fr;q=0.5, de, ja;q=0.9, es") == ["de", "es", "ja", "fr"]
 
