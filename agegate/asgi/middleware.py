@@ -26,6 +26,7 @@ from ..regions import REGION_KEY, RegionFunc
 from .answers import Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
 from .endpoints import _PATH_SAFE, Screen, screen_headers
+from .language import LanguageChooser, LocaleFunc
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import OPEN, SIGNUP, PathRules, readings, safe_next
@@ -72,6 +73,10 @@ class AgeGateMiddleware:
     policy), plain or async, for example :func:`agegate.region_from_header`; the screen, the
     cookie, the account's attestation and signup paths then follow that region's policy
     (:meth:`AgeGate.policy_for <agegate.AgeGate.policy_for>`). The region is never stored.
+
+    ``locale`` is the app's own language choice over the ASGI scope (a tag such as ``"de"``, or
+    ``None`` to follow ``Accept-Language``), plain or async; pages speak other languages than
+    English only with the extra ``agegate[i18n]``.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class AgeGateMiddleware:
         trust_forwarded_host: bool = False,
         mode: Mode = "writes",
         region: RegionFunc | None = None,
+        locale: LocaleFunc | None = None,
     ) -> None:
         if not isinstance(gate, AgeGate):
             raise ConfigurationError("gate must be an AgeGate")
@@ -125,7 +131,8 @@ class AgeGateMiddleware:
         self.cookie_name = self._cookie.name
         #: The cross-site rule, for everywhere the gate writes its cookie.
         self.origins = OriginRule(origins, trust_forwarded_host=trust_forwarded_host)
-        self._headers = Headers(self.pages)
+        self._language = LanguageChooser(locale)
+        self._headers = Headers(self.pages, vary_language=self._language.varies)
         self._screen = Screen(
             gate,
             prefix=prefix,
@@ -133,14 +140,13 @@ class AgeGateMiddleware:
             cookie=self._cookie,
             headers=self._headers,
             origins=self.origins,
+            language=self._language,
             whole_service=mode == "all",
         )
-        # Prebuilt early answers: the blocked path only sends bytes.
+        # Prebuilt early answers: the blocked path only sends bytes (pages are kept per language).
         self._restricted_json = json_body({"error": "age_restricted"})
-        self._restricted_html = self._refusal_page()
         self._required_json = json_body({"error": "age_screen_required", "screen": prefix})
         self._unavailable_json = json_body({"error": "store_unavailable"})
-        self._unavailable_html = self.pages.store_unavailable().encode()
 
     # -- the request path --------------------------------------------------------------------
 
@@ -184,7 +190,7 @@ class AgeGateMiddleware:
                 # mark a visitor as under age there, any more than on the screen.
                 html = b"text/html" in seen.get(b"accept", b"")
                 root = scope.get("root_path") or ""
-                await self._screen.error(send, html, 403, "cross_site_request", root=root)
+                await self._screen.error(send, html, 403, "cross_site_request", root=root, scope=scope)
                 return
 
         region = None
@@ -235,22 +241,15 @@ class AgeGateMiddleware:
             scope[SCOPE_KEY] = decision
         await self.app(scope, receive, send)
 
-    def _refusal_page(self, home: str = "/") -> bytes:
-        """The neutral refusal: in mode "all" it offers nothing of the service."""
-        if self.mode == "all":
-            return self.pages.under_age_all().encode()
-        return self.pages.under_age(home).encode()
-
     async def _block(self, scope: Scope, receive: Receive, send: Send, accept: bytes) -> None:
         if scope["type"] == "websocket":
             await close_websocket(receive, send, "age_restricted")
             return
         if b"text/html" not in accept:
             headers, body = self._headers.json, self._restricted_json
-        elif root := scope.get("root_path"):
-            headers, body = self._headers.html, self._refusal_page(root + "/")
         else:
-            headers, body = self._headers.html, self._restricted_html
+            home = (scope.get("root_path") or "") + "/"
+            headers, body = self._headers.html, self._screen.under_age_page(home, await self._language(scope))
         if scope["method"] == "HEAD":
             await respond(send, 403, headers, b"", len(body))
         else:
@@ -264,7 +263,8 @@ class AgeGateMiddleware:
             return
         retry = (b"retry-after", str(retry_after).encode())
         if b"text/html" in accept:
-            await respond(send, 503, [*self._headers.html, retry], self._unavailable_html)
+            page = self.pages.store_unavailable(await self._language(scope)).encode()
+            await respond(send, 503, [*self._headers.html, retry], page)
         else:
             await respond(send, 503, [*self._headers.json, retry], self._unavailable_json)
 
@@ -285,7 +285,8 @@ class AgeGateMiddleware:
                 await respond(send, 303, [*self._headers.private, (b"location", location)], b"")
                 return
             url = screen_url(root + self.prefix, safe_next(target, root + "/"))
-            await respond(send, 428, self._headers.html, self.pages.screen_required(url).encode())
+            page = self.pages.screen_required(url, await self._language(scope)).encode()
+            await respond(send, 428, self._headers.html, page)
             return
         if root:
             body = json_body({"error": "age_screen_required", "screen": root + self.prefix})
