@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .birthdate import DATE_ORDERS, DateOrder, read_birth_input
 from .errors import ConfigurationError, StoreError, StoreUnavailable, UnderAgeError
+from .hook import signup_place
 from .keycheck import KeyStatus, check_keys, key_status, move_to_active_key
 from .keys import Keyring
 from .policy import AgePolicy, aware
 from .stores import AttestationRecord, Store, open_store
+from .syncloop import run_sync
 from .tokens import OUTCOMES, Hasher, Outcome, Sealer
 
 if TYPE_CHECKING:
@@ -408,6 +410,54 @@ class AgeGate:
         return await self._ask(lambda store: store.is_blocked(hashes, now=at))
 
     async def signup(
+        self,
+        fields: Mapping[str, str],
+        *,
+        subject: str,
+        identifiers: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+        scope: Any = None,
+    ) -> Attestation:
+        """Screen a signup and, when allowed, store a hashed attestation for ``subject``; tell
+        the middleware the decision through ``scope`` (the request, any framework's, or its ASGI
+        scope) so it writes the browser's cookie, a sticky one for a child.
+
+        Raises :class:`~agegate.ConfigurationError`, before anything is screened, for a signup
+        the middleware would not hear of (see :mod:`agegate.hook`). The rest is
+        :meth:`_signup`'s.
+        """
+        place = signup_place(self, scope)
+        try:
+            attestation = await self._signup(fields, subject=subject, identifiers=identifiers, now=now)
+        except UnderAgeError:
+            place.record(Decision.of("under_age", self.policy.name))
+            raise
+        place.record(Decision.of(attestation.outcome, attestation.policy))
+        return attestation
+
+    def signup_sync(
+        self,
+        fields: Mapping[str, str],
+        *,
+        subject: str,
+        identifiers: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+        scope: Any = None,
+    ) -> Attestation:
+        """:meth:`signup` for synchronous code (a sync view, WSGI), run on the gate's own event
+        loop thread (:mod:`agegate.syncloop`)."""
+        place = signup_place(self, scope)  # here, in the request's own thread and context
+        try:
+            attestation = run_sync(
+                self, self._signup(fields, subject=subject, identifiers=identifiers, now=now)
+            )
+        except UnderAgeError:
+            place.record(Decision.of("under_age", self.policy.name))
+            raise
+        place.record(Decision.of(attestation.outcome, attestation.policy))
+        return attestation
+
+    async def _signup(
         self,
         fields: Mapping[str, str],
         *,

@@ -26,15 +26,14 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import aclosing
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl
-
-from starlette.requests import ClientDisconnect, Request
 
 from .asgi.forms import is_text
 from .birthdate import BIRTH_FIELDS
-from .errors import AgeGateError, UnderAgeError
-from .gate import MAX_SUBJECT, AgeGate, Decision, record_decision
+from .bodies import ClientGone, body_chunks, check_readable
+from .errors import AgeGateError
+from .gate import MAX_SUBJECT, AgeGate
 
 __all__ = ["MAX_BODY_BYTES", "InvalidSignupForm", "read_form", "signup_fields", "signup_form"]
 
@@ -67,12 +66,16 @@ class InvalidSignupForm(AgeGateError, ValueError):
         self.status_code = _STATUS[code]
 
 
-async def read_form(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, str]:
+async def read_form(request: Any, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, str]:
     """Read an urlencoded form or a JSON object of strings from ``request``, at most
     ``max_bytes`` long; a repeated field keeps its last value.
 
-    The body is consumed: use the returned fields. Raises :class:`InvalidSignupForm`.
+    ``request`` is a Starlette, FastAPI, Litestar, Quart or Django request (see
+    :func:`agegate.bodies.body_chunks`). The body is consumed: use the returned fields. Raises
+    :class:`InvalidSignupForm`, and :class:`~agegate.ConfigurationError` for a request whose
+    body it cannot read.
     """
+    check_readable(request)
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type not in ("application/x-www-form-urlencoded", "application/json"):
         raise InvalidSignupForm(
@@ -91,12 +94,12 @@ async def read_form(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> dic
         raise InvalidSignupForm("too_large", "The signup form is too large.")
     body = bytearray()
     try:
-        async with aclosing(request.stream()) as stream:
+        async with aclosing(body_chunks(request, max_bytes + 1)) as stream:
             async for chunk in stream:
                 body += chunk
                 if len(body) > max_bytes:
                     raise InvalidSignupForm("too_large", "The signup form is too large.")
-    except ClientDisconnect:
+    except ClientGone:
         raise InvalidSignupForm("malformed", "The signup form was not sent completely.") from None
     if media_type == "application/json":
         return _json_fields(bytes(body))
@@ -147,7 +150,7 @@ def _checked(fields: Mapping[str, str]) -> dict[str, str]:
 
 
 async def signup_fields(
-    request: Request,
+    request: Any,
     gate: AgeGate,
     fields: Mapping[str, str],
     *,
@@ -185,17 +188,12 @@ async def signup_fields(
         value = fields.get(name)
         if value:
             named[name] = value
-    try:
-        attestation = await gate.signup(fields, subject=account, identifiers=named, now=now)
-    except UnderAgeError:
-        record_decision(request.scope, Decision.of("under_age", gate.policy.name))
-        raise
-    record_decision(request.scope, Decision.of(attestation.outcome, attestation.policy))
+    await gate.signup(fields, subject=account, identifiers=named, now=now, scope=request)
     return {name: value for name, value in fields.items() if name not in BIRTH_FIELDS}
 
 
 async def signup_form(
-    request: Request,
+    request: Any,
     gate: AgeGate,
     *,
     subject: Subject,

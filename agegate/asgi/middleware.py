@@ -1,11 +1,12 @@
 """AgeGateMiddleware: a pure ASGI gate in front of any app.
 
 Reading stays open; providing data or transacting (unsafe methods, websockets) on a protected
-path needs a screen result. The order of :meth:`AgeGateMiddleware.__call__`, cheapest first: pass
-lifespan, serve the screen, let safe methods through without parsing any cookie, let unprotected
-paths through, and only then read the sealed cookie and the logged-in account. A blocked request
-is answered before its body is read and before the app is called; an allowed one is handed on
-with the original ``receive``, so uploads stream through unbuffered.
+path needs a screen result. The order of :meth:`AgeGateMiddleware.__call__`, cheapest first: own
+the lifespan (the gate's store opens and closes with the server), serve the screen, let safe
+methods through without parsing any cookie, let unprotected paths through, and only then read
+the sealed cookie and the logged-in account. A blocked request is answered before its body is
+read and before the app is called; an allowed one is handed on with the original ``receive``,
+so uploads stream through unbuffered.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ConfigurationError, KeyringError, StoreError, StoreUnavailable
 from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
-from .answers import Headers, close_websocket, respond
+from ..hook import passed_request, signup_request
+from .answers import Header, Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
 from .endpoints import Screen, screen_headers
+from .lifespan import run_lifespan
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import OPEN, SIGNUP, PathRules, readings, safe_next
@@ -130,13 +133,17 @@ class AgeGateMiddleware:
                 return
         elif kind == "websocket":
             paths = readings(scope)
+        elif kind == "lifespan":
+            await run_lifespan(self.app, self.gate, scope, receive, send)
+            return
         else:
             await self.app(scope, receive, send)
             return
 
         rule = self._paths.classify(paths)
         if rule == OPEN:
-            await self.app(scope, receive, send)
+            with passed_request(self.gate):
+                await self.app(scope, receive, send)
             return
         signup = rule == SIGNUP and kind == "http"
         if signup:
@@ -187,7 +194,8 @@ class AgeGateMiddleware:
             await self._require_screen(scope, receive, send, paths[0], accept)
             return
         scope[SCOPE_KEY] = decision
-        await self.app(scope, receive, send)
+        with passed_request(self.gate):
+            await self.app(scope, receive, send)
 
     async def _block(self, scope: Scope, receive: Receive, send: Send, accept: bytes) -> None:
         if scope["type"] == "websocket":
@@ -241,15 +249,21 @@ class AgeGateMiddleware:
 
         async def send_with_cookie(message: Message) -> None:
             if notes and message["type"] == "http.response.start":
-                under = any(note.outcome == "under_age" for note in notes)
-                # A response that sets the gate's cookie must not be cached for anyone else.
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"cache-control"]
-                headers += self._headers.private
-                headers.append(self._cookie.set_cookie("under_age" if under else "allowed"))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": self.signup_headers(notes, message.get("headers", ()))}
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        with signup_request(self.gate, notes):
+            await self.app(scope, receive, send_with_cookie)
+
+    def signup_headers(self, notes: Sequence[Decision], headers: Iterable[Header]) -> list[Header]:
+        """A signup response's ``headers`` with the gate's cookie for the decisions in ``notes``
+        (a sticky under-age one if any is under age) and without caching."""
+        under = any(note.outcome == "under_age" for note in notes)
+        # A response that sets the gate's cookie must not be cached for anyone else.
+        out = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+        out += self._headers.private
+        out.append(self._cookie.set_cookie("under_age" if under else "allowed"))
+        return out
 
 
 def _cookie_and_accept(scope: Scope) -> tuple[str | None, bytes]:
