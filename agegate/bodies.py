@@ -26,7 +26,7 @@ class ClientGone(Exception):
 def _kind(request: Any) -> str | None:
     if hasattr(request, "META") and callable(getattr(request, "read", None)):
         return "django"
-    if type(request).__module__.startswith("quart."):
+    if request.__class__.__module__.startswith("quart."):  # through Quart's proxy too
         return "quart"
     if callable(getattr(request, "stream", None)) and hasattr(request, "headers"):
         return "stream"

@@ -172,6 +172,16 @@ async def signup_fields(
     :class:`~agegate.UnderAgeError` (the under-age decision is recorded for the middleware;
     nothing is stored server-side). Persist nothing of the signup before this returns.
     """
+    fields, account, named = prepare_signup(fields, subject, identifiers, identifier_fields)
+    await gate.signup(fields, subject=account, identifiers=named, now=now, scope=request)
+    return without_birth_date(fields)
+
+
+def prepare_signup(
+    fields: Mapping[str, str], subject: Subject, identifiers: Identifiers, identifier_fields: Iterable[str]
+) -> tuple[dict[str, str], str, dict[str, str]]:
+    """The checked fields, the account id and the identifiers of a signup (see
+    :func:`signup_fields`); raises :class:`InvalidSignupForm`."""
     fields = _checked(fields)  # the app may have read the form itself
     if callable(subject):
         try:
@@ -188,7 +198,11 @@ async def signup_fields(
         value = fields.get(name)
         if value:
             named[name] = value
-    await gate.signup(fields, subject=account, identifiers=named, now=now, scope=request)
+    return fields, account, named
+
+
+def without_birth_date(fields: Mapping[str, str]) -> dict[str, str]:
+    """``fields`` without the birth-date fields: what the app may store."""
     return {name: value for name, value in fields.items() if name not in BIRTH_FIELDS}
 
 

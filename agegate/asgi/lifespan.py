@@ -11,24 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import StoreUnavailable
-from ..gate import AgeGate
 
 __all__ = ["run_lifespan"]
 
 _log = logging.getLogger("agegate.asgi")
 
 
-async def run_lifespan(app: ASGIApp, gate: AgeGate, scope: Scope, receive: Receive, send: Send) -> None:
-    """Serve one lifespan scope for ``app`` behind ``gate``'s middleware."""
+async def run_lifespan(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    opening: Callable[[], Awaitable[Any]],
+    closing: Callable[[], Awaitable[None]],
+) -> None:
+    """Serve one lifespan scope for ``app``, calling ``opening`` at startup (the gate's
+    ``store``) and ``closing`` at shutdown (its ``aclose``; also when the app's startup fails)."""
     message = await receive()
     if message["type"] != "lifespan.startup":
         return
     try:
-        await gate.store()
+        await opening()
     except (StoreUnavailable, OSError) as exc:
         # The store may come back: requests that need it get 503 meanwhile, reads work.
         _log.warning("the age gate's store could not be opened at startup: %s", type(exc).__name__)
@@ -57,7 +67,7 @@ async def run_lifespan(app: ASGIApp, gate: AgeGate, scope: Scope, receive: Recei
         await to_app.put({"type": "lifespan.startup"})
         answer = await from_app.get()
         if answer is not None and answer["type"] == "lifespan.startup.failed":
-            await gate.aclose()
+            await closing()
             await send(answer)
             return
         await send({"type": "lifespan.startup.complete"})
@@ -66,7 +76,7 @@ async def run_lifespan(app: ASGIApp, gate: AgeGate, scope: Scope, receive: Recei
         if answer is not None:  # the app takes part: it shuts down first
             await to_app.put({"type": "lifespan.shutdown"})
             shutdown = await from_app.get()
-        await gate.aclose()
+        await closing()
         if shutdown is not None and shutdown["type"] == "lifespan.shutdown.failed":
             await send(shutdown)
         else:

@@ -134,7 +134,9 @@ class AgeGateMiddleware:
         elif kind == "websocket":
             paths = readings(scope)
         elif kind == "lifespan":
-            await run_lifespan(self.app, self.gate, scope, receive, send)
+            await run_lifespan(
+                self.app, scope, receive, send, opening=self.gate.store, closing=self.gate.aclose
+            )
             return
         else:
             await self.app(scope, receive, send)
