@@ -49,7 +49,7 @@ class AgeGatePlugin(InitPlugin):
         """Add the screen's route, the gate (last: inside every middleware already listed) and
         the store's opening and closing."""
 
-        @asgi(self.prefix, is_mount=False, include_in_schema=False)
+        @asgi(self.prefix, is_mount=False, include_in_schema=False, copy_scope=True)
         async def screen(scope: Scope, receive: Receive, send: Send) -> None:
             # The gate answers every request for its screen; nothing else gets here.
             not_found: Any = Response(content=None, status_code=404)

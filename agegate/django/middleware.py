@@ -103,11 +103,19 @@ class AgeGateMiddleware:
         if notes:
             del response["Cache-Control"]
             for name, value in self.asgi.signup_headers(notes, ()):
-                if name == b"vary":
-                    patch_vary_headers(response, [v.strip() for v in value.decode().split(",")])
-                else:
-                    response.headers[name.decode()] = value.decode("latin-1")
+                _set_header(response, name, value)
         return response
+
+
+def _set_header(response: HttpResponseBase, name: bytes, value: bytes) -> None:
+    """Set a header of the gate's on a Django response; its cookie goes into
+    ``response.cookies``, where Django (and its test client) look for cookies."""
+    if name == b"set-cookie":
+        response.cookies.load(value.decode("latin-1"))
+    elif name == b"vary":
+        patch_vary_headers(response, [part.strip() for part in value.decode("latin-1").split(",")])
+    else:
+        response.headers[name.decode("latin-1")] = value.decode("latin-1")
 
 
 def _account_of(request: HttpRequest | None, user: Any, account: Any = None) -> str | None:
@@ -173,7 +181,7 @@ class _Exchange:
         response = HttpResponse(body, status=start["status"])
         for name, value in start.get("headers", ()):
             if name.lower() != b"content-length":  # Django sets its own
-                response.headers[name.decode("latin-1")] = value.decode("latin-1")
+                _set_header(response, name.lower(), value)
         return response
 
 
