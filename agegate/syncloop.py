@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import os
 import threading
 import weakref
 from collections.abc import Coroutine
@@ -31,6 +32,7 @@ class GateLoop:
     """An event loop in a daemon thread, running one gate's store calls for sync callers."""
 
     def __init__(self, gate: AgeGate) -> None:
+        self.pid = os.getpid()
         self._gate = weakref.ref(gate)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="agegate-loop", daemon=True)
@@ -42,7 +44,7 @@ class GateLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def close(self) -> None:
-        """Close the gate's store on this loop, then stop the loop. Idempotent."""
+        """Close the gate's store on this loop, then stop and close the loop. Idempotent."""
         if self.loop.is_closed() or not self._thread.is_alive():
             return
         gate = self._gate()
@@ -52,6 +54,8 @@ class GateLoop:
                 self.run(gate.aclose())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
         atexit.unregister(self.close)
 
 
@@ -59,7 +63,8 @@ def loop_of(gate: AgeGate) -> GateLoop:
     """The loop thread of ``gate`` (started on first use)."""
     with _LOCK:
         found = _LOOPS.get(gate)
-        if found is None:
+        # A forked worker (gunicorn --preload) inherits the object but not the thread.
+        if found is None or found.pid != os.getpid():
             found = _LOOPS[gate] = GateLoop(gate)
         return found
 

@@ -18,6 +18,7 @@ from agegate.asgi.cookie import UNDER_AGE, GateCookie
 from agegate.gate import NOTES_KEY, SCOPE_KEY
 from agegate.hook import SCOPE_ATTR, scope_of
 from agegate.stores import MemoryStore
+from agegate.syncloop import loop_of
 
 pytestmark = pytest.mark.anyio
 ADULT = {"birth_date": "1990-01-01"}
@@ -137,6 +138,7 @@ def test_signup_sync_records_for_the_middleware() -> None:
     with pytest.raises(UnderAgeError):
         gate.signup_sync(CHILD, subject="sync-kid", scope=scope)
     assert [note.outcome for note in scope[NOTES_KEY]] == ["allowed", "under_age"]
+    loop_of(gate).close()
 
 
 async def test_signup_sync_refuses_to_block_an_event_loop(gate: AgeGate) -> None:
@@ -165,3 +167,17 @@ async def test_signup_form_refuses_a_request_it_cannot_read_naming_the_neutral_c
 
     with pytest.raises(ConfigurationError, match=r"gate\.signup\(fields, subject=\.\.\., scope=request\)"):
         await signup_form(Opaque(), gate, subject="x")
+
+
+def test_a_forked_worker_gets_a_loop_thread_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    gate = AgeGate(keys=Keyring.generate(), store=MemoryStore())
+    first = loop_of(gate)
+    assert loop_of(gate) is first
+    monkeypatch.setattr(os, "getpid", lambda: first.pid + 1)  # as in a child after fork()
+    second = loop_of(gate)
+    assert second is not first and second.run(gate.status_of("x")) == "unknown"
+    monkeypatch.undo()
+    second.close()
+    first.close()
