@@ -427,13 +427,9 @@ class AgeGate:
         :meth:`_signup`'s.
         """
         place = signup_place(self, scope)
-        try:
-            attestation = await self._signup(fields, subject=subject, identifiers=identifiers, now=now)
-        except UnderAgeError:
-            place.record(Decision.of("under_age", self.policy.name))
-            raise
-        place.record(Decision.of(attestation.outcome, attestation.policy))
-        return attestation
+        return await place.recorded(
+            lambda: self._signup(fields, subject=subject, identifiers=identifiers, now=now), self.policy.name
+        )
 
     def signup_sync(
         self,
@@ -447,15 +443,13 @@ class AgeGate:
         """:meth:`signup` for synchronous code (a sync view, WSGI), run on the gate's own event
         loop thread (:mod:`agegate.syncloop`)."""
         place = signup_place(self, scope)  # here, in the request's own thread and context
-        try:
-            attestation = run_sync(
-                self, self._signup(fields, subject=subject, identifiers=identifiers, now=now)
-            )
-        except UnderAgeError:
-            place.record(Decision.of("under_age", self.policy.name))
-            raise
-        place.record(Decision.of(attestation.outcome, attestation.policy))
-        return attestation
+        return run_sync(
+            self,
+            place.recorded(
+                lambda: self._signup(fields, subject=subject, identifiers=identifiers, now=now),
+                self.policy.name,
+            ),
+        )
 
     async def _signup(
         self,

@@ -15,15 +15,15 @@ inside any other request the middleware screens, a signup raises too (its path i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UnderAgeError
 
 if TYPE_CHECKING:
-    from .gate import Decision
+    from .gate import Attestation, Decision
 
 __all__ = ["SCOPE_ATTR", "Place", "passed_request", "scope_of", "signup_place", "signup_request"]
 
@@ -80,6 +80,19 @@ class Place:
     def __init__(self, scope: MutableMapping[str, Any] | None, notes: list[Decision] | None) -> None:
         self._scope = scope
         self._notes = notes
+
+    async def recorded(self, attempt: Callable[[], Awaitable[Attestation]], policy: str) -> Attestation:
+        """The result of the signup ``attempt()`` under ``policy``, its decision recorded here
+        (an under-age one as well, before :class:`~agegate.UnderAgeError` goes on)."""
+        from .gate import Decision
+
+        try:
+            attestation = await attempt()
+        except UnderAgeError:
+            self.record(Decision.of("under_age", policy))
+            raise
+        self.record(Decision.of(attestation.outcome, attestation.policy))
+        return attestation
 
     def record(self, decision: Decision) -> None:
         """Tell the middleware (and the app, as ``scope["agegate"]``) about ``decision``."""

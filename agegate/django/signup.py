@@ -71,10 +71,8 @@ async def asignup(
     identifier_fields: Iterable[str] = (),
 ) -> dict[str, str]:
     """:func:`signup` for async views."""
-    checked, account, named = prepare_signup(_text(fields), subject, identifiers, identifier_fields)
     # The gate's store lives on the gate's own loop thread (agegate.syncloop): wait for it in a
     # worker thread, which carries this request's context (the middleware's mark) along.
-    await sync_to_async(get_gate().signup_sync, thread_sensitive=False)(
-        checked, subject=account, identifiers=named, scope=request
+    return await sync_to_async(signup, thread_sensitive=False)(
+        request, fields, subject=subject, identifiers=identifiers, identifier_fields=identifier_fields
     )
-    return without_birth_date(checked)
