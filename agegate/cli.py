@@ -92,9 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_demo import register as register_demo
     from .cli_purge import register as register_purge
+    from .cli_records import register as register_records
 
     register_demo(sub)
     register_purge(sub)
+    register_records(sub)
     return parser
 
 
@@ -110,8 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AgeGateError as exc:
         print(f"agegate: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        print("agegate: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        # A command may say what was done and how to finish it (agegate purge does).
+        print(f"agegate: interrupted{': ' + str(exc) if exc.args else ''}", file=sys.stderr)
         return 130
     return result
 

@@ -113,3 +113,12 @@ class UsageError(AgeGateError):
 
     It lives here rather than in :mod:`agegate.cli` so that it is one class even when that
     module runs as ``python -m agegate.cli`` (and is then also imported under its own name)."""
+
+
+class PurgeError(AgeGateError):
+    """A purge could not finish. The message names the step or handler, never the account; the
+    job (``job_id``) stays in the journal and ``agegate purge --resume`` finishes it."""
+
+    def __init__(self, message: str, *, job_id: str = "") -> None:
+        super().__init__(message)
+        self.job_id = job_id
