@@ -15,9 +15,8 @@ inside any other request the middleware screens, a signup raises too (its path i
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Final
 
 from .errors import ConfigurationError, UnderAgeError
@@ -25,7 +24,7 @@ from .errors import ConfigurationError, UnderAgeError
 if TYPE_CHECKING:
     from .gate import Attestation, Decision
 
-__all__ = ["SCOPE_ATTR", "Place", "passed_request", "scope_of", "signup_place", "signup_request"]
+__all__ = ["SCOPE_ATTR", "Place", "mark", "scope_of", "signup_place", "unmark"]
 
 #: The attribute under which a framework integration that has no ASGI scope (Django under WSGI)
 #: hangs the scope-like mapping it made for a request.
@@ -52,24 +51,19 @@ def scope_of(request: Any) -> MutableMapping[str, Any]:
     )
 
 
-@contextmanager
-def signup_request(gate: object, notes: list[Decision]) -> Iterator[None]:
-    """Mark the current context as a signup request of ``gate`` whose decisions go to ``notes``."""
-    token = _REQUEST.set({**_REQUEST.get({}), gate: notes})
-    try:
-        yield
-    finally:
-        _REQUEST.reset(token)
+def mark(gate: object, notes: list[Decision] | None) -> Token[Any]:
+    """Mark the current context as a request ``gate``'s middleware passes on: a signup request
+    whose decisions go to ``notes``, or (``None``) any other request. Undo with :func:`unmark`.
+
+    (Plain functions, not a context manager: this runs on the middleware's pass path.)"""
+    value: list[Decision] | tuple[()] = _NOT_SIGNUP if notes is None else notes
+    current = _REQUEST.get(None)
+    return _REQUEST.set({gate: value} if current is None else {**current, gate: value})
 
 
-@contextmanager
-def passed_request(gate: object) -> Iterator[None]:
-    """Mark the current context as a request ``gate``'s middleware passed on, not as a signup."""
-    token = _REQUEST.set({**_REQUEST.get({}), gate: _NOT_SIGNUP})
-    try:
-        yield
-    finally:
-        _REQUEST.reset(token)
+def unmark(token: Token[Any]) -> None:
+    """Undo a :func:`mark`."""
+    _REQUEST.reset(token)
 
 
 class Place:

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ConfigurationError, KeyringError, StoreError, StoreUnavailable
 from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
-from ..hook import passed_request, signup_request
+from ..hook import mark, unmark
 from .answers import Header, Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
 from .endpoints import Screen, screen_headers
@@ -144,8 +144,11 @@ class AgeGateMiddleware:
 
         rule = self._paths.classify(paths)
         if rule == OPEN:
-            with passed_request(self.gate):
+            token = mark(self.gate, None)
+            try:
                 await self.app(scope, receive, send)
+            finally:
+                unmark(token)
             return
         signup = rule == SIGNUP and kind == "http"
         if signup:
@@ -196,8 +199,11 @@ class AgeGateMiddleware:
             await self._require_screen(scope, receive, send, paths[0], accept)
             return
         scope[SCOPE_KEY] = decision
-        with passed_request(self.gate):
+        token = mark(self.gate, None)  # a signup in this request would write no cookie: refused
+        try:
             await self.app(scope, receive, send)
+        finally:
+            unmark(token)
 
     async def _block(self, scope: Scope, receive: Receive, send: Send, accept: bytes) -> None:
         if scope["type"] == "websocket":
@@ -254,8 +260,11 @@ class AgeGateMiddleware:
                 message = {**message, "headers": self.signup_headers(notes, message.get("headers", ()))}
             await send(message)
 
-        with signup_request(self.gate, notes):
+        token = mark(self.gate, notes)
+        try:
             await self.app(scope, receive, send_with_cookie)
+        finally:
+            unmark(token)
 
     def signup_headers(self, notes: Sequence[Decision], headers: Iterable[Header]) -> list[Header]:
         """A signup response's ``headers`` with the gate's cookie for the decisions in ``notes``

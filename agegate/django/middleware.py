@@ -24,7 +24,7 @@ from ..asgi.middleware import SAFE_METHODS
 from ..asgi.middleware import AgeGateMiddleware as Gate
 from ..errors import StoreUnavailable
 from ..gate import NOTES_KEY, SCOPE_KEY
-from ..hook import SCOPE_ATTR, passed_request, signup_request
+from ..hook import SCOPE_ATTR, mark, unmark
 from ..syncloop import loop_of
 from .config import get_gate, middleware_options
 
@@ -75,8 +75,11 @@ class AgeGateMiddleware:
         if not exchange.passed():
             return exchange.response()
         notes = exchange.notes()
-        with _marked(self.gate, notes):
+        token = mark(self.gate, notes)
+        try:
             response = self.get_response(request)
+        finally:
+            unmark(token)
         return self._with_cookie(response, notes)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
@@ -94,8 +97,11 @@ class AgeGateMiddleware:
         if not exchange.passed():
             return exchange.response()
         notes = exchange.notes()
-        with _marked(self.gate, notes):
+        token = mark(self.gate, notes)
+        try:
             response = await get_response(request)
+        finally:
+            unmark(token)
         return self._with_cookie(response, notes)
 
     def _with_cookie(self, response: HttpResponseBase, notes: list[Any] | None) -> HttpResponseBase:
@@ -127,10 +133,6 @@ def _account_of(request: HttpRequest | None, user: Any, account: Any = None) -> 
     if account is None and session is not None:
         account = session.get(SESSION_KEY)
     return account if isinstance(account, str) and account else None
-
-
-def _marked(gate: Any, notes: list[Any] | None) -> Any:
-    return signup_request(gate, notes) if notes is not None else passed_request(gate)
 
 
 async def _passed(scope: Any, receive: Any, send: Any) -> None:
