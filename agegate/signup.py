@@ -32,8 +32,9 @@ from urllib.parse import parse_qsl
 from .asgi.forms import is_text
 from .birthdate import BIRTH_FIELDS
 from .bodies import ClientGone, body_chunks, check_readable
-from .errors import AgeGateError
-from .gate import MAX_SUBJECT, AgeGate
+from .errors import AgeGateError, InvalidAccountId
+from .gate import SCOPE_KEY, AgeGate
+from .hook import scope_of
 
 __all__ = ["MAX_BODY_BYTES", "InvalidSignupForm", "read_form", "signup_fields", "signup_form"]
 
@@ -162,6 +163,11 @@ async def signup_fields(
     """Run :meth:`AgeGate.signup <agegate.AgeGate.signup>` on fields the app already read, tell
     the middleware the decision, and return the fields without the birth-date fields.
 
+    A browser that has just passed the screen under the gate's policy (the middleware's
+    decision in ``scope["agegate"]``, see :meth:`AgeGate.passed <agegate.AgeGate.passed>`)
+    needs no birth-date fields: that result is recorded. Birth-date fields sent anyway are
+    screened, and an under-age answer wins.
+
     ``subject`` is the new account's id, or a function of the fields giving it. The identifiers
     checked against blocked (purged child) accounts are ``identifiers`` (a mapping of kind to
     value, or a function of the fields giving one) plus the fields named in
@@ -172,13 +178,18 @@ async def signup_fields(
     :class:`~agegate.UnderAgeError` (the under-age decision is recorded for the middleware;
     nothing is stored server-side). Persist nothing of the signup before this returns.
     """
-    fields, account, named = prepare_signup(fields, subject, identifiers, identifier_fields)
-    await gate.signup(fields, subject=account, identifiers=named, now=now, scope=request)
+    fields, account, named = prepare_signup(gate, fields, subject, identifiers, identifier_fields)
+    decision = scope_of(request).get(SCOPE_KEY)
+    await gate.signup(fields, subject=account, identifiers=named, now=now, decision=decision, scope=request)
     return without_birth_date(fields)
 
 
 def prepare_signup(
-    fields: Mapping[str, str], subject: Subject, identifiers: Identifiers, identifier_fields: Iterable[str]
+    gate: AgeGate,
+    fields: Mapping[str, str],
+    subject: Subject,
+    identifiers: Identifiers,
+    identifier_fields: Iterable[str],
 ) -> tuple[dict[str, str], str, dict[str, str]]:
     """The checked fields, the account id and the identifiers of a signup (see
     :func:`signup_fields`); raises :class:`InvalidSignupForm`."""
@@ -188,9 +199,13 @@ def prepare_signup(
             account = subject(fields)
         except (KeyError, ValueError, TypeError):
             account = None
-        if not isinstance(account, str) or not account.strip() or len(account) > MAX_SUBJECT:
+        try:
+            account = gate.account_id(account)  # the one rule every entry point applies
+        except InvalidAccountId:
             # The account id came from the form: a missing or unusable one is the form's fault.
-            raise InvalidSignupForm("malformed", "The signup form is missing a usable account name.")
+            raise InvalidSignupForm(
+                "malformed", "The signup form is missing a usable account name."
+            ) from None
     else:
         account = subject
     named = dict(identifiers(fields) if callable(identifiers) else identifiers or {})

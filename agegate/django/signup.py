@@ -57,8 +57,11 @@ def signup(
     or a form's ``cleaned_data``; the rest is :func:`agegate.signup.signup_fields`'. Raises
     :class:`~agegate.InvalidSignupForm`, :class:`~agegate.InvalidBirthDate` and
     :class:`~agegate.UnderAgeError`."""
-    checked, account, named = prepare_signup(_text(fields), subject, identifiers, identifier_fields)
-    get_gate().signup_sync(checked, subject=account, identifiers=named, scope=request)
+    gate = get_gate()
+    checked, account, named = prepare_signup(gate, _text(fields), subject, identifiers, identifier_fields)
+    # A screen result the browser already has (the middleware's request.agegate) counts.
+    decision = getattr(request, "agegate", None)
+    gate.signup_sync(checked, subject=account, identifiers=named, decision=decision, scope=request)
     return without_birth_date(checked)
 
 
