@@ -34,6 +34,10 @@ class Decision:
     allowed: bool
     outcome: Outcome
     policy: str
+    #: Whether the answer came from a verified digital ID (:mod:`agegate.credentials`) rather
+    #: than a typed date: only such an answer passes paths the middleware's
+    #: ``require_verified`` names.
+    verified: bool = False
 
     @classmethod
     def of(cls, outcome: Outcome, policy: str) -> Decision:

@@ -97,6 +97,7 @@ class GateCookie:
         self._sealer = gate.sealer
         self._policy = gate.policy.name
         self._allowed = Decision.of("allowed", self._policy)
+        self._verified = Decision(allowed=True, outcome="allowed", policy=self._policy, verified=True)
         self._opened: dict[str, tuple[int, Any]] = {}
         self.name = name or cookie_name(gate.keys, secure=secure)
         derived = (cookie_name(gate.keys, secure=secure, kid=kid) for kid in gate.keys.kids)
@@ -124,7 +125,8 @@ class GateCookie:
             result = self._open(token, now)
             if result is UNDER_AGE:
                 return UNDER_AGE  # a refusal under any of the gate's names wins
-            found = found or result
+            if found is None or getattr(result, "verified", False):
+                found = result  # a verified answer under any name wins over a typed one
         return found
 
     def _open(self, token: str, now: int) -> Any:
@@ -142,14 +144,19 @@ class GateCookie:
             found: Any = UNDER_AGE  # a child's answer counts under any policy
         else:
             # An allowed answer counts only under the policy it was given for.
-            found = self._allowed if claims.policy == self._policy else None
+            if claims.policy != self._policy:
+                found = None
+            else:
+                found = self._verified if claims.verified else self._allowed
         if len(self._opened) >= _OPENED_TOKENS:
             self._opened.clear()
         self._opened[token] = (claims.expires_at, found)
         return found
 
-    def set_cookie(self, outcome: Outcome) -> tuple[bytes, bytes]:
-        """A ``Set-Cookie`` header carrying a new sealed token for ``outcome``."""
+    def set_cookie(self, outcome: Outcome, *, verified: bool = False) -> tuple[bytes, bytes]:
+        """A ``Set-Cookie`` header carrying a new sealed token for ``outcome`` (``verified``:
+        the answer came from a verified digital ID)."""
         now = int(time.time())
-        token = self._sealer.seal(outcome, self._policy, issued_at=now, expires_at=now + self._ttl[outcome])
+        expires = now + self._ttl[outcome]
+        token = self._sealer.seal(outcome, self._policy, issued_at=now, expires_at=expires, verified=verified)
         return (b"set-cookie", f"{self.name}={token}{self._attrs[outcome]}".encode("latin-1"))
