@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, quote
 from starlette.types import Receive, Scope, Send
 
 from ..errors import InvalidBirthDate
-from ..gate import AgeGate
+from ..gate import AgeGate, Decision
 from ..tokens import Outcome
 from .answers import Header, Headers, respond
 from .cookie import UNDER_AGE, GateCookie
@@ -58,8 +58,12 @@ class Screen:
         cookie: GateCookie,
         headers: Headers,
         origins: OriginRule | None = None,
+        digital_id: bool = False,
     ):
         self.gate = gate
+        #: Where the form offers a digital ID from (the prefix), or None.
+        self.digital_id = prefix if digital_id else None
+        self._page_headers = headers.html_scripts if digital_id else headers.html
         self.prefix = prefix
         self.pages = pages
         self.cookie = cookie
@@ -80,14 +84,15 @@ class Screen:
             # under age who answers again is still answered under age (POST is sticky).
             if html:
                 query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-                body = self.pages.screen(
-                    ScreenForm(action, safe_next(query.get("next"), home), order=self.gate.date_order)
-                ).encode()
+                next_path = safe_next(query.get("next"), home)
+                digital_id = root + self.digital_id if self.digital_id else None
+                form = ScreenForm(action, next_path, order=self.gate.date_order, digital_id=digital_id)
+                body = self.pages.screen(form).encode()
             else:
                 found = self.cookie.result(cookie.decode("latin-1") if cookie else None)
                 outcome = "under_age" if found is UNDER_AGE else ("allowed" if found else None)
                 body = json_body({"screen": action, "fields": list(DATE_FIELDS), "outcome": outcome})
-            headers = self.headers.html if html else self.headers.json
+            headers = self._page_headers if html else self.headers.json
             await respond(send, 200, headers, b"" if method == "HEAD" else body, len(body))
             return
         if method != "POST":
@@ -102,7 +107,8 @@ class Screen:
             await self.error(send, html, 403, "cross_site_request", root=root)
             return
         media = media_type(seen.get(b"content-type"))
-        if self.cookie.result(cookie.decode("latin-1") if cookie else None) is UNDER_AGE:
+        current = self.cookie.result(cookie.decode("latin-1") if cookie else None)
+        if current is UNDER_AGE:
             # Sticky: a new birth date changes nothing until the under-age cookie expires.
             await self._answer(send, html and not is_json(media), "under_age", home, home, set_cookie=False)
             return
@@ -128,13 +134,16 @@ class Screen:
                     error=exc.message,
                     order=self.gate.date_order,
                     invalid=invalid_fields(values),
+                    digital_id=root + self.digital_id if self.digital_id else None,
                 )
-                await respond(send, 400, self.headers.html, self.pages.screen(form).encode())
+                await respond(send, 400, self._page_headers, self.pages.screen(form).encode())
             else:
                 body = json_body({"error": "invalid_birth_date", "code": exc.code, "message": exc.message})
                 await respond(send, 400, self.headers.json, body)
             return
-        await self._answer(send, html, decision.outcome, next_path, home, set_cookie=True)
+        # A verified answer (a digital ID) outranks a typed date that agrees with it: keep it.
+        keep = decision.allowed and isinstance(current, Decision) and current.verified
+        await self._answer(send, html, decision.outcome, next_path, home, set_cookie=not keep)
 
     async def _answer(
         self, send: Send, html: bool, outcome: Outcome, next_path: str, home: str, *, set_cookie: bool

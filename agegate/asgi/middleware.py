@@ -14,7 +14,7 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,7 +25,11 @@ from .cookie import UNDER_AGE, GateCookie
 from .endpoints import Screen, screen_headers
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
-from .paths import OPEN, SIGNUP, PathRules, readings, safe_next
+from .paths import OPEN, SIGNUP, PathRules, Patterns, readings, safe_next
+
+if TYPE_CHECKING:
+    from ..credentials import CredentialVerifier
+    from .credential import CredentialEndpoint
 
 __all__ = ["SAFE_METHODS", "AgeGateMiddleware", "SubjectFunc"]
 
@@ -36,6 +40,8 @@ _log = logging.getLogger("agegate.asgi")
 _BROKEN_RETRY_AFTER = 60
 #: Methods that only read; they always pass.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: What a 428 for a path that needs a verified answer tells the client to do.
+_HINT = "a verified digital ID is needed here: answer the screen with one"
 
 
 class AgeGateMiddleware:
@@ -53,6 +59,9 @@ class AgeGateMiddleware:
     :func:`agegate.asgi.cookie.cookie_name`). ``origins`` (the app's public origins,
     ``["https://shop.example"]``) and ``trust_forwarded_host`` (the proxy's ``X-Forwarded-Host``)
     are for the cross-site rule behind a proxy (:class:`agegate.asgi.origin.OriginRule`).
+    ``credentials`` (an :class:`agegate.credentials.CredentialVerifier`, extra
+    ``agegate[credentials]``) lets the screen offer a digital ID; ``require_verified`` names
+    the path patterns where only such a verified answer will do (``428`` otherwise).
     """
 
     def __init__(
@@ -70,6 +79,8 @@ class AgeGateMiddleware:
         cookie_name: str | None = None,
         origins: Sequence[str] = (),
         trust_forwarded_host: bool = False,
+        credentials: CredentialVerifier | None = None,
+        require_verified: Sequence[str] = (),
     ) -> None:
         if not isinstance(gate, AgeGate):
             raise ConfigurationError("gate must be an AgeGate")
@@ -100,7 +111,15 @@ class AgeGateMiddleware:
             cookie=self._cookie,
             headers=self._headers,
             origins=self.origins,
+            digital_id=credentials is not None,
         )
+        self._credential = self._digital_ids(credentials, secure_cookies)
+        self._require_verified = Patterns("require_verified", require_verified) if require_verified else None
+        if self._require_verified is not None and credentials is None:
+            raise ConfigurationError(
+                "require_verified needs credentials= (a CredentialVerifier): nobody could pass"
+            )
+        self._verify_json = json_body({"error": "age_verification_required", "screen": prefix, "hint": _HINT})
         # Prebuilt early answers: the blocked path only sends bytes.
         self._restricted_json = json_body({"error": "age_restricted"})
         self._restricted_html = self.pages.under_age().encode()
@@ -121,6 +140,9 @@ class AgeGateMiddleware:
         kind = scope["type"]
         if kind == "http":
             paths = readings(scope)
+            if self._credential is not None and (route := self._credential.route(paths)):
+                await self._credential(scope, receive, send, route)
+                return
             # OPTIONS: CORS preflights go to the app.
             if scope["method"] != "OPTIONS" and self._paths.is_screen(paths):
                 await self._screen(scope, receive, send)
@@ -178,10 +200,14 @@ class AgeGateMiddleware:
                     await self._block(scope, receive, send, accept)
                     return
                 if status == "allowed":
-                    decision = self._allowed
+                    decision = decision or self._allowed  # a verified cookie stays verified
 
         if signup:
             await self._signup_path(scope, receive, send, decision)
+            return
+        verified = decision is not None and decision.verified
+        if self._require_verified is not None and not verified and self._needs_verified(paths):
+            await self._require_screen(scope, receive, send, paths[0], accept, verified=True)
             return
         if decision is None:
             await self._require_screen(scope, receive, send, paths[0], accept)
@@ -212,10 +238,12 @@ class AgeGateMiddleware:
             await respond(send, 503, [*self._headers.json, retry], self._unavailable_json)
 
     async def _require_screen(
-        self, scope: Scope, receive: Receive, send: Send, path: str, accept: bytes
+        self, scope: Scope, receive: Receive, send: Send, path: str, accept: bytes, *, verified: bool = False
     ) -> None:
         if scope["type"] == "websocket":
-            await close_websocket(receive, send, "age_screen_required")
+            await close_websocket(
+                receive, send, "age_verification_required" if verified else "age_screen_required"
+            )
             return
         root = scope.get("root_path") or ""
         if b"text/html" in accept:
@@ -223,12 +251,42 @@ class AgeGateMiddleware:
             raw = scope.get("raw_path")
             target = raw.decode("latin-1") if raw else root + path
             url = screen_url(root + self.prefix, safe_next(target, root + "/"))
-            await respond(send, 428, self._headers.html, self.pages.screen_required(url).encode())
+            page = self.pages.verification_required(url) if verified else self.pages.screen_required(url)
+            await respond(send, 428, self._headers.html, page.encode())
+        elif verified:
+            found = {"error": "age_verification_required", "screen": root + self.prefix, "hint": _HINT}
+            await respond(send, 428, self._headers.json, json_body(found) if root else self._verify_json)
         elif root:
             body = json_body({"error": "age_screen_required", "screen": root + self.prefix})
             await respond(send, 428, self._headers.json, body)
         else:
             await respond(send, 428, self._headers.json, self._required_json)
+
+    def _needs_verified(self, paths: tuple[str, ...]) -> bool:
+        """Whether any reading of the path is one that ``require_verified`` names."""
+        patterns = self._require_verified
+        return patterns is not None and any(patterns.match(path) for path in paths)
+
+    def _digital_ids(self, credentials: CredentialVerifier | None, secure: bool) -> CredentialEndpoint | None:
+        """The digital-ID endpoints, when the app accepts digital IDs (imported only then: the
+        verifier's libraries are the optional extra ``agegate[credentials]``)."""
+        if credentials is None:
+            return None
+        from ..credentials import CredentialVerifier
+        from .credential import CredentialEndpoint
+
+        if not isinstance(credentials, CredentialVerifier):
+            raise ConfigurationError("credentials must be an agegate.credentials.CredentialVerifier")
+        return CredentialEndpoint(
+            self.gate,
+            credentials,
+            prefix=self.prefix,
+            cookie=self._cookie,
+            headers=self._headers,
+            origins=self.origins,
+            screen=self._screen,
+            secure=secure,
+        )
 
     async def _signup_path(
         self, scope: Scope, receive: Receive, send: Send, decision: Decision | None

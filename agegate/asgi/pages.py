@@ -85,6 +85,9 @@ class ScreenForm:
     error: str | None = None
     order: str = "MDY"
     invalid: tuple[str, ...] = ()
+    #: The gate's prefix when the app accepts digital IDs (:mod:`agegate.credentials`): the
+    #: page then offers one, where the browser can (``{prefix}/dc.js`` decides).
+    digital_id: str | None = None
 
 
 def _default_layout(title: str, body: str, css: str) -> str:
@@ -174,10 +177,35 @@ class Pages:
             f'<div class="parts">{controls}</div>'
             "</fieldset>"
             '<button type="submit">Continue</button></form>'
+            f"{self.digital_id_option(form) if form.digital_id else ''}"
             '<p class="note">We use your answer only to decide what this site can offer you. '
             "We do not keep your date of birth.</p>"
         )
         return self.page("Before you continue", body)
+
+    def digital_id_option(self, form: ScreenForm) -> str:
+        """The "Use a digital ID" option under the form: hidden, and shown by
+        ``{prefix}/dc.js`` only where the browser has the Digital Credentials API. It names no
+        age: the request, fetched when chosen, carries the claim."""
+        base = escape(form.digital_id or "")
+        return (
+            f'<div id="agegate-dc" hidden data-request="{base}/credential/request" '
+            f'data-verify="{base}/credential" data-next="{escape(form.next)}" '
+            'data-failed="That digital ID could not be used. Please enter your date of birth instead.">'
+            "<p>Or, if your device holds a digital ID:</p>"
+            '<button type="button" id="agegate-dc-button">Use a digital ID</button>'
+            '<p id="agegate-dc-status" class="error" role="status"></p></div>'
+            f'<script src="{base}/dc.js" defer></script>'
+        )
+
+    def verification_required(self, screen_url: str) -> str:
+        """The page for a visitor who needs a verified answer (a digital ID) to do this."""
+        body = (
+            "<h1>One step first</h1>"
+            "<p>Please confirm your age with a digital ID before you continue.</p>"
+            f'<p><a class="button" href="{escape(screen_url)}">Continue</a></p>'
+        )
+        return self.page("One step first", body)
 
     def under_age(self, home: str = "/") -> str:
         """The page for a visitor the screen turned away: kind, neutral, no way to try again.
