@@ -101,7 +101,7 @@ def gate_cookie(response: httpx.Response) -> str | None:
 async def test_the_screen_offers_a_digital_id_without_naming_the_age(client: httpx.AsyncClient) -> None:
     page = await client.get("/agegate", headers=HTML)
     assert page.status_code == 200
-    assert '<div id="agegate-dc" hidden' in page.text
+    assert 'id="agegate-dc" style="margin-top:1.25rem" hidden' in page.text
     assert '<script src="/agegate/dc.js" defer></script>' in page.text
     assert "age_over" not in page.text and "13" not in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
