@@ -189,7 +189,8 @@ class Pages:
         age: the request, fetched when chosen, carries the claim."""
         base = escape(form.digital_id or "")
         return (
-            f'<div id="agegate-dc" style="margin-top:1.25rem" hidden data-request="{base}/credential/request" '
+            '<div id="agegate-dc" style="margin-top:1.25rem" hidden '
+            f'data-request="{base}/credential/request" '
             f'data-verify="{base}/credential" data-next="{escape(form.next)}" '
             'data-failed="That digital ID could not be used. Please enter your date of birth instead.">'
             "<p>Or, if your device holds a digital ID:</p>"
