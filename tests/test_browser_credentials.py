@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from test_browser import browser as shared_browser  # noqa: F401 - a fixture, as "shared_browser"
 from wallet import VCT, Issuer, Wallet, sd_jwt_credential, sd_jwt_presentation
 
 from agegate import AgeGate, AgeGateMiddleware, Keyring
@@ -66,22 +67,9 @@ def server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-            ],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def chromium(request: pytest.FixtureRequest) -> Any:
+    """test_browser.py's Chromium, launched the same way."""
+    return request.getfixturevalue("shared_browser")
 
 
 def new_page(browser: Any, script: str) -> Any:
@@ -90,8 +78,8 @@ def new_page(browser: Any, script: str) -> Any:
     return context.new_page()
 
 
-def test_without_the_api_the_screen_is_unchanged(server: str, browser: Any) -> None:
-    page = new_page(browser, NO_API)
+def test_without_the_api_the_screen_is_unchanged(server: str, chromium: Any) -> None:
+    page = new_page(chromium, NO_API)
     try:
         page.goto(f"{server}/agegate?next=/checkout")
         sync_api.expect(page.get_by_label("Year")).to_be_visible()
@@ -106,8 +94,8 @@ def test_without_the_api_the_screen_is_unchanged(server: str, browser: Any) -> N
         page.context.close()
 
 
-def test_with_the_api_a_digital_id_answers_the_screen(server: str, browser: Any) -> None:
-    page = new_page(browser, STUB_API)
+def test_with_the_api_a_digital_id_answers_the_screen(server: str, chromium: Any) -> None:
+    page = new_page(chromium, STUB_API)
     asked: list[dict[str, Any]] = []
     fetched: list[str] = []
 
@@ -142,8 +130,8 @@ def test_with_the_api_a_digital_id_answers_the_screen(server: str, browser: Any)
         page.context.close()
 
 
-def test_a_refused_digital_id_leaves_the_typed_date(server: str, browser: Any) -> None:
-    page = new_page(browser, STUB_API)
+def test_a_refused_digital_id_leaves_the_typed_date(server: str, chromium: Any) -> None:
+    page = new_page(chromium, STUB_API)
     answers = iter([json.dumps({"vp_token": {"age_sd_jwt": ["not-a-presentation~"]}}), "null"])
     try:
         page.expose_function("wallet", lambda _request: next(answers))

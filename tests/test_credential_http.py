@@ -9,10 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import PlainTextResponse
+from test_middleware import Shop, build
 from wallet import ORIGIN, VCT, Issuer, Wallet, mdoc_presentation, sd_jwt_credential, sd_jwt_presentation
 
 from agegate import AgeGate, AgeGateMiddleware, ConfigurationError, Keyring
@@ -33,21 +31,6 @@ CHILD = {"birth_year": str(time.gmtime().tm_year - 8), "birth_month": "1", "birt
 ISSUER = Issuer()
 WALLET = Wallet()
 VERIFIER = CredentialVerifier(TrustList([ISSUER.root]), vct_values=[VCT])
-
-
-class Shop:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    async def endpoint(self, request: Request) -> Response:
-        self.calls.append(request.url.path)
-        return PlainTextResponse("ok")
-
-
-def build(gate: AgeGate, shop: Shop, **options: Any) -> Starlette:
-    app = Starlette(routes=[Route("/{path:path}", shop.endpoint, methods=["GET", "POST"])])
-    app.add_middleware(AgeGateMiddleware, gate=gate, **options)
-    return app
 
 
 @pytest.fixture
@@ -117,7 +100,7 @@ async def test_without_a_verifier_the_screen_has_no_script(gate: AgeGate, shop: 
         assert "agegate-dc" not in page.text and "<script" not in page.text
         assert "script-src" not in page.headers["content-security-policy"]
         # Nor are the endpoints served: the path is the app's.
-        assert (await c.get("/agegate/dc.js")).text == "ok"
+        assert (await c.get("/agegate/dc.js")).text == "GET 0"
 
 
 async def test_a_valid_presentation_gives_a_verified_answer(client: httpx.AsyncClient, shop: Shop) -> None:
@@ -129,7 +112,7 @@ async def test_a_valid_presentation_gives_a_verified_answer(client: httpx.AsyncC
     assert token is not None
     assert f"{NONCE_COOKIE}=; Max-Age=0" in response.headers["set-cookie"]
     passed = await client.post("/verified/checkout", headers={"cookie": f"{COOKIE}={token}"})
-    assert passed.status_code == 200 and shop.calls == ["/verified/checkout"]
+    assert passed.status_code == 200 and shop.calls == [("POST", "/verified/checkout")]
 
 
 async def test_an_mdoc_presentation_gives_a_verified_answer(client: httpx.AsyncClient) -> None:
@@ -210,7 +193,7 @@ async def test_require_verified_paths_need_a_digital_id(client: httpx.AsyncClien
     # Elsewhere a typed date is enough; reading stays open everywhere.
     assert (await client.post("/basket", headers=jar)).status_code == 200
     assert (await client.get("/verified/checkout")).status_code == 200
-    assert shop.calls == ["/basket", "/verified/checkout"]
+    assert shop.calls == [("POST", "/basket"), ("GET", "/verified/checkout")]
 
 
 async def test_the_credential_endpoints_follow_the_cross_site_rule(client: httpx.AsyncClient) -> None:
