@@ -388,3 +388,20 @@ def test_a_verifier_set_up_wrong_is_refused(issuer: Issuer) -> None:
         CredentialVerifier(TrustList([issuer.root]), vct_values="https://one.example")
     with pytest.raises(ConfigurationError):
         CredentialVerifier("trust me")  # type: ignore[arg-type]
+
+
+def test_each_mdoc_doctype_is_offered_and_accepted(issuer: Issuer, wallet: Wallet) -> None:
+    both = CredentialVerifier(
+        TrustList([issuer.root]), doctypes=["org.iso.18013.5.1.mDL", "eu.example.age.1"]
+    )
+    queries = both.request("abc", 13)["data"]["dcql_query"]["credentials"]
+    assert [(q["id"], q["meta"]["doctype_value"]) for q in queries] == [
+        ("age_mdoc", "org.iso.18013.5.1.mDL"),
+        ("age_mdoc_1", "eu.example.age.1"),
+    ]
+    assert "credential_sets" in both.request("abc", 13)["data"]["dcql_query"]
+    vp = mdoc_presentation(issuer, wallet, nonce=NONCE, doctype="eu.example.age.1")
+    assert both.verify({"vp_token": {"age_mdoc_1": [vp]}}, nonce=NONCE, origin=ORIGIN).value is True
+    # An SD-JWT answer to a verifier that asked for none is refused.
+    jwt, disclosures = sd_jwt_credential(issuer, wallet)
+    assert refused(both, sd_jwt(sd_jwt_presentation(jwt, disclosures, wallet, nonce=NONCE))) == "malformed"

@@ -61,12 +61,12 @@ class CredentialVerifier:
         ``age_over_<min_age>``, with ``nonce``: a DCQL query offering each accepted format."""
         claim = age_claim_name(min_age)
         credentials: list[dict[str, Any]] = []
-        if self.doctypes:
+        for index, doctype in enumerate(self.doctypes):
             credentials.append(
                 {
-                    "id": _MDOC_QUERY,
+                    "id": _MDOC_QUERY if index == 0 else f"{_MDOC_QUERY}_{index}",
                     "format": "mso_mdoc",
-                    "meta": {"doctype_value": self.doctypes[0]},
+                    "meta": {"doctype_value": doctype},
                     "claims": [{"path": [NAMESPACE, claim], "intent_to_retain": False}],
                 }
             )
@@ -119,7 +119,7 @@ class CredentialVerifier:
             if len(presented) != 1:
                 raise CredentialRefused("extra_claims", "Please present one digital ID.")
             presented = presented[0]
-        if query == _MDOC_QUERY and self.doctypes:
+        if isinstance(query, str) and (query == _MDOC_QUERY or query.startswith(_MDOC_QUERY + "_")):
             return verify_mdoc(
                 presented, trust=self.trust, doctypes=self.doctypes, nonce=nonce, origin=origin, now=when
             )
