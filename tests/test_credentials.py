@@ -405,3 +405,17 @@ def test_each_mdoc_doctype_is_offered_and_accepted(issuer: Issuer, wallet: Walle
     # An SD-JWT answer to a verifier that asked for none is refused.
     jwt, disclosures = sd_jwt_credential(issuer, wallet)
     assert refused(both, sd_jwt(sd_jwt_presentation(jwt, disclosures, wallet, nonce=NONCE))) == "malformed"
+
+
+def test_the_gate_needs_no_credentials_extra_until_it_is_used() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from agegate import AgeGate, AgeGateMiddleware, Keyring\n"
+        "from agegate.stores import MemoryStore\n"
+        "AgeGateMiddleware(lambda *a: None, gate=AgeGate(keys=Keyring.generate(), store=MemoryStore()))\n"
+        "assert not {'cbor2', 'pycose', 'joserfc'} & set(sys.modules), sys.modules.keys()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
