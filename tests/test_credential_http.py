@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from starlette.responses import PlainTextResponse
-from test_middleware import Shop, build
+from test_middleware import KEYS as MIDDLEWARE_KEYS
+from test_middleware import Shop, build, closed, sealed, websocket
 from wallet import ORIGIN, VCT, Issuer, Wallet, mdoc_presentation, sd_jwt_credential, sd_jwt_presentation
 
 from agegate import AgeGate, AgeGateMiddleware, ConfigurationError, Keyring
@@ -236,3 +237,18 @@ async def test_the_cookie_seals_whether_the_answer_was_verified(gate: AgeGate) -
     assert gate.sealer.open(verified).verified is True
     assert gate.sealer.open(typed).verified is False
     assert gate.sealer.open(verified).outcome == gate.sealer.open(typed).outcome == "allowed"
+
+
+async def test_a_websocket_on_a_require_verified_path_needs_a_verified_answer() -> None:
+    async with AgeGate(keys=MIDDLEWARE_KEYS, store=MemoryStore()) as gate:
+        middleware = AgeGateMiddleware(
+            PlainTextResponse("x"), gate=gate, credentials=VERIFIER, require_verified=["/ws/*"]
+        )
+        sent, called, _ = await websocket(middleware, sealed(gate, "allowed"))
+        assert sent == closed("age_verification_required") and not called
+        now = int(time.time())
+        verified = gate.sealer.seal(
+            "allowed", gate.policy.name, issued_at=now, expires_at=now + 60, verified=True
+        )
+        sent, called, _ = await websocket(middleware, verified)
+        assert sent == [{"type": "websocket.accept"}] and called
