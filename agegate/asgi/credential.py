@@ -3,7 +3,8 @@
 
 - ``GET {prefix}/dc.js``: the screen's small script (feature detection, the wallet call).
 - ``POST {prefix}/credential/request``: a fresh OpenID4VP request for ``age_over_NN`` (the
-  policy's minimum age); its nonce is sealed in a short-lived cookie of this visitor.
+  minimum age of the request's region policy, :meth:`AgeGate.policy_for`); its nonce is
+  sealed in a short-lived cookie of this visitor.
 - ``POST {prefix}/credential`` (JSON, the API's ``{"protocol", "data"}``): the wallet's answer,
   verified against that nonce; a verified answer sets the gate's cookie, marked verified; any
   failure is ``400 {"error": "credential_refused", "code": …}`` and sets nothing.
@@ -22,6 +23,8 @@ from starlette.types import Receive, Scope, Send
 
 from ..credentials import CredentialRefused, CredentialVerifier, NonceBook, outcome_of
 from ..gate import AgeGate
+from ..policy import AgePolicy
+from ..regions import REGION_KEY
 from .answers import Header, Headers, respond
 from .cookie import UNDER_AGE, GateCookie, read_cookie
 from .endpoints import Screen, screen_headers
@@ -88,27 +91,31 @@ class CredentialEndpoint:
         root = scope.get("root_path") or ""
         if route == "script":
             if method not in ("GET", "HEAD"):
-                await self.screen.error(
-                    send, html, 405, "method_not_allowed", [(b"allow", b"GET, HEAD")], root=root
-                )
+                allow = [(b"allow", b"GET, HEAD")]
+                await self.screen.error(send, html, 405, "method_not_allowed", allow, root=root, scope=scope)
                 return
             await respond(send, 200, _SCRIPT_HEADERS, b"" if method == "HEAD" else _SCRIPT, len(_SCRIPT))
             return
         if method != "POST":
-            await self.screen.error(send, html, 405, "method_not_allowed", [(b"allow", b"POST")], root=root)
+            allow = [(b"allow", b"POST")]
+            await self.screen.error(send, html, 405, "method_not_allowed", allow, root=root, scope=scope)
             return
         if self.origins.cross_origin(scope, seen):
-            await self.screen.error(send, html, 403, "cross_site_request", root=root)
+            await self.screen.error(send, html, 403, "cross_site_request", root=root, scope=scope)
             return
+        # The age asked for and answered is the request's region's (the gate's own without one).
+        policy = self.gate.policy_for(scope.get(REGION_KEY))
         if route == "request":
             nonce, sealed = self.nonces.issue()
-            body = json_body(self.verifier.request(nonce, self.gate.policy.min_age))
+            body = json_body(self.verifier.request(nonce, policy.min_age))
             cookie = (b"set-cookie", self._set_nonce.format(sealed).encode("latin-1"))
             await respond(send, 200, [*self.headers.json, cookie], body)
             return
-        await self._verify(scope, receive, send, seen)
+        await self._verify(scope, receive, send, seen, policy)
 
-    async def _verify(self, scope: Scope, receive: Receive, send: Send, seen: dict[bytes, bytes]) -> None:
+    async def _verify(
+        self, scope: Scope, receive: Receive, send: Send, seen: dict[bytes, bytes], policy: AgePolicy
+    ) -> None:
         header = seen.get(b"cookie", b"").decode("latin-1")
         if self.cookie.result(header) is UNDER_AGE:
             # Sticky, as on the screen: an under-age answer stays until its cookie expires.
@@ -128,7 +135,7 @@ class CredentialEndpoint:
             nonce = self.nonces.open(read_cookie(header, self.nonce_cookie) if header else None)
             self.nonces.spend(nonce)
             presentation = self.verifier.verify(_answer_data(raw), nonce=nonce, origin=_origin(scope, seen))
-            outcome = outcome_of(presentation, self.gate.policy.min_age)
+            outcome = outcome_of(presentation, policy.min_age)
         except CredentialRefused as refused:
             _log.info("a digital ID was refused: %s", refused.code)
             why = {"error": "credential_refused", "code": refused.code, "message": refused.message}
@@ -142,7 +149,8 @@ class CredentialEndpoint:
                 send, 400, {"error": "credential_refused", "code": "malformed", "message": message}
             )
             return
-        cookie = self.cookie.set_cookie(outcome, verified=outcome == "allowed")
+        # Sealed under the request's policy: a verified answer counts only where that age is enough.
+        cookie = self.cookie.set_cookie(outcome, policy, verified=outcome == "allowed")
         body = json_body({"outcome": outcome, "verified": True})
         await respond(send, 200, [*self.headers.json, cookie, self._clear_nonce], body)
 
