@@ -4,6 +4,7 @@ from .asgi import AgeGateMiddleware, Pages
 from .errors import (
     AgeGateError,
     ConfigurationError,
+    CredentialRefused,
     InvalidBirthDate,
     InvalidToken,
     KeyringError,
@@ -27,6 +28,7 @@ __all__ = [
     "AgePolicy",
     "Attestation",
     "ConfigurationError",
+    "CredentialRefused",
     "Decision",
     "InvalidBirthDate",
     "InvalidSignupForm",
