@@ -5,9 +5,11 @@ from .errors import (
     AgeGateError,
     ConfigurationError,
     InvalidBirthDate,
+    InvalidReport,
     InvalidToken,
     KeyringError,
     KeyringMismatch,
+    ReportError,
     StoreError,
     StoreUnavailable,
     UnderAgeError,
@@ -16,6 +18,7 @@ from .gate import AgeGate, Attestation, Decision
 from .keys import Keyring
 from .policy import AgePolicy
 from .purge import PurgeError, PurgeReport
+from .reports import Delivery
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
 
@@ -27,7 +30,9 @@ __all__ = [
     "Attestation",
     "ConfigurationError",
     "Decision",
+    "Delivery",
     "InvalidBirthDate",
+    "InvalidReport",
     "InvalidSignupForm",
     "InvalidToken",
     "Keyring",
@@ -36,6 +41,7 @@ __all__ = [
     "Pages",
     "PurgeError",
     "PurgeReport",
+    "ReportError",
     "StoreError",
     "StoreUnavailable",
     "UnderAgeError",

@@ -19,6 +19,7 @@ from .tokens import OUTCOMES, Hasher, Outcome, Sealer
 
 if TYPE_CHECKING:
     from .purge import Purger, PurgeReport
+    from .reports import Reports
 
 Status = Literal["allowed", "under_age", "unknown"]
 T = TypeVar("T")
@@ -154,6 +155,10 @@ class AgeGate:
         from .purge import Purger
 
         self.purger: Purger = Purger(self)
+        from .reports import Reports
+
+        #: Reports from parents that a child has an account (:class:`~agegate.reports.Reports`).
+        self.reports: Reports = Reports(self)
 
     # -- the store ---------------------------------------------------------------------------
 

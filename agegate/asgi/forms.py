@@ -1,5 +1,5 @@
-"""The bounded body reader of the screen: a small urlencoded form or JSON object, read from raw
-ASGI messages."""
+"""The bounded body reader of the screen and the report form: a small urlencoded form or JSON
+object, read from raw ASGI messages."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from starlette.types import Receive
 from ..birthdate import BIRTH_FIELDS
 from .paths import safe_next
 
-__all__ = ["MAX_SCREEN_BODY", "FormRefused", "is_json", "is_text", "media_type", "read_screen_body"]
+__all__ = [
+    "MAX_SCREEN_BODY",
+    "FormRefused",
+    "is_json",
+    "is_text",
+    "media_type",
+    "read_items",
+    "read_screen_body",
+]
 
 #: Largest request body the screen accepts, in bytes (a birth date needs a few dozen).
 MAX_SCREEN_BODY = 8 * 1024
@@ -47,6 +55,55 @@ def is_json(media: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+async def read_items(
+    media: str, declared: bytes | None, receive: Receive, limit: int, *, max_fields: int = 32
+) -> tuple[list[tuple[str, object]] | None, bool]:
+    """The fields of a urlencoded form or a JSON object body of media type ``media`` and
+    declared length ``declared`` (values as sent: JSON may give numbers, lists…), and whether it
+    was JSON. Reads at most ``limit`` bytes; ``(None, …)`` when the client disconnected. Keys
+    and string values are text (:func:`is_text`). Raises :class:`FormRefused`."""
+    json_body = is_json(media)
+    if not json_body and media not in ("", "application/x-www-form-urlencoded"):
+        raise FormRefused(415, "unsupported_media_type")
+    if declared is not None:
+        if not declared.isdigit():  # bytes.isdigit: ASCII digits only
+            raise FormRefused(400, "invalid_request")
+        # int() refuses thousands of digits (ValueError): a length that long is huge anyway.
+        digits = declared.lstrip(b"0")
+        if len(digits) > 9 or int(digits or b"0") > limit:
+            raise FormRefused(413, "request_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None, json_body
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise FormRefused(413, "request_too_large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    raw = b"".join(chunks)
+    try:
+        text = raw.decode("utf-8")
+        items: list[tuple[str, object]]
+        if json_body:
+            data = json.loads(text) if text.strip() else {}
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            items = list(data.items())
+        else:
+            items = list(parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields))
+    except (ValueError, RecursionError):
+        raise FormRefused(400, "invalid_request") from None
+    for key, value in items:
+        if not is_text(key) or (isinstance(value, str) and not is_text(value)):
+            raise FormRefused(400, "invalid_request")
+    return items, json_body
+
+
 async def read_screen_body(
     media: str, declared: bytes | None, receive: Receive, home: str
 ) -> tuple[dict[str, str] | None, str, bool]:
@@ -56,46 +113,12 @@ async def read_screen_body(
     Reads at most :data:`MAX_SCREEN_BODY` bytes; ``(None, …)`` when the client disconnected.
     Raises :class:`FormRefused`.
     """
-    json_body = is_json(media)
-    if not json_body and media not in ("", "application/x-www-form-urlencoded"):
-        raise FormRefused(415, "unsupported_media_type")
-    if declared is not None:
-        if not declared.isdigit():  # bytes.isdigit: ASCII digits only
-            raise FormRefused(400, "invalid_request")
-        # int() refuses thousands of digits (ValueError): a length that long is huge anyway.
-        digits = declared.lstrip(b"0")
-        if len(digits) > 9 or int(digits or b"0") > MAX_SCREEN_BODY:
-            raise FormRefused(413, "request_too_large")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None, home, json_body
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_SCREEN_BODY:
-            raise FormRefused(413, "request_too_large")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    raw = b"".join(chunks)
-    try:
-        text = raw.decode("utf-8")
-        if json_body:
-            data = json.loads(text) if text.strip() else {}
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
-            items = list(data.items())
-        else:
-            items = parse_qsl(text, keep_blank_values=True, max_num_fields=32)
-    except (ValueError, RecursionError):
-        raise FormRefused(400, "invalid_request") from None
+    items, json_body = await read_items(media, declared, receive, MAX_SCREEN_BODY)
+    if items is None:
+        return None, home, json_body
     fields: dict[str, str] = {}
     next_path = home
     for key, value in items:
-        if not is_text(key) or (isinstance(value, str) and not is_text(value)):
-            raise FormRefused(400, "invalid_request")
         if isinstance(value, bool) or not isinstance(value, str | int):
             if key in BIRTH_FIELDS or key == "next":
                 raise FormRefused(400, "invalid_request")

@@ -26,6 +26,7 @@ from .endpoints import Screen, screen_headers
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import OPEN, SIGNUP, PathRules, readings, safe_next
+from .report import ReportEndpoint
 
 __all__ = ["SAFE_METHODS", "AgeGateMiddleware", "SubjectFunc"]
 
@@ -101,6 +102,9 @@ class AgeGateMiddleware:
             headers=self._headers,
             origins=self.origins,
         )
+        self._report = ReportEndpoint(
+            gate, prefix=prefix, pages=self.pages, headers=self._headers, origins=self.origins
+        )
         # Prebuilt early answers: the blocked path only sends bytes.
         self._restricted_json = json_body({"error": "age_restricted"})
         self._restricted_html = self.pages.under_age().encode()
@@ -124,6 +128,9 @@ class AgeGateMiddleware:
             # OPTIONS: CORS preflights go to the app.
             if scope["method"] != "OPTIONS" and self._paths.is_screen(paths):
                 await self._screen(scope, receive, send)
+                return
+            if scope["method"] != "OPTIONS" and self._paths.is_report(paths):
+                await self._report(scope, receive, send)  # reports from parents: open to all
                 return
             if scope["method"] in SAFE_METHODS:
                 await self.app(scope, receive, send)
