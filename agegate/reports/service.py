@@ -177,6 +177,18 @@ class Reports:
     async def _store(self) -> Store:
         return await self._gate.store()
 
+    async def records(self) -> list[ReportRecord]:
+        """Every report's record, oldest first, without opening the sealed parts."""
+        return await (await self._store()).list_reports()
+
+    def identifiers(self, report: Report) -> dict[str, str]:
+        """The identifiers a purge from ``report`` blocks: its account, when that is of a kind
+        the purge knows (``gate.purger.identifier_kinds``; a profile URL is not)."""
+        fields = report.fields
+        if fields is None or fields.kind not in self._gate.purger.identifier_kinds:
+            return {}
+        return {fields.kind: fields.account}
+
     async def all(self) -> list[Report]:
         """Every report, oldest first, opened."""
         return [self._open(record) for record in await (await self._store()).list_reports()]
