@@ -322,7 +322,11 @@ def _purge(args: argparse.Namespace) -> int:
         print("Not confirmed: nothing was done.", file=sys.stderr)
         return EXIT_FAILURE
     if args.json:
-        print(json.dumps(_report_json(report, written)))
+        shown = _report_json(report, written)
+        for closed in answered:  # the report this purge came from, and whether it was answered
+            shown["report"] = {"reference": closed.reference, "state": closed.record.state,
+                               "delivery_error": closed.record.error}  # fmt: skip
+        print(json.dumps(shown))
     else:
         _print_report(report, gate)
         if written:

@@ -230,6 +230,11 @@ class Reports:
         state = report.record.state
         if state == "purging":
             return report
+        if state == "closed":
+            raise ReportError(
+                f"report {report.reference} is closed already and its answer not delivered yet: "
+                "run `agegate reports deliver`"
+            )
         if state != "open":
             raise ReportError(f"report {report.reference} is {state}: its answer was decided already")
         if report.fields is None:
