@@ -56,12 +56,19 @@ def is_json(media: str) -> bool:
 
 
 async def read_items(
-    media: str, declared: bytes | None, receive: Receive, limit: int, *, max_fields: int = 32
+    media: str,
+    declared: bytes | None,
+    receive: Receive,
+    limit: int,
+    *,
+    max_fields: int = 32,
+    check_values: bool = True,
 ) -> tuple[list[tuple[str, object]] | None, bool]:
     """The fields of a urlencoded form or a JSON object body of media type ``media`` and
     declared length ``declared`` (values as sent: JSON may give numbers, lists…), and whether it
-    was JSON. Reads at most ``limit`` bytes; ``(None, …)`` when the client disconnected. Keys
-    and string values are text (:func:`is_text`). Raises :class:`FormRefused`."""
+    was JSON. Reads at most ``limit`` bytes; ``(None, …)`` when the client disconnected. Keys,
+    and string values unless ``check_values`` is false (the caller then checks each field and
+    names the one at fault), are text (:func:`is_text`). Raises :class:`FormRefused`."""
     json_body = is_json(media)
     if not json_body and media not in ("", "application/x-www-form-urlencoded"):
         raise FormRefused(415, "unsupported_media_type")
@@ -99,7 +106,7 @@ async def read_items(
     except (ValueError, RecursionError):
         raise FormRefused(400, "invalid_request") from None
     for key, value in items:
-        if not is_text(key) or (isinstance(value, str) and not is_text(value)):
+        if not is_text(key) or (check_values and isinstance(value, str) and not is_text(value)):
             raise FormRefused(400, "invalid_request")
     return items, json_body
 

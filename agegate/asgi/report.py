@@ -93,7 +93,9 @@ class ReportEndpoint:
         media = media_type(seen.get(b"content-type"))
         html = html and not is_json(media)
         try:
-            items, _ = await read_items(media, seen.get(b"content-length"), receive, MAX_REPORT_BODY)
+            items, _ = await read_items(
+                media, seen.get(b"content-length"), receive, MAX_REPORT_BODY, check_values=False
+            )
         except FormRefused as refused:
             await self._error(send, html, refused.status, refused.error, action)
             return
@@ -159,8 +161,8 @@ class ReportEndpoint:
         )
         body = (
             "<h1>Tell us about a child's account</h1>"
-            "<p>If you believe a child under 13 has an account here, tell us and we will look into it, "
-            "delete the account's data if it is a child's, and answer you.</p>"
+            "<p>If you believe a child has an account here, tell us: we will look into it, delete "
+            "the account's data if it is a child's, and answer you.</p>"
             f'<form method="post" action="{escape(action)}" novalidate>{message}'
             '<div class="part"><label for="report-account">The account</label>'
             f'<input id="report-account" name="account" type="text" maxlength="{MAX_ACCOUNT}" required'
