@@ -203,8 +203,8 @@ def build_gate(directory: Path, *, keys: Keyring, store: str | None = None) -> A
     gate.purger.listen(pause_at_boundaries)
 
     @gate.reports.on_closed
-    async def send_answer(delivery: Delivery) -> None:
-        await asyncio.to_thread(_pause, "deliver")
+    def send_answer(delivery: Delivery) -> None:  # a plain function: callbacks may be either
+        _pause("deliver")
         if (directory / "mail_down").exists():
             raise ConnectionError(f"the mail server is down, {delivery.contact} not answered")
         with open(directory / "deliveries.jsonl", "a") as out:
