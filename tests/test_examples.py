@@ -318,3 +318,27 @@ def test_agegate_demo_removes_its_temporary_folder() -> None:
     assert found, "".join(lines) + rest
     assert proc.returncode == 0, "".join(lines) + rest
     assert not Path(found.group(1)).exists()
+
+
+@pytest.mark.anyio
+async def test_the_shop_links_the_report_page_and_answers_reports_by_its_outbox(
+    shop: tuple[Any, Path],
+) -> None:
+    app, data_dir = shop
+    async with client(app) as c:
+        home = await c.get("/", headers=HTML)
+        assert '<footer><a href="/agegate/report">Report a child' in home.text
+        form = await c.get("/agegate/report", headers=HTML)
+        assert form.status_code == 200 and 'name="account"' in form.text
+        sent = await c.post(
+            "/agegate/report",
+            data={"account": "ann", "relation": "parent", "contact": "dad@example.net"},
+            headers=HTML,
+        )
+        assert sent.status_code == 303
+    reference = sent.headers["location"].split("ref=")[1]
+    gate: AgeGate = app.state.gate
+    closed = await gate.reports.close(reference, reason="no-account")
+    assert closed.record.state == "delivered"
+    mail = (data_dir / "outbox" / f"{reference}.txt").read_text()
+    assert mail.startswith("To: dad@example.net") and "no-account" in mail
