@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from agegate import AgeGate, AgeGateMiddleware, Keyring
+from agegate import AgeGate, AgeGateMiddleware, Keyring, StoreError, StoreUnavailable
 from agegate.reports import ReportLimit
 from agegate.stores import MemoryStore
 
@@ -354,3 +354,25 @@ async def test_under_a_root_path_the_links_keep_it(under_root: httpx.AsyncClient
         assert 'action="/shop/agegate/report"' in page.text
         sent = await http.post("/agegate/report", data=GOOD, headers=HTML)
         assert sent.headers["location"].startswith("/shop/agegate/report?ref=R-")
+
+
+class BrokenStore(MemoryStore):
+    async def create_report(self, report: Any) -> None:
+        raise StoreError("the SQLite database 'x' is damaged")
+
+
+class DownStore(MemoryStore):
+    async def create_report(self, report: Any) -> None:
+        raise StoreUnavailable()
+
+
+@pytest.mark.parametrize("store_class", [BrokenStore, DownStore])
+async def test_a_store_that_cannot_take_the_report_is_503_never_500(store_class: type[MemoryStore]) -> None:
+    gate = AgeGate(keys=Keyring.generate("down"), store=store_class())
+    app = AgeGateMiddleware(Starlette(), gate=gate, secure_cookies=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+        answer = await http.post("/agegate/report", json=GOOD)
+        assert answer.status_code == 503 and answer.json() == {"error": "store_unavailable"}
+        assert "retry-after" in answer.headers
+        page = await http.post("/agegate/report", data=GOOD, headers=HTML)
+        assert page.status_code == 503 and "try again shortly" in page.text

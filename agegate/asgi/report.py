@@ -11,13 +11,14 @@ bounded body reader are the screen's; the rate limit keeps no IP address
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from html import escape
 from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
-from ..errors import InvalidReport, StoreUnavailable
+from ..errors import InvalidReport, KeyringError, StoreError, StoreUnavailable
 from ..gate import AgeGate
 from ..reports.fields import FIELD_NAMES, MAX_ACCOUNT, MAX_CONTACT, MAX_DETAILS, RELATIONS, kinds_text
 from ..reports.service import is_reference
@@ -28,6 +29,8 @@ from .origin import OriginRule
 from .pages import Pages, json_body
 
 __all__ = ["MAX_REPORT_BODY", "ReportEndpoint"]
+
+_log = logging.getLogger("agegate.asgi")
 
 #: Largest report body accepted, in bytes: the free text at its longest, urlencoded, fits.
 MAX_REPORT_BODY = 32 * 1024
@@ -123,6 +126,12 @@ class ReportEndpoint:
         except StoreUnavailable as exc:
             retry = [(b"retry-after", str(exc.retry_after).encode())]
             await self._error(send, html, 503, "store_unavailable", action, retry)
+            return
+        except (StoreError, KeyringError) as exc:
+            # A store the gate cannot use at all: refused, and said loudly for the operator (the
+            # message names key ids and store errors, never the report).
+            _log.error("the age gate cannot store a report: %s", exc)
+            await self._error(send, html, 503, "store_unavailable", action, [(b"retry-after", b"60")])
             return
         if html:
             location = f"{action}?ref={record.reference}".encode("latin-1")
