@@ -200,7 +200,7 @@ def test_killed_mid_way_and_resumed_gives_the_same_end_state(
     else:
         delivered = agegate(purge_from(reference), env(tmp_path, store_env))
         if point == "deliver":  # decided already: only the answer is left
-            assert delivered.returncode == 1 and "delivered" not in delivered.stdout
+            assert delivered.returncode == 1 and "run `agegate reports deliver`" in delivered.stderr
             delivered = agegate(["reports", "deliver", *APP], env(tmp_path, store_env))
     assert delivered.returncode == 0, delivered.stderr + delivered.stdout
     state = end_state(tmp_path, store_env, reference)
