@@ -18,6 +18,7 @@ from .gate import AgeGate, Attestation, Decision
 from .keys import Keyring
 from .policy import AgePolicy
 from .purge import PurgeError, PurgeReport
+from .regions import PolicyTable, RegionRule, region_from_header
 from .reports import Delivery
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
@@ -39,13 +40,16 @@ __all__ = [
     "KeyringError",
     "KeyringMismatch",
     "Pages",
+    "PolicyTable",
     "PurgeError",
     "PurgeReport",
+    "RegionRule",
     "ReportError",
     "StoreError",
     "StoreUnavailable",
     "UnderAgeError",
     "open_store",
+    "region_from_header",
     "signup_fields",
     "signup_form",
 ]

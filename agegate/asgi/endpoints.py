@@ -11,6 +11,8 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import InvalidBirthDate
 from ..gate import AgeGate
+from ..policy import AgePolicy
+from ..regions import REGION_KEY
 from ..tokens import Outcome
 from .answers import Header, Headers, respond
 from .cookie import UNDER_AGE, GateCookie
@@ -58,6 +60,7 @@ class Screen:
         cookie: GateCookie,
         headers: Headers,
         origins: OriginRule | None = None,
+        whole_service: bool = False,
     ):
         self.gate = gate
         self.prefix = prefix
@@ -65,7 +68,9 @@ class Screen:
         self.cookie = cookie
         self.headers = headers
         self.origins = origins or OriginRule()
-        self._under_age_html = pages.under_age().encode()
+        # Mode "all": the refusal offers nothing of the service, not even its home page.
+        self._whole_service = whole_service
+        self._under_age_html = (pages.under_age_all() if whole_service else pages.under_age()).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -84,7 +89,8 @@ class Screen:
                     ScreenForm(action, safe_next(query.get("next"), home), order=self.gate.date_order)
                 ).encode()
             else:
-                found = self.cookie.result(cookie.decode("latin-1") if cookie else None)
+                policy = self.gate.policy_for(scope.get(REGION_KEY))
+                found = self.cookie.result(cookie.decode("latin-1") if cookie else None, policy)
                 outcome = "under_age" if found is UNDER_AGE else ("allowed" if found else None)
                 body = json_body({"screen": action, "fields": list(DATE_FIELDS), "outcome": outcome})
             headers = self.headers.html if html else self.headers.json
@@ -117,7 +123,7 @@ class Screen:
             return  # the client went away
         html = html and not json_sent
         try:
-            decision = self.gate.screen(fields)
+            decision = self.gate.screen(fields, region=scope.get(REGION_KEY))
         except InvalidBirthDate as exc:
             if html:
                 values = {k: v for k, v in fields.items() if k in DATE_FIELDS}
@@ -134,19 +140,30 @@ class Screen:
                 body = json_body({"error": "invalid_birth_date", "code": exc.code, "message": exc.message})
                 await respond(send, 400, self.headers.json, body)
             return
-        await self._answer(send, html, decision.outcome, next_path, home, set_cookie=True)
+        await self._answer(
+            send, html, decision.outcome, next_path, home, set_cookie=True, policy=decision.age_policy
+        )
 
     async def _answer(
-        self, send: Send, html: bool, outcome: Outcome, next_path: str, home: str, *, set_cookie: bool
+        self,
+        send: Send,
+        html: bool,
+        outcome: Outcome,
+        next_path: str,
+        home: str,
+        *,
+        set_cookie: bool,
+        policy: AgePolicy | None = None,
     ) -> None:
-        extra = [self.cookie.set_cookie(outcome)] if set_cookie else []
+        extra = [self.cookie.set_cookie(outcome, policy)] if set_cookie else []
         if not html:
             await respond(send, 200, [*self.headers.json, *extra], json_body({"outcome": outcome}))
         elif outcome == "allowed":
             headers = [*self.headers.private, *extra, (b"location", next_path.encode("ascii"))]
             await respond(send, 303, headers, b"")
         else:
-            page = self._under_age_html if home == "/" else self.pages.under_age(home).encode()
+            plain = home == "/" or self._whole_service
+            page = self._under_age_html if plain else self.pages.under_age(home).encode()
             await respond(send, 200, [*self.headers.html, *extra], page)
 
     async def error(
