@@ -82,6 +82,7 @@ class Report:
 
     @property
     def reference(self) -> str:
+        """The report's reference (``R-XXXX-XXXX-XXXX``)."""
         return self.record.reference
 
     def overdue(self, now: datetime | None = None) -> bool:
