@@ -321,6 +321,19 @@ def test_agegate_demo_removes_its_temporary_folder() -> None:
 
 
 @pytest.mark.anyio
+async def test_the_signup_form_has_the_screens_date_control(shop: tuple[Any, Path]) -> None:
+    from agegate import Pages
+
+    app, _ = shop
+    async with client(app) as c:
+        signup = (await c.get("/signup", headers={"accept": "text/html"})).text
+        screen = (await c.get("/agegate", headers={"accept": "text/html"})).text
+    control = Pages().date_fields()
+    assert control in signup and control in screen  # one date control, the same everywhere
+    assert ">January</option>" in signup and ">01</option>" not in signup
+
+
+@pytest.mark.anyio
 async def test_the_shop_links_the_report_page_and_answers_reports_by_its_outbox(
     shop: tuple[Any, Path],
 ) -> None:

@@ -2,10 +2,11 @@
 
 Reading stays open (in ``mode="writes"``, the default; ``mode="all"`` gates reads too); providing
 data or transacting (unsafe methods, websockets) on a protected path needs a screen result. The
-order of :meth:`AgeGateMiddleware.__call__`, cheapest first: pass lifespan, serve the screen, let
-safe methods through without parsing any cookie, let unprotected paths through, and only then
-read the sealed cookie and the logged-in account. A blocked request is answered before its body
-is read and before the app is called; an allowed one is handed on with the original ``receive``,
+order of :meth:`AgeGateMiddleware.__call__`, cheapest first: own the lifespan (the gate's store
+opens and closes with the server), serve the screen, let safe methods through without parsing
+any cookie, let unprotected paths through, and only then read the sealed cookie and the
+logged-in account. A blocked request is answered before its body is read and before the app is
+called; an allowed one is handed on with the original ``receive``,
 so uploads stream through unbuffered.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -22,10 +23,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ConfigurationError, KeyringError, StoreError, StoreUnavailable
 from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
+from ..hook import mark, unmark
 from ..regions import REGION_KEY, RegionFunc
-from .answers import Headers, close_websocket, respond
+from .answers import Header, Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
 from .endpoints import _PATH_SAFE, Screen, screen_headers
+from .language import LanguageChooser, LocaleFunc
+from .lifespan import run_lifespan
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import OPEN, SIGNUP, PathRules, readings, safe_next
@@ -73,6 +77,10 @@ class AgeGateMiddleware:
     policy), plain or async, for example :func:`agegate.region_from_header`; the screen, the
     cookie, the account's attestation and signup paths then follow that region's policy
     (:meth:`AgeGate.policy_for <agegate.AgeGate.policy_for>`). The region is never stored.
+
+    ``locale`` is the app's own language choice over the ASGI scope (a tag such as ``"de"``, or
+    ``None`` to follow ``Accept-Language``), plain or async; pages speak other languages than
+    English only with the extra ``agegate[i18n]``.
     """
 
     def __init__(
@@ -92,6 +100,7 @@ class AgeGateMiddleware:
         trust_forwarded_host: bool = False,
         mode: Mode = "writes",
         region: RegionFunc | None = None,
+        locale: LocaleFunc | None = None,
     ) -> None:
         if not isinstance(gate, AgeGate):
             raise ConfigurationError("gate must be an AgeGate")
@@ -126,7 +135,8 @@ class AgeGateMiddleware:
         self.cookie_name = self._cookie.name
         #: The cross-site rule, for everywhere the gate writes its cookie.
         self.origins = OriginRule(origins, trust_forwarded_host=trust_forwarded_host)
-        self._headers = Headers(self.pages)
+        self._language = LanguageChooser(locale)
+        self._headers = Headers(self.pages, vary_language=self._language.varies)
         self._screen = Screen(
             gate,
             prefix=prefix,
@@ -134,17 +144,16 @@ class AgeGateMiddleware:
             cookie=self._cookie,
             headers=self._headers,
             origins=self.origins,
+            language=self._language,
             whole_service=mode == "all",
         )
         self._report = ReportEndpoint(
             gate, prefix=prefix, pages=self.pages, headers=self._headers, origins=self.origins
         )
-        # Prebuilt early answers: the blocked path only sends bytes.
+        # Prebuilt early answers: the blocked path only sends bytes (pages are kept per language).
         self._restricted_json = json_body({"error": "age_restricted"})
-        self._restricted_html = self._refusal_page()
         self._required_json = json_body({"error": "age_screen_required", "screen": prefix})
         self._unavailable_json = json_body({"error": "store_unavailable"})
-        self._unavailable_html = self.pages.store_unavailable().encode()
 
     # -- the request path --------------------------------------------------------------------
 
@@ -173,13 +182,22 @@ class AgeGateMiddleware:
                 return
         elif kind == "websocket":
             paths = readings(scope)
+        elif kind == "lifespan":
+            await run_lifespan(
+                self.app, scope, receive, send, opening=self.gate.store, closing=self.gate.aclose
+            )
+            return
         else:
             await self.app(scope, receive, send)
             return
 
         rule = self._paths.classify(paths)
         if rule == OPEN:
-            await self.app(scope, receive, send)
+            token = mark(self.gate, None)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                unmark(token)
             return
         signup = rule == SIGNUP and kind == "http"
         # Only in mode "all": a GET or HEAD that needs a screen result.
@@ -191,7 +209,7 @@ class AgeGateMiddleware:
                 # mark a visitor as under age there, any more than on the screen.
                 html = b"text/html" in seen.get(b"accept", b"")
                 root = scope.get("root_path") or ""
-                await self._screen.error(send, html, 403, "cross_site_request", root=root)
+                await self._screen.error(send, html, 403, "cross_site_request", root=root, scope=scope)
                 return
 
         region = None
@@ -240,13 +258,11 @@ class AgeGateMiddleware:
             return
         if decision is not None:
             scope[SCOPE_KEY] = decision
-        await self.app(scope, receive, send)
-
-    def _refusal_page(self, home: str = "/") -> bytes:
-        """The neutral refusal: in mode "all" it offers nothing of the service."""
-        if self.mode == "all":
-            return self.pages.under_age_all().encode()
-        return self.pages.under_age(home).encode()
+        token = mark(self.gate, None)  # a signup in this request would write no cookie: refused
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            unmark(token)
 
     async def _block(self, scope: Scope, receive: Receive, send: Send, accept: bytes) -> None:
         if scope["type"] == "websocket":
@@ -254,10 +270,9 @@ class AgeGateMiddleware:
             return
         if b"text/html" not in accept:
             headers, body = self._headers.json, self._restricted_json
-        elif root := scope.get("root_path"):
-            headers, body = self._headers.html, self._refusal_page(root + "/")
         else:
-            headers, body = self._headers.html, self._restricted_html
+            home = (scope.get("root_path") or "") + "/"
+            headers, body = self._headers.html, self._screen.under_age_page(home, await self._language(scope))
         if scope["method"] == "HEAD":
             await respond(send, 403, headers, b"", len(body))
         else:
@@ -271,7 +286,8 @@ class AgeGateMiddleware:
             return
         retry = (b"retry-after", str(retry_after).encode())
         if b"text/html" in accept:
-            await respond(send, 503, [*self._headers.html, retry], self._unavailable_html)
+            page = self.pages.store_unavailable(await self._language(scope)).encode()
+            await respond(send, 503, [*self._headers.html, retry], page)
         else:
             await respond(send, 503, [*self._headers.json, retry], self._unavailable_json)
 
@@ -292,7 +308,8 @@ class AgeGateMiddleware:
                 await respond(send, 303, [*self._headers.private, (b"location", location)], b"")
                 return
             url = screen_url(root + self.prefix, safe_next(target, root + "/"))
-            await respond(send, 428, self._headers.html, self.pages.screen_required(url).encode())
+            page = self.pages.screen_required(url, await self._language(scope)).encode()
+            await respond(send, 428, self._headers.html, page)
             return
         if root:
             body = json_body({"error": "age_screen_required", "screen": root + self.prefix})
@@ -320,19 +337,26 @@ class AgeGateMiddleware:
 
         async def send_with_cookie(message: Message) -> None:
             if notes and message["type"] == "http.response.start":
-                under = any(note.outcome == "under_age" for note in notes)
-                # A response that sets the gate's cookie must not be cached for anyone else.
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"cache-control"]
-                headers += self._headers.private
-                # Sealed under the weakest policy the app's decisions were reached under.
-                reached = min(
-                    (note.age_policy or self.gate.policy for note in notes), key=lambda p: p.min_age
-                )
-                headers.append(self._cookie.set_cookie("under_age" if under else "allowed", reached))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": self.signup_headers(notes, message.get("headers", ()))}
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        token = mark(self.gate, notes)
+        try:
+            await self.app(scope, receive, send_with_cookie)
+        finally:
+            unmark(token)
+
+    def signup_headers(self, notes: Sequence[Decision], headers: Iterable[Header]) -> list[Header]:
+        """A signup response's ``headers`` with the gate's cookie for the decisions in ``notes``
+        (a sticky under-age one if any is under age) and without caching."""
+        under = any(note.outcome == "under_age" for note in notes)
+        # A response that sets the gate's cookie must not be cached for anyone else.
+        out = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+        out += self._headers.private
+        # Sealed under the weakest policy the app's decisions were reached under.
+        reached = min((note.age_policy or self.gate.policy for note in notes), key=lambda p: p.min_age)
+        out.append(self._cookie.set_cookie("under_age" if under else "allowed", reached))
+        return out
 
 
 async def _region_of(func: RegionFunc, scope: Scope) -> str | None:
