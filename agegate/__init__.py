@@ -6,9 +6,11 @@ from .errors import (
     ConfigurationError,
     CredentialRefused,
     InvalidBirthDate,
+    InvalidReport,
     InvalidToken,
     KeyringError,
     KeyringMismatch,
+    ReportError,
     StoreError,
     StoreUnavailable,
     UnderAgeError,
@@ -18,6 +20,7 @@ from .keys import Keyring
 from .policy import AgePolicy
 from .purge import PurgeError, PurgeReport
 from .regions import PolicyTable, RegionRule, region_from_header
+from .reports import Delivery
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
 
@@ -30,7 +33,9 @@ __all__ = [
     "ConfigurationError",
     "CredentialRefused",
     "Decision",
+    "Delivery",
     "InvalidBirthDate",
+    "InvalidReport",
     "InvalidSignupForm",
     "InvalidToken",
     "Keyring",
@@ -41,6 +46,7 @@ __all__ = [
     "PurgeError",
     "PurgeReport",
     "RegionRule",
+    "ReportError",
     "StoreError",
     "StoreUnavailable",
     "UnderAgeError",

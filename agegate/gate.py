@@ -24,6 +24,7 @@ from .tokens import OUTCOMES, Hasher, Outcome, Sealer
 
 if TYPE_CHECKING:
     from .purge import Purger, PurgeReport
+    from .reports import Reports
 
 Status = Literal["allowed", "under_age", "unknown"]
 T = TypeVar("T")
@@ -179,6 +180,10 @@ class AgeGate:
         #: The app's own shape for account ids (``gate.purger.subject_format`` sets it).
         self.account_format: AccountFormat | None = None
         self.purger: Purger = Purger(self)
+        from .reports import Reports
+
+        #: Reports from parents that a child has an account (:class:`~agegate.reports.Reports`).
+        self.reports: Reports = Reports(self)
 
     # -- the store ---------------------------------------------------------------------------
 

@@ -2,10 +2,10 @@
 
 Every record a store keeps is a keyed hash or a sealed value under one key id: attestations (and
 the freezes of purged accounts) until the account is seen again, identifier blocks until they
-end, unfinished purge jobs until they finish. Opening a store with a keyring that cannot read
-it would let those records silently stop counting: a frozen child unfrozen, a blocked email
-free to sign up, a purge reported done under keys the running app does not use. So the gate
-refuses, naming the key ids (never key material), when
+end, unfinished purge jobs until they finish, reports from parents until they are answered.
+Opening a store with a keyring that cannot read it would let those records silently stop
+counting: a frozen child unfrozen, a blocked email free to sign up, a purge reported done
+under keys the running app does not use. So the gate refuses, naming the key ids (never key material), when
 
 - a key id of the keyring was recorded by the store with another key (a new key made under an
   old id): the store keeps a check value per key id, HMAC(check key, a constant), never the key;
@@ -58,17 +58,20 @@ class KeyStatus:
     blocks: int = 0
     jobs: int = 0
     blocked_until: datetime | None = None
+    #: Reports from parents whose sealed part (not yet erased) is sealed under this key.
+    reports: int = 0
 
     @property
     def records(self) -> int:
         """How many records need this key."""
-        return self.attestations + self.blocks + self.jobs
+        return self.attestations + self.blocks + self.jobs + self.reports
 
     @property
     def needed_until(self) -> datetime | str | None:
-        """``"indefinitely"`` while attestations or unfinished jobs need the key (they move to the
-        active key only when read), else the end of the last block that needs it, else ``None``."""
-        if self.attestations or self.jobs:
+        """``"indefinitely"`` while attestations, unfinished jobs or unanswered reports need the
+        key (they move to the active key only when read, or are erased when answered), else the
+        end of the last block that needs it, else ``None``."""
+        if self.attestations or self.jobs or self.reports:
             return "indefinitely"
         return self.blocked_until
 
@@ -85,6 +88,7 @@ class KeyStatus:
             "attestations": self.attestations,
             "identifier_blocks": self.blocks,
             "purge_jobs": self.jobs,
+            "reports": self.reports,
             "needed_until": until.isoformat() if isinstance(until, datetime) else until,
             "blocks_until": self.blocked_until.isoformat() if self.blocked_until else None,
         }
@@ -101,8 +105,13 @@ async def key_status(keys: Keyring, store: Store, *, now: datetime | None = None
         for job in await store.list_jobs(unfinished_only=True)
         if job.sealed_subject is not None and (kid := sealed_kid(job.sealed_subject)) is not None
     )
+    reports = Counter(
+        kid
+        for report in await store.list_reports()
+        if report.sealed is not None and (kid := sealed_kid(report.sealed)) is not None
+    )
     wrong = _wrong_keys(keys, known)
-    others = sorted((set(known) | set(uses) | set(jobs)) - set(keys.kids))
+    others = sorted((set(known) | set(uses) | set(jobs) | set(reports)) - set(keys.kids))
     statuses = []
     for kid in (*keys.kids, *others):
         use = uses.get(kid)
@@ -116,6 +125,7 @@ async def key_status(keys: Keyring, store: Store, *, now: datetime | None = None
                 attestations=use.attestations if use else 0,
                 blocks=use.blocks if use else 0,
                 jobs=jobs[kid],
+                reports=reports[kid],
                 blocked_until=use.blocked_until if use else None,
             )
         )

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .errors import KeyringError
 
 Purpose = Literal[
-    "cookie", "attestation", "subject", "identifier", "journal", "receipt", "check", "credential"
+    "cookie", "attestation", "subject", "identifier", "journal", "receipt", "check", "credential", "report"
 ]
 PURPOSES: tuple[Purpose, ...] = (
     "cookie",
@@ -31,6 +31,7 @@ PURPOSES: tuple[Purpose, ...] = (
     "receipt",
     "check",  # the store's check value per key id: tells the right key from another of that id
     "credential",  # the digital-ID request's nonce cookie (agegate.credentials)
+    "report",  # reports from parents: what the reporter typed, sealed until it is answered
 )
 
 #: Shortest accepted secret key, in bytes.
