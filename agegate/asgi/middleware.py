@@ -168,7 +168,12 @@ class AgeGateMiddleware:
             )
         self._verify_json = json_body({"error": "age_verification_required", "screen": prefix, "hint": _HINT})
         self._report = ReportEndpoint(
-            gate, prefix=prefix, pages=self.pages, headers=self._headers, origins=self.origins
+            gate,
+            prefix=prefix,
+            pages=self.pages,
+            headers=self._headers,
+            origins=self.origins,
+            language=self._language,
         )
         # Prebuilt early answers: the blocked path only sends bytes (pages are kept per language).
         self._restricted_json = json_body({"error": "age_restricted"})

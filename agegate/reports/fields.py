@@ -10,9 +10,13 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from ..errors import InvalidReport
+from ..i18n import N_
 
 __all__ = [
     "ACCOUNT_KINDS",
+    "GIVE_KINDS",
+    "KEEP_TO",
+    "KIND_WORDS",
     "MAX_ACCOUNT",
     "MAX_CONTACT",
     "MAX_DETAILS",
@@ -30,6 +34,10 @@ RELATIONS: tuple[Relation, ...] = ("parent", "guardian", "other")
 MAX_ACCOUNT = 256
 MAX_CONTACT = 254  # the longest email address (RFC 5321 path)
 MAX_DETAILS = 2000
+#: The messages that carry a value, marked for translation (the form shows them in the
+#: visitor's language; the JSON API and the exception keep the English).
+GIVE_KINDS = N_("Please give the account's {kinds}.")
+KEEP_TO = N_("Please keep this to {limit} characters.")
 #: What a report's fields are called, in the form and the JSON API.
 FIELD_NAMES = ("account", "relation", "contact", "details")
 
@@ -75,25 +83,28 @@ def account_kind(value: str) -> AccountKind:
     if "@" in value:
         if _EMAIL.fullmatch(value):
             return "email"
-        raise InvalidReport("account", "This does not look like an email address.")
+        raise InvalidReport("account", N_("This does not look like an email address."))
     if _PHONE.fullmatch(value) and sum(ch.isdigit() for ch in value) >= 7:
         return "phone"
     if _USERNAME.fullmatch(value):
         return "username"
-    raise InvalidReport("account", "Please give one email address, username, phone number or profile link.")
+    raise InvalidReport(
+        "account", N_("Please give one email address, username, phone number or profile link.")
+    )
 
 
-_KIND_WORDS = {
-    "email": "email address",
-    "username": "username",
-    "phone": "phone number",
-    "url": "profile link",
+#: What each kind of account identifier is called, marked for translation.
+KIND_WORDS = {
+    "email": N_("email address"),
+    "username": N_("username"),
+    "phone": N_("phone number"),
+    "url": N_("profile link"),
 }
 
 
 def kinds_text(kinds: tuple[str, ...]) -> str:
     """``("email", "username")`` as people read it: ``email address or username``."""
-    words = [_KIND_WORDS.get(kind, kind) for kind in kinds]
+    words = [KIND_WORDS.get(kind, kind) for kind in kinds]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
@@ -102,14 +113,14 @@ def _text(data: Mapping[str, object], name: str, limit: int, *, required: bool, 
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise InvalidReport(name, "This must be text.")
+        raise InvalidReport(name, N_("This must be text."))
     value = value.strip()
     if required and not value:
-        raise InvalidReport(name, "Please fill this in.")
+        raise InvalidReport(name, N_("Please fill this in."))
     if len(value) > limit:
-        raise InvalidReport(name, f"Please keep this to {limit} characters.")
+        raise InvalidReport(name, KEEP_TO.format(limit=limit))
     if (_TEXT_CONTROL if lines else _CONTROL).search(value):
-        raise InvalidReport(name, "This holds characters that cannot be read.")
+        raise InvalidReport(name, N_("This holds characters that cannot be read."))
     return value
 
 
@@ -120,12 +131,12 @@ def read_fields(data: Mapping[str, object], kinds: tuple[str, ...] = ACCOUNT_KIN
     account = _text(data, "account", MAX_ACCOUNT, required=True)
     kind = account_kind(account)
     if kind not in kinds:
-        raise InvalidReport("account", f"Please give the account's {kinds_text(kinds)}.")
+        raise InvalidReport("account", GIVE_KINDS.format(kinds=kinds_text(kinds)))
     relation = _text(data, "relation", 16, required=True)
     if relation not in RELATIONS:
-        raise InvalidReport("relation", "Please choose parent, guardian or other.")
+        raise InvalidReport("relation", N_("Please choose parent, guardian or other."))
     contact = _text(data, "contact", MAX_CONTACT, required=True)
     if not _EMAIL.fullmatch(contact):
-        raise InvalidReport("contact", "Please give an email address we can answer you at.")
+        raise InvalidReport("contact", N_("Please give an email address we can answer you at."))
     details = _text(data, "details", MAX_DETAILS, required=False, lines=True)
     return ReportFields(account, kind, relation, contact, details)
