@@ -191,6 +191,7 @@ async def test_tables_are_prefixed_and_typed(url: str, schema: str) -> None:
             "agegate_purge_jobs",
             "agegate_purge_steps",
             "agegate_key_checks",
+            "agegate_signal_flags",
         }
         types = dict(
             conn.execute(
