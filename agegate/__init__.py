@@ -5,6 +5,7 @@ from .errors import (
     AgeGateError,
     ConfigurationError,
     InvalidBirthDate,
+    InvalidSignal,
     InvalidToken,
     KeyringError,
     KeyringMismatch,
@@ -16,6 +17,7 @@ from .gate import AgeGate, Attestation, Decision
 from .keys import Keyring
 from .policy import AgePolicy
 from .purge import PurgeError, PurgeReport
+from .signals import AgeSignal, lower_wins
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
 
@@ -24,10 +26,12 @@ __all__ = [
     "AgeGateError",
     "AgeGateMiddleware",
     "AgePolicy",
+    "AgeSignal",
     "Attestation",
     "ConfigurationError",
     "Decision",
     "InvalidBirthDate",
+    "InvalidSignal",
     "InvalidSignupForm",
     "InvalidToken",
     "Keyring",
@@ -39,6 +43,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "UnderAgeError",
+    "lower_wins",
     "open_store",
     "signup_fields",
     "signup_form",

@@ -57,6 +57,12 @@ class InvalidBirthDate(AgeGateError, ValueError):
         return (type(self), (self.code, self.message))
 
 
+class InvalidSignal(AgeGateError, ValueError):
+    """An age signal (:class:`~agegate.AgeSignal`) cannot be used: bounds out of order, out of
+    range or of the wrong type, or a platform payload not in its documented shape. The message
+    names the field, never its value."""
+
+
 class UnderAgeError(AgeGateError):
     """The person screened is under the policy's minimum age, or the account is blocked."""
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import KeyringError
 
-Purpose = Literal["cookie", "attestation", "subject", "identifier", "journal", "receipt", "check"]
+Purpose = Literal["cookie", "attestation", "subject", "identifier", "journal", "receipt", "check", "flag"]
 PURPOSES: tuple[Purpose, ...] = (
     "cookie",
     "attestation",
@@ -28,6 +28,7 @@ PURPOSES: tuple[Purpose, ...] = (
     "journal",
     "receipt",
     "check",  # the store's check value per key id: tells the right key from another of that id
+    "flag",  # the keyed hash under which an account flagged by an age signal is kept
 )
 
 #: Shortest accepted secret key, in bytes.

@@ -843,7 +843,9 @@ class PostgresStore:
         """Every flag as ``(flag_hash, sealed)``."""
 
         async def run(conn: Conn) -> list[tuple[bytes, bytes]]:
-            cursor = await conn.execute("SELECT flag_hash, sealed FROM agegate_signal_flags ORDER BY flag_hash")
+            cursor = await conn.execute(
+                "SELECT flag_hash, sealed FROM agegate_signal_flags ORDER BY flag_hash"
+            )
             return [(bytes(h), bytes(sealed)) for h, sealed in await cursor.fetchall()]
 
         return await self._run(run)
@@ -853,7 +855,9 @@ class PostgresStore:
         wanted = list({bytes(h) for h in flag_hashes})
 
         async def run(conn: Conn) -> int:
-            cursor = await conn.execute("DELETE FROM agegate_signal_flags WHERE flag_hash = ANY(%s)", (wanted,))
+            cursor = await conn.execute(
+                "DELETE FROM agegate_signal_flags WHERE flag_hash = ANY(%s)", (wanted,)
+            )
             return cursor.rowcount
 
         return await self._run(run) if wanted else 0

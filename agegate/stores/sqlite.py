@@ -620,7 +620,9 @@ class SQLiteStore:
         wanted = [(h,) for h in {bytes(h) for h in flag_hashes}]
 
         def run(conn: sqlite3.Connection) -> int:
-            return sum(conn.execute("DELETE FROM signal_flags WHERE flag_hash = ?", h).rowcount for h in wanted)
+            return sum(
+                conn.execute("DELETE FROM signal_flags WHERE flag_hash = ?", h).rowcount for h in wanted
+            )
 
         return await self._call(run, write=True, scrub=True) if wanted else 0
 

@@ -1,0 +1,295 @@
+"""Age signals: the platforms' shapes, the signal rule against each policy, the lower-wins rule,
+and actual knowledge (an under-age signal freezes the account on every gate at once)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agegate import AgeGate, AgePolicy, AgeSignal, InvalidSignal, Keyring, lower_wins
+from agegate.errors import AgeGateError, ConfigurationError
+from agegate.stores import MemoryStore
+
+pytestmark = pytest.mark.anyio
+
+COPPA = AgePolicy(min_age=13, name="coppa-13")
+GDPR_16 = AgePolicy(min_age=16, name="gdpr-16")
+GDPR_15 = AgePolicy(min_age=15, name="gdpr-15")
+UK = AgePolicy(min_age=13, name="uk-13")
+POLICIES = {"coppa-13": COPPA, "gdpr-16": GDPR_16, "gdpr-15": GDPR_15, "uk-13": UK}
+
+U, A, S = "under_age", "allowed", None  # S: straddles the threshold, screen as today
+# Every AB 1043 / Play default bracket against every policy, written out by hand.
+RULE_TABLE: list[tuple[str, str, str | None]] = [
+    ("under-13", "coppa-13", U),
+    ("under-13", "gdpr-16", U),
+    ("under-13", "gdpr-15", U),
+    ("under-13", "uk-13", U),
+    ("13-15", "coppa-13", A),
+    ("13-15", "gdpr-16", U),
+    ("13-15", "gdpr-15", S),
+    ("13-15", "uk-13", A),
+    ("16-17", "coppa-13", A),
+    ("16-17", "gdpr-16", A),
+    ("16-17", "gdpr-15", A),
+    ("16-17", "uk-13", A),
+    ("18+", "coppa-13", A),
+    ("18+", "gdpr-16", A),
+    ("18+", "gdpr-15", A),
+    ("18+", "uk-13", A),
+]
+PLAY_BANDS = {"under-13": (0, 12), "13-15": (13, 15), "16-17": (16, 17), "18+": (18, None)}
+
+
+def gate_with(policy: AgePolicy, store: Any = None) -> AgeGate:
+    return AgeGate(keys=Keyring.generate(), store=store or MemoryStore(), policy=policy)
+
+
+@pytest.mark.parametrize(("bracket", "policy", "expected"), RULE_TABLE)
+def test_the_signal_rule_for_every_bracket_and_policy(bracket: str, policy: str, expected: str | None) -> None:
+    gate = gate_with(POLICIES[policy])
+    lower, upper = PLAY_BANDS[bracket]
+    play: dict[str, Any] = {"userStatus": "SUPERVISED", "ageLower": lower}
+    if upper is not None:
+        play["ageUpper"] = upper
+    apple = {"lowerBound": lower or None, "upperBound": upper, "ageRangeDeclaration": "guardianDeclared"}
+    for signal in (
+        AgeSignal.from_ab1043(bracket),
+        AgeSignal.from_google_play(play),
+        AgeSignal.from_apple(apple),
+        AgeSignal(lower, upper, "our-app"),
+    ):
+        assert signal is not None
+        decision = gate.screen_signal(signal)
+        if expected is None:
+            assert decision is None
+        else:
+            assert decision is not None
+            assert (decision.outcome, decision.allowed, decision.policy) == (expected, expected == A, policy)
+
+
+def test_a_straddling_range_decides_nothing_and_the_screen_still_does() -> None:
+    gate = gate_with(COPPA)
+    for signal in (AgeSignal(10, 14, "google-play"), AgeSignal(None, 13, "x"), AgeSignal(12, None, "x")):
+        assert gate.screen_signal(signal) is None
+    # Screened as today: the typed date decides.
+    assert gate.screen({"birth_date": "2000-01-01"}).outcome == "allowed"
+    # A range touching the threshold from below is wholly under it only when its top is below it.
+    assert gate.screen_signal(AgeSignal(10, 12, "x")) is not None
+    assert gate.screen_signal(AgeSignal(13, 14, "x")) is not None
+
+
+def test_google_play_shapes() -> None:
+    verified = AgeSignal.from_google_play({"userStatus": "VERIFIED", "installId": "i-123"})
+    assert verified == AgeSignal(18, None, "google-play", verified=True)
+    supervised = AgeSignal.from_google_play(
+        {"userStatus": "SUPERVISED_APPROVAL_PENDING", "ageLower": 13, "ageUpper": 15, "installId": "x"}
+    )
+    assert supervised == AgeSignal(13, 15, "google-play")
+    custom = AgeSignal.from_google_play({"userStatus": "DECLARED", "ageLower": 14, "ageUpper": 20})
+    assert custom == AgeSignal(14, 20, "google-play")
+    assert AgeSignal.from_google_play({"userStatus": "UNKNOWN"}) is None
+    assert AgeSignal.from_google_play({}) is None
+    for bad in (
+        {"userStatus": "ADULT"},
+        {"userStatus": 3},
+        {"userStatus": "SUPERVISED"},  # no ageLower: nothing to place
+        {"userStatus": "VERIFIED", "ageUpper": 12},
+        {"userStatus": "SUPERVISED", "ageLower": "13"},
+        {"userStatus": "SUPERVISED", "ageLower": True},
+        {"userStatus": "SUPERVISED", "ageLower": 16, "ageUpper": 13},
+    ):
+        with pytest.raises(InvalidSignal):
+            AgeSignal.from_google_play(bad)
+    with pytest.raises(InvalidSignal):
+        AgeSignal.from_google_play(["VERIFIED"])  # type: ignore[arg-type]
+
+
+def test_apple_shapes() -> None:
+    below = AgeSignal.from_apple({"lowerBound": None, "upperBound": 13})
+    assert below == AgeSignal(None, 13, "apple-declared-age-range")
+    checked = AgeSignal.from_apple({"lowerBound": 18, "upperBound": None, "ageRangeDeclaration": "confirmed"})
+    assert checked.verified and checked.lower == 18
+    assert not AgeSignal.from_apple({"lowerBound": 18, "ageRangeDeclaration": "selfDeclared"}).verified
+    for bad in ({}, {"lowerBound": None, "upperBound": None}, {"lowerBound": 13.5}, {"ageRangeDeclaration": 1}):
+        with pytest.raises(InvalidSignal):
+            AgeSignal.from_apple(bad)
+
+
+def test_ab1043_brackets() -> None:
+    for label in ("under-13", "Under 13", "UNDER_13", "0-12", "0\u201312"):
+        assert AgeSignal.from_ab1043(label) == AgeSignal(0, 12, "ca-ab1043")
+    assert AgeSignal.from_ab1043("18+") == AgeSignal(18, None, "ca-ab1043")
+    for bad in ("", "12-13", "adult", "13", "x" * 100, None):
+        with pytest.raises(InvalidSignal):
+            AgeSignal.from_ab1043(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (None, None, "x"),
+        (16, 13, "x"),
+        (-1, 12, "x"),
+        (0, 151, "x"),
+        (True, 12, "x"),
+        (1.5, 12, "x"),
+        (0, 12, ""),
+        (0, 12, "Google Play"),
+        (0, 12, "a" * 65),
+        (0, 12, None),
+    ],
+)
+def test_bad_signals_are_a_clear_error(args: tuple[Any, Any, Any]) -> None:
+    with pytest.raises(InvalidSignal) as caught:
+        AgeSignal(*args)
+    assert isinstance(caught.value, AgeGateError) and isinstance(caught.value, ValueError)
+    assert "signal" in str(caught.value)
+    with pytest.raises(InvalidSignal):
+        AgeSignal(0, 12, "x", verified="yes")  # type: ignore[arg-type]
+
+
+def test_screen_signal_refuses_what_is_not_a_signal_and_an_unknown_region() -> None:
+    gate = gate_with(COPPA)
+    with pytest.raises(InvalidSignal):
+        gate.screen_signal((0, 12))  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="region"):
+        gate.screen_signal(AgeSignal(0, 12, "x"), region="DE")
+
+
+bounds = st.one_of(st.none(), st.integers(min_value=-3, max_value=160))
+
+
+@given(lower=bounds, upper=bounds, min_age=st.integers(min_value=1, max_value=120))
+def test_the_rule_holds_for_every_age_in_the_range(lower: int | None, upper: int | None, min_age: int) -> None:
+    try:
+        signal = AgeSignal(lower, upper, "prop")
+    except InvalidSignal:
+        assert (
+            (lower is None and upper is None)
+            or any(b is not None and not 0 <= b <= 150 for b in (lower, upper))
+            or (lower is not None and upper is not None and lower > upper)
+        )
+        return
+    ages = range(signal.lower or 0, (signal.upper if signal.upper is not None else 150) + 1)
+    outcome = signal.outcome_under(AgePolicy(min_age=min_age))
+    if outcome == "under_age":
+        assert all(age < min_age for age in ages)
+    elif outcome == "allowed":
+        assert all(age >= min_age for age in ages)
+    else:
+        assert any(age < min_age for age in ages) and any(age >= min_age for age in ages)
+
+
+def test_lower_wins() -> None:
+    gate = gate_with(COPPA)
+    allowed, under = gate.screen({"birth_date": "2000-01-01"}), gate.screen({"birth_date": "2024-01-01"})
+    assert lower_wins() is None
+    assert lower_wins(None, "unknown") is None
+    assert lower_wins(allowed) == "allowed"
+    assert lower_wins(allowed, under) == lower_wins(under, allowed) == "under_age"
+    assert lower_wins("allowed", None, gate.screen_signal(AgeSignal(0, 12, "x"))) == "under_age"
+    assert lower_wins(gate.screen_signal(AgeSignal(18, None, "x")), "under_age") == "under_age"
+    assert lower_wins(gate.screen_signal(AgeSignal(10, 15, "x")), allowed) == "allowed"
+
+
+# -- actual knowledge -------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[], AgeGate]]:
+    """Makes gates (as separate app instances would be) over one store, with one keyring."""
+    keys = Keyring.generate()
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/agegate.sqlite3"
+    else:
+        base = os.environ.get("AGEGATE_TEST_POSTGRES_URL")
+        if not base:
+            pytest.skip("AGEGATE_TEST_POSTGRES_URL is not set")
+        url = f"{base}?schema=sig_{os.urandom(6).hex()}"
+    made: list[AgeGate] = []
+
+    def make() -> AgeGate:
+        gate = AgeGate(keys=keys, store=url, policy=COPPA)
+        made.append(gate)
+        return gate
+
+    yield make
+    for gate in made:
+        await gate.aclose()
+
+
+async def test_actual_knowledge_freezes_an_existing_account_on_every_gate_at_once(
+    shared: Callable[[], AgeGate],
+) -> None:
+    one, other = shared(), shared()
+    await one.signup({"birth_date": "2000-01-01"}, subject="acct-7")
+    # The other instance has the account allowed in its cache.
+    assert await other.cached_status("acct-7") == "allowed"
+    attestation = await one.record_signal("acct-7", AgeSignal.from_ab1043("under-13"))
+    assert attestation is not None and attestation.outcome == "under_age"
+    assert await other.status_of("acct-7") == "under_age"
+    assert await other.cached_status("acct-7") == "under_age"  # no stale cached "allowed"
+    # Listed for support, with the account id they need to purge it.
+    flags = await other.knowledge.flags()
+    assert [f.subject for f in flags] == ["acct-7"]
+    # Idempotent: recording it again changes nothing and lists it once.
+    await one.record_signal("acct-7", AgeSignal(0, 12, "google-play"))
+    assert [f.subject for f in await one.knowledge.flags()] == ["acct-7"]
+
+
+async def test_an_allowed_signal_never_lifts_an_under_age_record(shared: Callable[[], AgeGate]) -> None:
+    gate = shared()
+    await gate.record_signal("kid", AgeSignal(13, 15, "google-play"), now=None)
+    assert await gate.status_of("kid") == "allowed"
+    await gate.record_signal("kid", AgeSignal(0, 12, "apple-declared-age-range"))
+    after = await gate.record_signal("kid", AgeSignal(18, None, "google-play", verified=True))
+    assert after is not None and after.outcome == "under_age"
+    assert await gate.status_of("kid") == "under_age"
+    # A purged child's account stays blocked for signup too.
+    with pytest.raises(AgeGateError):
+        await gate.signup({"birth_date": "1990-01-01"}, subject="kid")
+
+
+async def test_a_straddling_signal_records_nothing(shared: Callable[[], AgeGate]) -> None:
+    gate = shared()
+    assert await gate.record_signal("who", AgeSignal(10, 15, "google-play")) is None
+    assert await gate.status_of("who") == "unknown"
+    assert await gate.knowledge.flags() == []
+
+
+async def test_a_flag_goes_when_the_purge_is_done_or_support_clears_it(shared: Callable[[], AgeGate]) -> None:
+    gate = shared()
+    await gate.record_signal("child-1", AgeSignal(0, 12, "ca-ab1043"))
+    await gate.record_signal("child-2", AgeSignal(0, 12, "ca-ab1043"))
+    assert {f.subject for f in await gate.knowledge.flags()} == {"child-1", "child-2"}
+    report = await gate.purge("child-1", ticket="T-1", operator="support")
+    assert report.state == "done"
+    flags = await gate.knowledge.flags()
+    assert [f.subject for f in flags] == ["child-2"]
+    assert await gate.knowledge.clear(flags[0].ref) == 1
+    assert await gate.knowledge.flags() == []
+    assert await gate.status_of("child-2") == "under_age"  # clearing the flag lifts nothing
+    with pytest.raises(ConfigurationError):
+        await gate.knowledge.clear("nope")
+
+
+async def test_nothing_of_a_signal_is_stored(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/agegate.sqlite3"
+    marker = "acct-0123456789-unique"
+    async with AgeGate(keys=Keyring.generate(), store=url, policy=COPPA) as gate:
+        await gate.record_signal(marker, AgeSignal(0, 12, "google-play", verified=True))
+        await gate.record_signal(marker + "-adult", AgeSignal(16, 17, "apple-declared-age-range"))
+        assert {f.subject for f in await gate.knowledge.flags()} == {marker}
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    for needle in (marker, "google-play", "apple-declared", "ca-ab1043", "under_age", "allowed"):
+        assert needle.encode() not in stored
+        assert needle.encode("utf-16-le") not in stored
+    # The only policy text stored is the policy's name, as for any screen.
+    assert b"coppa-13" in stored
