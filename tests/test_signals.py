@@ -52,7 +52,9 @@ def gate_with(policy: AgePolicy, store: Any = None) -> AgeGate:
 
 
 @pytest.mark.parametrize(("bracket", "policy", "expected"), RULE_TABLE)
-def test_the_signal_rule_for_every_bracket_and_policy(bracket: str, policy: str, expected: str | None) -> None:
+def test_the_signal_rule_for_every_bracket_and_policy(
+    bracket: str, policy: str, expected: str | None
+) -> None:
     gate = gate_with(POLICIES[policy])
     lower, upper = PLAY_BANDS[bracket]
     play: dict[str, Any] = {"userStatus": "SUPERVISED", "ageLower": lower}
@@ -117,7 +119,12 @@ def test_apple_shapes() -> None:
     checked = AgeSignal.from_apple({"lowerBound": 18, "upperBound": None, "ageRangeDeclaration": "confirmed"})
     assert checked.verified and checked.lower == 18
     assert not AgeSignal.from_apple({"lowerBound": 18, "ageRangeDeclaration": "selfDeclared"}).verified
-    for bad in ({}, {"lowerBound": None, "upperBound": None}, {"lowerBound": 13.5}, {"ageRangeDeclaration": 1}):
+    for bad in (
+        {},
+        {"lowerBound": None, "upperBound": None},
+        {"lowerBound": 13.5},
+        {"ageRangeDeclaration": 1},
+    ):
         with pytest.raises(InvalidSignal):
             AgeSignal.from_apple(bad)
 
@@ -167,7 +174,9 @@ bounds = st.one_of(st.none(), st.integers(min_value=-3, max_value=160))
 
 
 @given(lower=bounds, upper=bounds, min_age=st.integers(min_value=1, max_value=120))
-def test_the_rule_holds_for_every_age_in_the_range(lower: int | None, upper: int | None, min_age: int) -> None:
+def test_the_rule_holds_for_every_age_in_the_range(
+    lower: int | None, upper: int | None, min_age: int
+) -> None:
     try:
         signal = AgeSignal(lower, upper, "prop")
     except InvalidSignal:
@@ -287,9 +296,14 @@ async def test_nothing_of_a_signal_is_stored(tmp_path: Path) -> None:
         await gate.record_signal(marker, AgeSignal(0, 12, "google-play", verified=True))
         await gate.record_signal(marker + "-adult", AgeSignal(16, 17, "apple-declared-age-range"))
         assert {f.subject for f in await gate.knowledge.flags()} == {marker}
-    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    stored = _read_all(tmp_path)
     for needle in (marker, "google-play", "apple-declared", "ca-ab1043", "under_age", "allowed"):
         assert needle.encode() not in stored
         assert needle.encode("utf-16-le") not in stored
     # The only policy text stored is the policy's name, as for any screen.
     assert b"coppa-13" in stored
+
+
+def _read_all(folder: Path) -> bytes:
+    """Every byte of every file the store left in ``folder`` (database, WAL, revision file)."""
+    return b"".join(p.read_bytes() for p in folder.iterdir() if p.is_file())
