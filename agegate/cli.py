@@ -93,10 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_demo import register as register_demo
     from .cli_purge import register as register_purge
     from .cli_records import register as register_records
+    from .cli_signals import register as register_signals
 
     register_demo(sub)
     register_purge(sub)
     register_records(sub)
+    register_signals(sub)
     return parser
 
 
