@@ -307,3 +307,23 @@ async def test_nothing_of_a_signal_is_stored(tmp_path: Path) -> None:
 def _read_all(folder: Path) -> bytes:
     """Every byte of every file the store left in ``folder`` (database, WAL, revision file)."""
     return b"".join(p.read_bytes() for p in folder.iterdir() if p.is_file())
+
+
+async def test_a_key_that_a_flag_still_needs_cannot_be_dropped(tmp_path: Path) -> None:
+    from agegate import KeyringMismatch
+
+    old = Keyring.generate("old")
+    url = f"sqlite:///{tmp_path}/agegate.sqlite3"
+    async with AgeGate(keys=old, store=url) as gate:
+        await gate.record_signal("flagged", AgeSignal(0, 12, "ca-ab1043"))
+    new = Keyring.generate("new")
+    both = Keyring.from_string(f"{new.to_string()},{old.to_string()}")
+    async with AgeGate(keys=both, store=url) as gate:
+        assert await gate.status_of("flagged") == "under_age"  # the record moves to the new key
+        (status,) = [s for s in await gate.key_status() if s.kid == "old"]
+        assert status.flags == 1 and status.attestations == 0
+    with pytest.raises(KeyringMismatch, match="'old'"):
+        async with AgeGate(keys=new, store=url) as gate:
+            pass
+    async with AgeGate(keys=both, store=url) as gate:
+        assert [f.subject for f in await gate.knowledge.flags()] == ["flagged"]
