@@ -327,3 +327,38 @@ async def test_a_key_that_a_flag_still_needs_cannot_be_dropped(tmp_path: Path) -
             pass
     async with AgeGate(keys=both, store=url) as gate:
         assert [f.subject for f in await gate.knowledge.flags()] == ["flagged"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 200) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)
+play_keys = st.sampled_from(["userStatus", "ageLower", "ageUpper", "installId", "x"])
+play_status = st.sampled_from(["VERIFIED", "DECLARED", "SUPERVISED", "UNKNOWN", "", "verified"])
+
+
+@given(
+    payload=st.dictionaries(play_keys, json_values | play_status, max_size=4),
+    apple=st.dictionaries(
+        st.sampled_from(["lowerBound", "upperBound", "ageRangeDeclaration"]), json_values, max_size=3
+    ),
+    bracket=st.text(max_size=20) | st.sampled_from(["under-13", "13-15", "16-17", "18+"]),
+)
+def test_the_platform_readers_accept_or_refuse_cleanly(
+    payload: dict[str, Any], apple: dict[str, Any], bracket: str
+) -> None:
+    """Whatever a client posts, a reader gives a valid signal, None (Play: no age) or
+    InvalidSignal; never another exception, never a signal outside its bounds."""
+    for read in (
+        lambda: AgeSignal.from_google_play(payload),
+        lambda: AgeSignal.from_apple(apple),
+        lambda: AgeSignal.from_ab1043(bracket),
+    ):
+        try:
+            signal = read()
+        except InvalidSignal:
+            continue
+        if signal is not None:
+            assert signal.lower is None or 0 <= signal.lower <= (signal.upper or signal.lower)
+            assert signal.upper is None or 0 <= signal.upper <= 150
