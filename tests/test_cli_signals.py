@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 import purge_app
 import pytest
+import test_cli_purge
+from test_cli_purge import KEYS
 
-from agegate import AgeSignal, Keyring
+from agegate import AgeSignal
 from agegate.cli import main
 
-KEYS = Keyring.generate("cli")
 BASE = ["--app", "purge_app:gate"]
-
-
-@pytest.fixture
-def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    purge_app.seed(tmp_path)
-    for var in ("PURGE_APP_PAUSE", "PURGE_APP_FAIL", "PURGE_APP_STORE", "AGEGATE_APP"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("PURGE_APP_DIR", str(tmp_path))
-    monkeypatch.setenv("AGEGATE_SECRET_KEYS", KEYS.to_string())
-    monkeypatch.setattr(sys, "path", [*sys.path])
-    return tmp_path
+#: The purge command-line tests' data directory and environment (keys: KEYS).
+app_dir = test_cli_purge.app_dir
 
 
 def flag(directory: Path, *subjects: str) -> None:
