@@ -176,6 +176,16 @@ def _one_string(text: str, order: DateOrder) -> tuple[date, date]:
     raise _malformed(order)
 
 
+def has_birth_input(fields: Mapping[str, object]) -> bool:
+    """Whether ``fields`` answer the screen at all: any birth-date field that is not blank (a
+    value that is not text counts, and is refused when read)."""
+    for name in BIRTH_FIELDS:
+        value = fields.get(name)
+        if value is not None and (not isinstance(value, str) or value.split()):
+            return True
+    return False
+
+
 def read_birth_input(
     fields: Mapping[str, str], *, date_order: DateOrder = "MDY", now: datetime | None = None
 ) -> BirthInput:

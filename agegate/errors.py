@@ -19,6 +19,12 @@ class ConfigurationError(AgeGateError, ValueError):
     """agegate was set up with an option it cannot use (a bad key, URL, policy or pattern)."""
 
 
+class InvalidAccountId(ConfigurationError):
+    """An account id that no entry point accepts (see :func:`agegate.accounts.check_account_id`):
+    empty, too long, with spaces around it or invisible characters, or not in the app's format.
+    The message never repeats the id."""
+
+
 class KeyringError(ConfigurationError):
     """The secret keys are missing, too short or not in ``keyid:base64key`` form."""
 

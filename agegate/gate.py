@@ -7,9 +7,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar
 
-from .birthdate import DATE_ORDERS, DateOrder, read_birth_input
+from .accounts import MAX_ACCOUNT_ID, AccountFormat, check_account_id
+from .birthdate import DATE_ORDERS, DateOrder, has_birth_input, read_birth_input
 from .errors import ConfigurationError, StoreError, StoreUnavailable, UnderAgeError
 from .keycheck import KeyStatus, check_keys, key_status, move_to_active_key
 from .keys import Keyring
@@ -52,8 +53,8 @@ class Attestation:
     kid: str
 
 
-#: Longest account id the gate takes.
-MAX_SUBJECT = 512
+#: Longest account id the gate takes (kept for compatibility: see agegate.accounts).
+MAX_SUBJECT = MAX_ACCOUNT_ID
 #: Where the middleware puts the decision in the ASGI scope of a request it passes on.
 SCOPE_KEY = "agegate"
 #: A list the middleware puts in the scope of requests on signup paths; decisions made inside the
@@ -156,6 +157,8 @@ class AgeGate:
         from .knowledge import ActualKnowledge
         from .purge import Purger
 
+        #: The app's own shape for account ids (``gate.purger.subject_format`` sets it).
+        self.account_format: AccountFormat | None = None
         self.purger: Purger = Purger(self)
         #: Accounts known to be a child's from an age signal (:mod:`agegate.knowledge`).
         self.knowledge: ActualKnowledge = ActualKnowledge(self)
@@ -256,11 +259,28 @@ class AgeGate:
         under = reading.is_under_age(self.policy, moment)
         return Decision.of("under_age" if under else "allowed", self.policy.name)
 
+    def passed(self, decision: object) -> TypeGuard[Decision]:
+        """Whether ``decision`` is an allowed :class:`Decision` under this gate's current policy
+        (the middleware's, in ``scope["agegate"]``): anything else, a dict or another policy's
+        answer included, is not."""
+        return (
+            type(decision) is Decision
+            and decision.allowed is True
+            and decision.outcome == "allowed"
+            and decision.policy == self.policy.name
+        )
+
     # -- hashing -----------------------------------------------------------------------------
+
+    def account_id(self, subject: object) -> str:
+        """``subject`` if every entry point accepts it as an account id (one rule for signup,
+        status, the middleware's ``subject=`` and the purge), else
+        :class:`~agegate.InvalidAccountId`."""
+        return check_account_id(subject, self.account_format)
 
     def subject_hashes(self, subject: str) -> list[bytes]:
         """HMAC(subject key, account id) under every listed key, active first."""
-        return self.subject_hasher.digests(_subject(subject))
+        return self.subject_hasher.digests(self.account_id(subject))
 
     def identifier_hashes(self, identifiers: Mapping[str, str] | None) -> list[bytes]:
         """HMAC(identifier key, kind | normalised value) under every listed key."""
@@ -279,7 +299,7 @@ class AgeGate:
         """Store a hashed attestation of ``outcome`` for ``subject`` (replacing any older one)."""
         if outcome not in OUTCOMES:
             raise ConfigurationError(f"outcome must be one of {', '.join(OUTCOMES)}")
-        subject = _subject(subject)
+        subject = self.account_id(subject)
         hashes = self.subject_hashes(subject)
         new = self._attestation(subject, hashes[0], outcome, now)
 
@@ -307,7 +327,7 @@ class AgeGate:
         An under-age record counts under any policy; an allowed one only under this gate's
         policy (a stricter new policy asks again). A record whose MAC does not verify is unknown.
         """
-        subject = _subject(subject)
+        subject = self.account_id(subject)
         hashes = self.subject_hashes(subject)
 
         async def read(store: Store) -> AttestationRecord | None:
@@ -381,7 +401,7 @@ class AgeGate:
         A record of a child's account (``under_age``: reported, or purged) is kept, so the
         account id stays blocked; a reported child's account is purged with :meth:`purge`.
         """
-        subject = _subject(subject)
+        subject = self.account_id(subject)
         hashes = self.subject_hashes(subject)
 
         async def delete(store: Store) -> int:
@@ -419,8 +439,14 @@ class AgeGate:
         subject: str,
         identifiers: Mapping[str, str] | None = None,
         now: datetime | None = None,
+        decision: Decision | None = None,
     ) -> Attestation:
         """Screen a signup and, when allowed, store a hashed attestation for ``subject``.
+
+        ``decision`` is a screen result the browser already has (the middleware's
+        ``scope["agegate"]``): when it :meth:`passed` and ``fields`` hold no birth date, it is
+        recorded instead; birth-date fields sent anyway are screened, and an under-age answer
+        wins. An under-age ``decision`` refuses; any other is ignored.
 
         Raises :class:`~agegate.InvalidBirthDate` for unusable input and
         :class:`~agegate.UnderAgeError` for an under-age person, an account already known to
@@ -431,10 +457,13 @@ class AgeGate:
         it could never match a block. Raises :class:`~agegate.StoreUnavailable` when the
         store cannot answer within ``store_timeout`` seconds: create no account then.
         """
-        subject = _subject(subject)
+        subject = self.account_id(subject)
         for kind in identifiers or {}:
             self.purger.known_kind(kind)
-        decision = self.screen(fields, now=now)
+        if isinstance(decision, Decision) and not (decision.allowed and decision.outcome == "allowed"):
+            raise UnderAgeError()
+        if not self.passed(decision) or has_birth_input(fields):
+            decision = self.screen(fields, now=now)
         if not decision.allowed:
             raise UnderAgeError()
         blocks = self.identifier_hashes(identifiers)
@@ -507,11 +536,3 @@ class AgeGate:
 
 #: Most accounts whose status :meth:`AgeGate.cached_status` keeps in memory at once.
 _STATUS_CACHE_SIZE = 10_000
-
-
-def _subject(subject: str) -> str:
-    if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT:
-        raise ConfigurationError(
-            f"subject must be a non-empty account id of at most {MAX_SUBJECT} characters"
-        )
-    return subject

@@ -28,7 +28,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from .errors import ConfigurationError, InvalidSignal, InvalidToken
-from .gate import Attestation, Decision, _subject
+from .gate import Attestation, Decision
 from .policy import AgePolicy, aware
 from .signals import AgeSignal
 from .tokens import Hasher, Sealer
@@ -97,7 +97,7 @@ class ActualKnowledge:
         step is idempotent); a failed call never leaves the account allowed.
         """
         decision = self.screen(signal, region=region)
-        subject = _subject(subject)
+        subject = self._gate.account_id(subject)
         if decision is None:
             return None
         gate = self._gate

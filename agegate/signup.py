@@ -33,8 +33,8 @@ from starlette.requests import ClientDisconnect, Request
 
 from .asgi.forms import is_text
 from .birthdate import BIRTH_FIELDS
-from .errors import AgeGateError, UnderAgeError
-from .gate import MAX_SUBJECT, AgeGate, Decision, record_decision
+from .errors import AgeGateError, InvalidAccountId, UnderAgeError
+from .gate import SCOPE_KEY, AgeGate, Decision, record_decision
 
 __all__ = ["MAX_BODY_BYTES", "InvalidSignupForm", "read_form", "signup_fields", "signup_form"]
 
@@ -159,6 +159,11 @@ async def signup_fields(
     """Run :meth:`AgeGate.signup <agegate.AgeGate.signup>` on fields the app already read, tell
     the middleware the decision, and return the fields without the birth-date fields.
 
+    A browser that has just passed the screen under the gate's policy (the middleware's
+    decision in ``scope["agegate"]``, see :meth:`AgeGate.passed <agegate.AgeGate.passed>`)
+    needs no birth-date fields: that result is recorded. Birth-date fields sent anyway are
+    screened, and an under-age answer wins.
+
     ``subject`` is the new account's id, or a function of the fields giving it. The identifiers
     checked against blocked (purged child) accounts are ``identifiers`` (a mapping of kind to
     value, or a function of the fields giving one) plus the fields named in
@@ -175,9 +180,13 @@ async def signup_fields(
             account = subject(fields)
         except (KeyError, ValueError, TypeError):
             account = None
-        if not isinstance(account, str) or not account.strip() or len(account) > MAX_SUBJECT:
+        try:
+            account = gate.account_id(account)  # the one rule every entry point applies
+        except InvalidAccountId:
             # The account id came from the form: a missing or unusable one is the form's fault.
-            raise InvalidSignupForm("malformed", "The signup form is missing a usable account name.")
+            raise InvalidSignupForm(
+                "malformed", "The signup form is missing a usable account name."
+            ) from None
     else:
         account = subject
     named = dict(identifiers(fields) if callable(identifiers) else identifiers or {})
@@ -186,7 +195,9 @@ async def signup_fields(
         if value:
             named[name] = value
     try:
-        attestation = await gate.signup(fields, subject=account, identifiers=named, now=now)
+        attestation = await gate.signup(
+            fields, subject=account, identifiers=named, now=now, decision=request.scope.get(SCOPE_KEY)
+        )
     except UnderAgeError:
         record_decision(request.scope, Decision.of("under_age", gate.policy.name))
         raise

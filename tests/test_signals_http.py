@@ -221,3 +221,13 @@ async def test_an_under_age_signal_is_recorded_once_and_listed() -> None:
 def test_signal_must_be_callable() -> None:
     with pytest.raises(ConfigurationError, match="signal"):
         AgeGateMiddleware(Starlette(), gate=new_gate(), signal="x-age-signal")  # type: ignore[arg-type]
+
+
+async def test_in_mode_all_a_signal_gates_reads_too() -> None:
+    app = App(new_gate(), mode="all")
+    async with app.client() as client:
+        child = await client.get("/page", headers={"x-age-signal": json.dumps(SIGNALS["under"])})
+        adult = await client.get("/page", headers={"x-age-signal": json.dumps(SIGNALS["allowed"])})
+        unsure = await client.get("/page", headers={"x-age-signal": json.dumps(SIGNALS["straddles"])})
+    assert (child.status_code, adult.status_code, unsure.status_code) == (403, 200, 428)
+    assert len(app.calls) == 1 and app.calls[0].allowed

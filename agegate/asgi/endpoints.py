@@ -58,6 +58,7 @@ class Screen:
         cookie: GateCookie,
         headers: Headers,
         origins: OriginRule | None = None,
+        whole_service: bool = False,
     ):
         self.gate = gate
         self.prefix = prefix
@@ -65,7 +66,9 @@ class Screen:
         self.cookie = cookie
         self.headers = headers
         self.origins = origins or OriginRule()
-        self._under_age_html = pages.under_age().encode()
+        # Mode "all": the refusal offers nothing of the service, not even its home page.
+        self._whole_service = whole_service
+        self._under_age_html = (pages.under_age_all() if whole_service else pages.under_age()).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -146,7 +149,8 @@ class Screen:
             headers = [*self.headers.private, *extra, (b"location", next_path.encode("ascii"))]
             await respond(send, 303, headers, b"")
         else:
-            page = self._under_age_html if home == "/" else self.pages.under_age(home).encode()
+            plain = home == "/" or self._whole_service
+            page = self._under_age_html if plain else self.pages.under_age(home).encode()
             await respond(send, 200, [*self.headers.html, *extra], page)
 
     async def error(

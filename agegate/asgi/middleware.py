@@ -1,11 +1,12 @@
 """AgeGateMiddleware: a pure ASGI gate in front of any app.
 
-Reading stays open; providing data or transacting (unsafe methods, websockets) on a protected
-path needs a screen result. The order of :meth:`AgeGateMiddleware.__call__`, cheapest first: pass
-lifespan, serve the screen, let safe methods through without parsing any cookie, let unprotected
-paths through, and only then read the sealed cookie and the logged-in account. A blocked request
-is answered before its body is read and before the app is called; an allowed one is handed on
-with the original ``receive``, so uploads stream through unbuffered.
+Reading stays open (in ``mode="writes"``, the default; ``mode="all"`` gates reads too); providing
+data or transacting (unsafe methods, websockets) on a protected path needs a screen result. The
+order of :meth:`AgeGateMiddleware.__call__`, cheapest first: pass lifespan, serve the screen, let
+safe methods through without parsing any cookie, let unprotected paths through, and only then
+read the sealed cookie and the logged-in account. A blocked request is answered before its body
+is read and before the app is called; an allowed one is handed on with the original ``receive``,
+so uploads stream through unbuffered.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,21 +32,26 @@ from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
 from ..signals import AgeSignal
 from .answers import Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
-from .endpoints import Screen, screen_headers
+from .endpoints import _PATH_SAFE, Screen, screen_headers
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import OPEN, SIGNUP, PathRules, readings, safe_next
 from .signals import SignalFunc, read_signal
 
-__all__ = ["SAFE_METHODS", "AgeGateMiddleware", "SubjectFunc"]
+__all__ = ["MODES", "SAFE_METHODS", "AgeGateMiddleware", "Mode", "SubjectFunc"]
 
 SubjectFunc = Callable[[Scope], str | None] | Callable[[Scope], Awaitable[str | None]]
+#: What the gate guards: ``"writes"`` (unsafe methods and websockets) or ``"all"`` (reads too).
+Mode = Literal["writes", "all"]
+MODES: tuple[Mode, ...] = ("writes", "all")
 
 _log = logging.getLogger("agegate.asgi")
 #: Retry-After, in seconds, when the store cannot be used until someone mends it.
 _BROKEN_RETRY_AFTER = 60
-#: Methods that only read; they always pass.
+#: Methods that only read; they always pass in mode "writes" (only OPTIONS in mode "all").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: What passes in mode "all" without a screen result: CORS preflights, which carry no cookie.
+_PREFLIGHT = frozenset({"OPTIONS"})
 
 
 class AgeGateMiddleware:
@@ -67,6 +74,12 @@ class AgeGateMiddleware:
     refused like an under-age cookie (and, with ``subject``, recorded against the account:
     actual knowledge), an allowed one passes, a straddling one decides nothing; the lower age
     of the cookie, the account and the signal wins.
+
+    ``mode="writes"`` (the default) leaves reading open. ``mode="all"`` gates the whole service:
+    reads (``GET``, ``HEAD``) of protected paths need a screen result too (a browser without one
+    is sent to the screen with ``303``, other clients get ``428``; a visitor the screen turned
+    away gets ``403`` on every protected page); ``OPTIONS`` and exempt paths stay open, and
+    signup paths can be read without a result (their form screens inline).
     """
 
     def __init__(
@@ -84,6 +97,7 @@ class AgeGateMiddleware:
         cookie_name: str | None = None,
         origins: Sequence[str] = (),
         trust_forwarded_host: bool = False,
+        mode: Mode = "writes",
         signal: SignalFunc | None = None,
     ) -> None:
         if not isinstance(gate, AgeGate):
@@ -98,9 +112,18 @@ class AgeGateMiddleware:
             raise ConfigurationError("secure_cookies must be True or False")
         if pages is not None and not isinstance(pages, Pages):
             raise ConfigurationError("pages must be an agegate.Pages")
+        if not isinstance(mode, str) or mode not in MODES:
+            raise ConfigurationError('mode must be "writes" (the default) or "all"')
         self.app = app
         self.gate = gate
         self.prefix = prefix
+        self.mode = mode
+        # The first line of __call__ passes safe methods whose path does not contain this. In
+        # mode "all" it is "", which every path contains, so reads go on to be gated; mode
+        # "writes" keeps the fast path exactly as it was.
+        self._fast = prefix if mode == "writes" else ""
+        #: The methods that pass without a screen result, whatever the path.
+        self._passing = SAFE_METHODS if mode == "writes" else _PREFLIGHT
         self.pages = pages or Pages()
         self._paths = PathRules(prefix=prefix, protect=protect, exempt=exempt, signup_paths=signup_paths)
         self._subject = subject
@@ -118,10 +141,11 @@ class AgeGateMiddleware:
             cookie=self._cookie,
             headers=self._headers,
             origins=self.origins,
+            whole_service=mode == "all",
         )
         # Prebuilt early answers: the blocked path only sends bytes.
         self._restricted_json = json_body({"error": "age_restricted"})
-        self._restricted_html = self.pages.under_age().encode()
+        self._restricted_html = self._refusal_page()
         self._required_json = json_body({"error": "age_screen_required", "screen": prefix})
         self._unavailable_json = json_body({"error": "store_unavailable"})
         self._unavailable_html = self.pages.store_unavailable().encode()
@@ -131,7 +155,7 @@ class AgeGateMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The common case first, in a small frame: a read that cannot be for the screen.
-        if scope["type"] == "http" and scope["method"] in SAFE_METHODS and self.prefix not in scope["path"]:
+        if scope["type"] == "http" and scope["method"] in SAFE_METHODS and self._fast not in scope["path"]:
             await self.app(scope, receive, send)
         else:
             await self._dispatch(scope, receive, send)
@@ -144,7 +168,7 @@ class AgeGateMiddleware:
             if scope["method"] != "OPTIONS" and self._paths.is_screen(paths):
                 await self._screen(scope, receive, send)
                 return
-            if scope["method"] in SAFE_METHODS:
+            if scope["method"] in self._passing:
                 await self.app(scope, receive, send)
                 return
         elif kind == "websocket":
@@ -158,7 +182,9 @@ class AgeGateMiddleware:
             await self.app(scope, receive, send)
             return
         signup = rule == SIGNUP and kind == "http"
-        if signup:
+        # Only in mode "all": a GET or HEAD that needs a screen result.
+        reading = kind == "http" and scope["method"] in SAFE_METHODS
+        if signup and not reading:
             seen = screen_headers(scope)
             if self.origins.cross_origin(scope, seen):
                 # The gate writes its cookie on signup paths: another site must not be able to
@@ -209,13 +235,14 @@ class AgeGateMiddleware:
                 if status == "allowed":
                     decision = self._allowed
 
-        if signup:
+        if signup and not reading:
             await self._signup_path(scope, receive, send, decision)
             return
-        if decision is None:
-            await self._require_screen(scope, receive, send, paths[0], accept)
+        if decision is None and not signup:  # a signup form is read before its inline screen
+            await self._require_screen(scope, receive, send, paths[0], accept, reading)
             return
-        scope[SCOPE_KEY] = decision
+        if decision is not None:
+            scope[SCOPE_KEY] = decision
         await self.app(scope, receive, send)
 
     async def _account(self, scope: Scope) -> str | None:
@@ -246,15 +273,26 @@ class AgeGateMiddleware:
         else:
             await respond(send, 400, self._headers.json, self._invalid_signal_json)
 
+    def _refusal_page(self, home: str = "/") -> bytes:
+        """The neutral refusal: in mode "all" it offers nothing of the service."""
+        if self.mode == "all":
+            return self.pages.under_age_all().encode()
+        return self.pages.under_age(home).encode()
+
     async def _block(self, scope: Scope, receive: Receive, send: Send, accept: bytes) -> None:
         if scope["type"] == "websocket":
             await close_websocket(receive, send, "age_restricted")
-        elif b"text/html" not in accept:
-            await respond(send, 403, self._headers.json, self._restricted_json)
+            return
+        if b"text/html" not in accept:
+            headers, body = self._headers.json, self._restricted_json
         elif root := scope.get("root_path"):
-            await respond(send, 403, self._headers.html, self.pages.under_age(root + "/").encode())
+            headers, body = self._headers.html, self._refusal_page(root + "/")
         else:
-            await respond(send, 403, self._headers.html, self._restricted_html)
+            headers, body = self._headers.html, self._restricted_html
+        if scope["method"] == "HEAD":
+            await respond(send, 403, headers, b"", len(body))
+        else:
+            await respond(send, 403, headers, body)
 
     async def _unavailable(
         self, scope: Scope, receive: Receive, send: Send, accept: bytes, retry_after: int
@@ -269,7 +307,7 @@ class AgeGateMiddleware:
             await respond(send, 503, [*self._headers.json, retry], self._unavailable_json)
 
     async def _require_screen(
-        self, scope: Scope, receive: Receive, send: Send, path: str, accept: bytes
+        self, scope: Scope, receive: Receive, send: Send, path: str, accept: bytes, reading: bool = False
     ) -> None:
         if scope["type"] == "websocket":
             await close_websocket(receive, send, "age_screen_required")
@@ -279,13 +317,28 @@ class AgeGateMiddleware:
             # Come back to the address as sent (still encoded): the decoded path can differ.
             raw = scope.get("raw_path")
             target = raw.decode("latin-1") if raw else root + path
+            if reading:
+                # Mode "all": a browser's first visit goes straight to the screen and back.
+                location = self._screen_location(root, target, scope.get("query_string"))
+                await respond(send, 303, [*self._headers.private, (b"location", location)], b"")
+                return
             url = screen_url(root + self.prefix, safe_next(target, root + "/"))
             await respond(send, 428, self._headers.html, self.pages.screen_required(url).encode())
-        elif root:
+            return
+        if root:
             body = json_body({"error": "age_screen_required", "screen": root + self.prefix})
-            await respond(send, 428, self._headers.json, body)
         else:
-            await respond(send, 428, self._headers.json, self._required_json)
+            body = self._required_json
+        await respond(send, 428, self._headers.json, b"" if scope["method"] == "HEAD" else body, len(body))
+
+    def _screen_location(self, root: str, target: str, query: bytes | None) -> bytes:
+        """The screen's address, for ``Location`` (ASCII), with ``next`` the address as sent,
+        query included, when it is a same-site path (else the app's home page)."""
+        home = quote(root, safe=_PATH_SAFE) + "/"
+        back = safe_next(target, home)
+        if query and back == target:
+            back = safe_next(f"{target}?{query.decode('latin-1')}", back)
+        return screen_url(home[:-1] + self.prefix, back).encode("ascii")
 
     async def _signup_path(
         self, scope: Scope, receive: Receive, send: Send, decision: Decision | None

@@ -103,7 +103,8 @@ class Pages:
     escaped); ``css`` is the inline stylesheet (the default one is small and neutral); ``csp`` is
     the ``Content-Security-Policy`` the pages are served with (:data:`DEFAULT_CSP` allows the
     app's own stylesheets, fonts and images; widen it for a CDN). Subclass and override
-    :meth:`screen`, :meth:`under_age` or :meth:`screen_required` to change a page.
+    :meth:`screen`, :meth:`under_age`, :meth:`under_age_all` or :meth:`screen_required` to change a
+    page.
     """
 
     def __init__(
@@ -190,6 +191,12 @@ class Pages:
             "<p>You're welcome to keep looking around.</p>"
             f'<p><a class="button" href="{escape(home)}">Go to the home page</a></p>'
         )
+        return self.page("Thank you", body)
+
+    def under_age_all(self) -> str:
+        """The refusal when the whole service is gated (``mode="all"``): as neutral as
+        :meth:`under_age`, with no way to try again and nothing of the service offered."""
+        body = "<h1>Thank you</h1><p>Sorry, this site isn't available to you right now.</p>"
         return self.page("Thank you", body)
 
     def screen_required(self, screen_url: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import AgeGateError, ConfigurationError
 from ..handlers import TableRef
@@ -14,6 +14,9 @@ from . import request
 from .journal import RESERVED_STEPS
 from .report import Listener, PurgeEvent
 from .request import IDENTIFIER_KINDS
+
+if TYPE_CHECKING:
+    from ..gate import AgeGate
 
 Handler = Callable[[str], Awaitable[int]]
 Counter = Callable[[str], Awaitable[int]]
@@ -44,12 +47,13 @@ class HandlerRegistry:
     """The registry half of :class:`~agegate.purge.Purger`: handlers, listeners, exemptions
     and the checks a purge's input passes before anything is frozen."""
 
+    _gate: AgeGate  # set by the Purger
+
     def __init__(self) -> None:
         self._handlers: dict[str, Registered] = {}
         self._listeners: list[Listener] = []
         self._exempt: list[tuple[TableRef, str | None, str | None]] = []
         self._prepared_covers: set[str] = set()
-        self._subject_format: request.SubjectFormat | None = None
         self.identifier_kinds: tuple[str, ...] = IDENTIFIER_KINDS
 
     def handler(
@@ -159,7 +163,7 @@ class HandlerRegistry:
     def subject_format(self, pattern: str, description: str) -> None:
         """Refuse purges of account ids that do not fully match ``pattern``; the error says the id
         does not look like ``description`` (e.g. ``"a numeric account id"``)."""
-        self._subject_format = (re.compile(pattern), description)
+        self._gate.account_format = (re.compile(pattern), description)
 
     def _emit(self, kind: Any, job_id: str, step: str, count: int | None = None) -> None:
         event = PurgeEvent(kind, job_id, step, count)
@@ -171,7 +175,7 @@ class HandlerRegistry:
     def check_subject(self, subject: str) -> str:
         """The account id if it is usable, else :class:`ConfigurationError` (which never
         repeats the id)."""
-        return request.check_subject(subject, self._subject_format)
+        return self._gate.account_id(subject)
 
     def check_request(
         self,

@@ -17,9 +17,6 @@ from ..errors import ConfigurationError
 IDENTIFIER_KINDS = ("email", "phone", "username")
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
 _MAX_LABEL = 200
-_MAX_SUBJECT = 512
-
-SubjectFormat = tuple[re.Pattern[str], str]
 
 
 def _has_control(text: str) -> bool:
@@ -34,19 +31,6 @@ def label(what: str, value: str) -> str:
     if len(value) > _MAX_LABEL or _has_control(value):
         raise ConfigurationError(f"the {what} must be one line of at most {_MAX_LABEL} characters")
     return value
-
-
-def check_subject(subject: str, subject_format: SubjectFormat | None = None) -> str:
-    """The account id if it is usable, else :class:`ConfigurationError` (which never repeats it)."""
-    if not isinstance(subject, str) or not subject or len(subject) > _MAX_SUBJECT:
-        raise ConfigurationError(f"the account id must be 1 to {_MAX_SUBJECT} characters")
-    if subject != subject.strip() or _has_control(subject):
-        raise ConfigurationError("the account id has spaces around it or invisible characters: copy it again")
-    if subject_format is not None:
-        pattern, description = subject_format
-        if pattern.fullmatch(subject) is None:
-            raise ConfigurationError(f"the account id does not look like {description}")
-    return subject
 
 
 def known_kind(kind: object, kinds: Iterable[str]) -> str:
