@@ -17,6 +17,7 @@ from .gate import AgeGate, Attestation, Decision
 from .keys import Keyring
 from .policy import AgePolicy
 from .purge import PurgeError, PurgeReport
+from .regions import PolicyTable, RegionRule, region_from_header
 from .signals import AgeSignal, lower_wins
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
@@ -38,13 +39,16 @@ __all__ = [
     "KeyringError",
     "KeyringMismatch",
     "Pages",
+    "PolicyTable",
     "PurgeError",
     "PurgeReport",
+    "RegionRule",
     "StoreError",
     "StoreUnavailable",
     "UnderAgeError",
     "lower_wins",
     "open_store",
+    "region_from_header",
     "signup_fields",
     "signup_form",
 ]

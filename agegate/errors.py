@@ -49,18 +49,20 @@ def _rebuild_mismatch(cls: type[KeyringMismatch], message: str, kids: tuple[str,
 class InvalidBirthDate(AgeGateError, ValueError):
     """The birth date given to the screen cannot be used.
 
-    ``code`` says why, for programs; the message says it for people.
+    ``code`` says why, for programs; the message says it for people; ``reason`` names the
+    message (a key of :data:`agegate.birthdate.MESSAGES`, for showing it in another language).
     """
 
     code: InvalidBirthDateCode
 
-    def __init__(self, code: InvalidBirthDateCode, message: str) -> None:
+    def __init__(self, code: InvalidBirthDateCode, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.reason = reason
 
-    def __reduce__(self) -> tuple[type[InvalidBirthDate], tuple[InvalidBirthDateCode, str]]:
-        return (type(self), (self.code, self.message))
+    def __reduce__(self) -> tuple[type[InvalidBirthDate], tuple[InvalidBirthDateCode, str, str]]:
+        return (type(self), (self.code, self.message, self.reason))
 
 
 class InvalidSignal(AgeGateError, ValueError):

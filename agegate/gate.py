@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar
 
@@ -15,6 +16,7 @@ from .errors import ConfigurationError, StoreError, StoreUnavailable, UnderAgeEr
 from .keycheck import KeyStatus, check_keys, key_status, move_to_active_key
 from .keys import Keyring
 from .policy import AgePolicy, aware
+from .regions import UNDER_AGE, PolicyTable, Standing, labelled_policy, status_for
 from .stores import AttestationRecord, Store, open_store
 from .tokens import OUTCOMES, Hasher, Outcome, Sealer
 
@@ -32,14 +34,20 @@ STORE_TIMEOUT = 2.0
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The screen's answer. It carries no birth date and no age."""
+    """The screen's answer. It carries no birth date and no age: the policy's name, the region
+    table's ``version`` (empty for a hand-made policy) and, as ``age_policy``, the policy itself."""
 
     allowed: bool
     outcome: Outcome
     policy: str
+    version: str = ""
+    age_policy: AgePolicy | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, outcome: Outcome, policy: str) -> Decision:
+    def of(cls, outcome: Outcome, policy: str | AgePolicy) -> Decision:
+        """A decision of ``outcome`` under ``policy`` (a policy, or just its name)."""
+        if isinstance(policy, AgePolicy):
+            return cls(outcome == "allowed", outcome, policy.name, policy.version, policy)
         return cls(allowed=outcome == "allowed", outcome=outcome, policy=policy)
 
 
@@ -51,6 +59,7 @@ class Attestation:
     policy: str
     checked_at: datetime
     kid: str
+    version: str = ""
 
 
 #: Longest account id the gate takes (kept for compatibility: see agegate.accounts).
@@ -93,6 +102,9 @@ class AgeGate:
     (``0`` disables the cache). ``store_timeout`` is how many seconds a call that needs the
     store waits for it before giving up with :class:`~agegate.StoreUnavailable` (the
     middleware then answers ``503``); a store made from a URL is given the same bound.
+    ``policies`` is the region table (:class:`~agegate.PolicyTable`, a mapping in its file's
+    shape, or the path of a TOML or JSON file; default: the built-in table) that the
+    ``region=`` arguments look up; ``policy`` stays a floor under every region's age.
     """
 
     def __init__(
@@ -107,6 +119,7 @@ class AgeGate:
         identifier_block: timedelta = timedelta(days=365),
         status_cache_ttl: float = 5.0,
         store_timeout: float = STORE_TIMEOUT,
+        policies: PolicyTable | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(keys, Keyring):
             raise ConfigurationError("keys must be a Keyring (for example Keyring.from_env())")
@@ -131,16 +144,19 @@ class AgeGate:
             raise ConfigurationError("store_timeout must be a number of seconds above 0, at most 300")
         self.keys = keys
         self.policy = policy if policy is not None else AgePolicy()
+        if not isinstance(self.policy, AgePolicy):
+            raise ConfigurationError("policy must be an AgePolicy")
+        self.policies = PolicyTable.coerce(policies)
         self.date_order: DateOrder = date_order
         self.allowed_ttl = allowed_ttl
         self.under_age_ttl = under_age_ttl
         self.identifier_block = identifier_block
         self.status_cache_ttl = float(status_cache_ttl)
         self.store_timeout = float(store_timeout)
-        # Raw account id -> (monotonic expiry, status), in process memory only: never persisted,
+        # Raw account id -> (monotonic expiry, standing), in process memory only: never persisted,
         # logged or shown. The generation stops a lookup that raced an invalidation from
         # caching the older answer.
-        self._status_cache: dict[str, tuple[float, Status]] = {}
+        self._status_cache: dict[str, tuple[float, Standing]] = {}
         self._status_generation = 0
         self._seen_revision = 0
         self.sealer = Sealer(keys, "cookie")
@@ -249,26 +265,40 @@ class AgeGate:
 
     # -- the screen --------------------------------------------------------------------------
 
-    def screen(self, fields: Mapping[str, str], *, now: datetime | None = None) -> Decision:
-        """Screen a birth date (or a stated age) from form fields.
+    def policy_for(self, region: str | None) -> AgePolicy:
+        """The policy for a visitor from ``region`` (an ISO 3166 code, any case): the region
+        table's row, or its strictest age for a region it does not list; the gate's own
+        ``policy`` when ``region`` is ``None`` or when it is stricter than the row."""
+        if region is None:
+            return self.policy
+        policy = self.policies.for_region(region)
+        return policy if policy.min_age >= self.policy.min_age else self.policy
+
+    def screen(
+        self, fields: Mapping[str, str], *, now: datetime | None = None, region: str | None = None
+    ) -> Decision:
+        """Screen a birth date (or a stated age) from form fields, under the policy of
+        ``region`` (:meth:`policy_for`; ``None``: the gate's own policy).
 
         Raises :class:`~agegate.InvalidBirthDate` for input that cannot be used.
         """
+        policy = self.policy_for(region)
         moment = aware(now)
         reading = read_birth_input(fields, date_order=self.date_order, now=moment)
-        under = reading.is_under_age(self.policy, moment)
-        return Decision.of("under_age" if under else "allowed", self.policy.name)
+        under = reading.is_under_age(policy, moment)
+        return Decision.of("under_age" if under else "allowed", policy)
 
-    def passed(self, decision: object) -> TypeGuard[Decision]:
-        """Whether ``decision`` is an allowed :class:`Decision` under this gate's current policy
-        (the middleware's, in ``scope["agegate"]``): anything else, a dict or another policy's
-        answer included, is not."""
-        return (
-            type(decision) is Decision
-            and decision.allowed is True
-            and decision.outcome == "allowed"
-            and decision.policy == self.policy.name
-        )
+    def passed(self, decision: object, *, region: str | None = None) -> TypeGuard[Decision]:
+        """Whether ``decision`` is an allowed :class:`Decision` that satisfies the policy of
+        ``region`` (:meth:`policy_for`; the gate's own for ``None``), as the middleware's in
+        ``scope["agegate"]`` may: anything else, a dict, an unknown policy's answer or one
+        reached under a lower minimum age, is not."""
+        if type(decision) is not Decision or decision.allowed is not True or decision.outcome != "allowed":
+            return False
+        reached = decision.age_policy
+        if reached is None:  # a decision by name: only the gate's own policy is known by name
+            reached = self.policy if decision.policy == self.policy.name else None
+        return reached is not None and reached.min_age >= self.policy_for(region).min_age
 
     # -- hashing -----------------------------------------------------------------------------
 
@@ -301,7 +331,7 @@ class AgeGate:
             raise ConfigurationError(f"outcome must be one of {', '.join(OUTCOMES)}")
         subject = self.account_id(subject)
         hashes = self.subject_hashes(subject)
-        new = self._attestation(subject, hashes[0], outcome, now)
+        new = self._attestation(subject, hashes[0], outcome, now, self.policy)
 
         async def write(store: Store) -> None:
             await store.put_attestation(new, replaces=hashes[1:])
@@ -313,20 +343,26 @@ class AgeGate:
         return Attestation(outcome, new.policy, new.checked_at, new.kid)
 
     def _attestation(
-        self, subject: str, subject_hash: bytes, outcome: Outcome, now: datetime | None
+        self, subject: str, subject_hash: bytes, outcome: Outcome, now: datetime | None, policy: AgePolicy
     ) -> AttestationRecord:
         """The record to store for ``subject`` (whose hash under the active key is
-        ``subject_hash``): keyed hashes only, no outcome in the clear."""
+        ``subject_hash``): keyed hashes only, no outcome in the clear. It carries the policy's
+        label (name, and for a region table's policy its age and the table's version)."""
         kid = self.keys.active_kid
-        mac = self.attestation_hasher.digest(subject, outcome, self.policy.name, kid=kid)
-        return AttestationRecord(subject_hash, kid, mac, self.policy.name, aware(now).astimezone(UTC))
+        mac = self.attestation_hasher.digest(subject, outcome, policy.label, kid=kid)
+        return AttestationRecord(subject_hash, kid, mac, policy.label, aware(now).astimezone(UTC))
 
-    async def status_of(self, subject: str) -> Status:
-        """``"allowed"``, ``"under_age"`` or ``"unknown"`` for an account id.
+    async def status_of(self, subject: str, *, region: str | None = None) -> Status:
+        """``"allowed"``, ``"under_age"`` or ``"unknown"`` for an account id, for a visitor
+        from ``region`` (:meth:`policy_for`).
 
-        An under-age record counts under any policy; an allowed one only under this gate's
-        policy (a stricter new policy asks again). A record whose MAC does not verify is unknown.
+        An under-age record counts under any policy; an allowed one only under a policy whose
+        minimum age is no higher than the one it was reached under (a stricter policy, or a
+        record of an unknown policy, asks again). A record whose MAC does not verify is unknown.
         """
+        return status_for(await self._standing_of(subject), self.policy_for(region))
+
+    async def _standing_of(self, subject: str) -> Standing:
         subject = self.account_id(subject)
         hashes = self.subject_hashes(subject)
 
@@ -335,22 +371,25 @@ class AgeGate:
             await move_to_active_key(store, self.attestation_hasher, record, subject, hashes)
             return record
 
-        return self._status_in(await self._ask(read), subject)
+        return self._standing_in(await self._ask(read), subject)
 
     def _status_in(self, record: AttestationRecord | None, subject: str) -> Status:
-        """What a stored record says of ``subject`` (see :meth:`status_of`)."""
+        """What a stored record says of ``subject`` under the gate's own policy."""
+        return status_for(self._standing_in(record, subject), self.policy)
+
+    def _standing_in(self, record: AttestationRecord | None, subject: str) -> Standing:
+        """``"under_age"``, the minimum age an allowed record was reached under, or ``None``."""
         if record is None:
-            return "unknown"
+            return None
         verify = self.attestation_hasher.verify
         if verify(record.mac, subject, "under_age", record.policy, kid=record.kid):
-            return "under_age"
-        if record.policy == self.policy.name and verify(
-            record.mac, subject, "allowed", record.policy, kid=record.kid
-        ):
-            return "allowed"
-        return "unknown"
+            return UNDER_AGE
+        reached = labelled_policy(record.policy, self.policy)
+        if reached is not None and verify(record.mac, subject, "allowed", record.policy, kid=record.kid):
+            return reached.min_age
+        return None
 
-    def peek_status(self, subject: str) -> Status | None:
+    def peek_status(self, subject: str, *, region: str | None = None) -> Status | None:
         """The status :meth:`cached_status` would answer from memory, or ``None`` when it
         would have to ask the store. Never awaits: the middleware's fast path."""
         revision = self._store.revision()
@@ -361,10 +400,10 @@ class AgeGate:
             return None
         hit = self._status_cache.get(subject)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+            return status_for(hit[1], self.policy_for(region))
         return None
 
-    async def cached_status(self, subject: str) -> Status:
+    async def cached_status(self, subject: str, *, region: str | None = None) -> Status:
         """:meth:`status_of`, answered from process memory for ``status_cache_ttl`` seconds.
 
         The gate forgets an account's cached status whenever it writes that account's
@@ -372,18 +411,18 @@ class AgeGate:
         or deletes an attestation, every process drops its cache at once (the store's
         :meth:`~agegate.stores.Store.revision`); other changes show within ``status_cache_ttl``.
         """
-        hit = self.peek_status(subject)
+        hit = self.peek_status(subject, region=region)
         if hit is not None:
             return hit
         generation = self._status_generation
-        status = await self.status_of(subject)
+        standing = await self._standing_of(subject)
         if self.status_cache_ttl and generation == self._status_generation:
             cache = self._status_cache
             if len(cache) >= _STATUS_CACHE_SIZE:
                 # Oldest first (dicts keep insertion order): bounded memory under many accounts.
                 del cache[next(iter(cache))]
-            cache[subject] = (time.monotonic() + self.status_cache_ttl, status)
-        return status
+            cache[subject] = (time.monotonic() + self.status_cache_ttl, standing)
+        return status_for(standing, self.policy_for(region))
 
     def forget_status(self, subject: str | None = None) -> None:
         """Drop the cached status of ``subject`` (of every account when ``None``), so the next
@@ -440,6 +479,7 @@ class AgeGate:
         identifiers: Mapping[str, str] | None = None,
         now: datetime | None = None,
         decision: Decision | None = None,
+        region: str | None = None,
     ) -> Attestation:
         """Screen a signup and, when allowed, store a hashed attestation for ``subject``.
 
@@ -456,27 +496,29 @@ class AgeGate:
         username by default); another kind is a :class:`~agegate.ConfigurationError`, since
         it could never match a block. Raises :class:`~agegate.StoreUnavailable` when the
         store cannot answer within ``store_timeout`` seconds: create no account then.
+        ``region`` picks the policy (:meth:`policy_for`); the region itself is not stored.
         """
         subject = self.account_id(subject)
         for kind in identifiers or {}:
             self.purger.known_kind(kind)
         if isinstance(decision, Decision) and not (decision.allowed and decision.outcome == "allowed"):
             raise UnderAgeError()
-        if not self.passed(decision) or has_birth_input(fields):
-            decision = self.screen(fields, now=now)
+        if not self.passed(decision, region=region) or has_birth_input(fields):
+            decision = self.screen(fields, now=now, region=region)
         if not decision.allowed:
             raise UnderAgeError()
+        policy = self.policy_for(region)
         blocks = self.identifier_hashes(identifiers)
         at = aware(now).astimezone(UTC)
         hashes = self.subject_hashes(subject)
-        new = self._attestation(subject, hashes[0], "allowed", now)
+        new = self._attestation(subject, hashes[0], "allowed", now, policy)
 
         async def write(store: Store) -> Attestation:
             if blocks and await store.is_blocked(blocks, now=at):
                 raise UnderAgeError(reason="blocked")
             if await self._write_allowed(store, subject, hashes, new) is not None:
                 raise UnderAgeError(reason="blocked")
-            return Attestation("allowed", new.policy, new.checked_at, new.kid)
+            return Attestation("allowed", policy.name, new.checked_at, new.kid, policy.version)
 
         # One bound for the whole signup: its reads and its one write.
         return await self._ask(write)
@@ -503,8 +545,8 @@ class AgeGate:
     def screen_signal(self, signal: AgeSignal, *, region: str | None = None) -> Decision | None:
         """The decision an age signal makes under the policy: ``under_age`` when its whole range
         is below the minimum age, ``allowed`` when its whole range is at or above it, ``None``
-        when it straddles the threshold (screen the visitor as before). ``region`` is reserved
-        for the region table; only ``None`` is accepted until it lands."""
+        when it straddles the threshold (screen the visitor as before). ``region`` picks the
+        policy (:meth:`policy_for`)."""
         return self.knowledge.screen(signal, region=region)
 
     async def record_signal(

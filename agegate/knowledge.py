@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ConfigurationError, InvalidSignal, InvalidToken
 from .gate import Attestation, Decision
-from .policy import AgePolicy, aware
+from .policy import aware
 from .signals import AgeSignal
 from .tokens import Hasher, Sealer
 
@@ -65,21 +65,13 @@ class ActualKnowledge:
         self._sealer = Sealer(gate.keys, "journal")
         self._hasher = Hasher(gate.keys, "flag")
 
-    def policy_for(self, region: str | None) -> AgePolicy:
-        """The policy a signal is measured against. ``region`` awaits the region table
-        (``AgePolicy.for_region``); until then only ``None`` (the gate's policy) is accepted,
-        so that no region is silently ignored."""
-        if region is not None:
-            raise ConfigurationError("region= needs agegate's region table; pass region=None")
-        return self._gate.policy
-
     def screen(self, signal: AgeSignal, *, region: str | None = None) -> Decision | None:
         """See :meth:`agegate.AgeGate.screen_signal`."""
         if not isinstance(signal, AgeSignal):
             raise InvalidSignal("an age signal must be an agegate.AgeSignal")
-        policy = self.policy_for(region)
+        policy = self._gate.policy_for(region)
         outcome = signal.outcome_under(policy)
-        return None if outcome is None else Decision.of(outcome, policy.name)
+        return None if outcome is None else Decision.of(outcome, policy)
 
     async def record(
         self, subject: str, signal: AgeSignal, *, region: str | None = None, now: datetime | None = None
@@ -105,14 +97,17 @@ class ActualKnowledge:
             attestation = await gate.record(subject, "under_age", now=now)
             await self._flag(subject, aware(now))
             return attestation
+        policy = gate.policy_for(region)
         hashes = gate.subject_hashes(subject)
-        new = gate._attestation(subject, hashes[0], "allowed", now)
+        new = gate._attestation(subject, hashes[0], "allowed", now, policy)
 
         async def write(store: Store) -> Attestation:
             blocking = await gate._write_allowed(store, subject, hashes, new)
             if blocking is None:
-                return Attestation("allowed", new.policy, new.checked_at, new.kid)
-            return Attestation("under_age", blocking.policy, blocking.checked_at, blocking.kid)
+                return Attestation("allowed", policy.name, new.checked_at, new.kid, policy.version)
+            # The record's policy label is "name" or "name|age|version" (AgePolicy.label).
+            name = blocking.policy.partition("|")[0]
+            return Attestation("under_age", name, blocking.checked_at, blocking.kid)
 
         return await gate._ask(write)
 

@@ -35,6 +35,7 @@ from .asgi.forms import is_text
 from .birthdate import BIRTH_FIELDS
 from .errors import AgeGateError, InvalidAccountId, UnderAgeError
 from .gate import SCOPE_KEY, AgeGate, Decision, record_decision
+from .regions import REGION_KEY
 
 __all__ = ["MAX_BODY_BYTES", "InvalidSignupForm", "read_form", "signup_fields", "signup_form"]
 
@@ -155,6 +156,7 @@ async def signup_fields(
     identifiers: Identifiers = None,
     identifier_fields: Iterable[str] = (),
     now: datetime | None = None,
+    region: str | None = None,
 ) -> dict[str, str]:
     """Run :meth:`AgeGate.signup <agegate.AgeGate.signup>` on fields the app already read, tell
     the middleware the decision, and return the fields without the birth-date fields.
@@ -168,6 +170,8 @@ async def signup_fields(
     checked against blocked (purged child) accounts are ``identifiers`` (a mapping of kind to
     value, or a function of the fields giving one) plus the fields named in
     ``identifier_fields`` (the field name is the kind: ``"email"``, ``"phone"``, ``"username"``).
+    ``region`` picks the policy; by default it is the region the middleware's ``region=``
+    function gave for this request (the gate's own policy without one).
 
     Raises :class:`InvalidSignupForm` (a field name or value that is not text: a lone
     surrogate or a control character), :class:`~agegate.InvalidBirthDate` (nothing recorded) and
@@ -194,14 +198,22 @@ async def signup_fields(
         value = fields.get(name)
         if value:
             named[name] = value
+    if region is None:
+        region = request.scope.get(REGION_KEY)
+    policy = gate.policy_for(region)
     try:
         attestation = await gate.signup(
-            fields, subject=account, identifiers=named, now=now, decision=request.scope.get(SCOPE_KEY)
+            fields,
+            subject=account,
+            identifiers=named,
+            now=now,
+            decision=request.scope.get(SCOPE_KEY),
+            region=region,
         )
     except UnderAgeError:
-        record_decision(request.scope, Decision.of("under_age", gate.policy.name))
+        record_decision(request.scope, Decision.of("under_age", policy))
         raise
-    record_decision(request.scope, Decision.of(attestation.outcome, attestation.policy))
+    record_decision(request.scope, Decision.of(attestation.outcome, policy))
     return {name: value for name, value in fields.items() if name not in BIRTH_FIELDS}
 
 
@@ -214,6 +226,7 @@ async def signup_form(
     identifier_fields: Iterable[str] = (),
     max_bytes: int = MAX_BODY_BYTES,
     now: datetime | None = None,
+    region: str | None = None,
 ) -> dict[str, str]:
     """Read the signup form from ``request`` (:func:`read_form`) and screen it
     (:func:`signup_fields`); returns the form's fields without the birth-date fields.
@@ -230,4 +243,5 @@ async def signup_form(
         identifiers=identifiers,
         identifier_fields=identifier_fields,
         now=now,
+        region=region,
     )

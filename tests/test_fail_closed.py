@@ -17,7 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_store_timeout import StallingStore
 
-from agegate import AgeGate, AgeGateMiddleware, ConfigurationError, Keyring, StoreError, StoreUnavailable
+from agegate import (
+    AgeGate,
+    AgeGateMiddleware,
+    AgePolicy,
+    ConfigurationError,
+    Keyring,
+    StoreError,
+    StoreUnavailable,
+)
 from agegate.asgi.cookie import cookie_name
 
 KEYS = Keyring.generate("closed")
@@ -49,9 +57,12 @@ CONFIG = st.fixed_dictionaries(
         "origins": st.sampled_from([(), ["https://shop.example"]]),
         "trust_forwarded_host": st.booleans(),
         "logged_in": st.booleans(),
+        "region": st.sampled_from([None, "US", "DE", "ZZ"]),
     }
 )
-VISITOR = st.sampled_from(["child_cookie", "no_result", "child_account", "store_down", "store_broken"])
+VISITOR = st.sampled_from(
+    ["child_cookie", "no_result", "child_account", "store_down", "store_broken", "us_result"]
+)
 
 
 class App:
@@ -64,13 +75,16 @@ class App:
         await send({"type": "http.response.body", "body": b""})
 
 
-def sealed(outcome: str) -> str:
+def sealed(outcome: str, policy: str = "") -> str:
     now = int(time.time())
     gate = AgeGate(keys=KEYS, store="memory://")
-    return gate.sealer.seal(outcome, gate.policy.name, issued_at=now, expires_at=now + 3600)  # type: ignore[arg-type]
+    label = policy or gate.policy.name
+    return gate.sealer.seal(outcome, label, issued_at=now, expires_at=now + 3600)  # type: ignore[arg-type]
 
 
 CHILD, ADULT = sealed("under_age"), sealed("allowed")
+#: Allowed under US rules (13): not enough where a region asks more (DE 16, an unknown one 18).
+US_ADULT = sealed("allowed", AgePolicy.for_region("US").label)
 
 
 async def ask(middleware: AgeGateMiddleware, method: str, path: str, cookie: str | None, account: str) -> int:
@@ -121,8 +135,12 @@ async def test_a_refused_visitor_never_reaches_a_gated_path(
     await gate.record("bob", "allowed")
     options = dict(config)
     logged_in = options.pop("logged_in") or visitor in ("child_account", "store_down", "store_broken")
+    code = options.pop("region")
+    region = None if code is None else lambda scope: code
     app = App()
-    middleware = AgeGateMiddleware(app, gate=gate, subject=account_of if logged_in else None, **options)
+    middleware = AgeGateMiddleware(
+        app, gate=gate, subject=account_of if logged_in else None, region=region, **options
+    )
     if not options["cookie_name"]:
         assert middleware.cookie_name == cookie_name(KEYS, secure=options["secure_cookies"])
     cookie, account = {
@@ -131,6 +149,7 @@ async def test_a_refused_visitor_never_reaches_a_gated_path(
         "child_account": (ADULT, "kid"),
         "store_down": (ADULT, "bob"),
         "store_broken": (ADULT, "bob"),
+        "us_result": (US_ADULT, ""),
     }[visitor]
     if visitor == "store_down":
         store.failing = StoreUnavailable("the store is down")
@@ -147,6 +166,8 @@ async def test_a_refused_visitor_never_reaches_a_gated_path(
         assert not app.called and status == 403
     elif visitor in ("store_down", "store_broken"):
         assert not app.called and status == 503
+    elif visitor == "us_result" and code in (None, "US"):
+        assert app.called and status == 200
     elif is_signup:
         assert app.called  # no result yet: the app's signup hook screens inline
     else:
@@ -173,6 +194,7 @@ BAD_OPTIONS = [
     {"origins": ["shop.example"]},
     {"trust_forwarded_host": "true"},
     {"pages": object()},
+    {"region": "cf-ipcountry"},
 ]
 
 

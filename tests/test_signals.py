@@ -19,30 +19,28 @@ from agegate.stores import MemoryStore
 pytestmark = pytest.mark.anyio
 
 COPPA = AgePolicy(min_age=13, name="coppa-13")
-GDPR_16 = AgePolicy(min_age=16, name="gdpr-16")
-GDPR_15 = AgePolicy(min_age=15, name="gdpr-15")
-UK = AgePolicy(min_age=13, name="uk-13")
-POLICIES = {"coppa-13": COPPA, "gdpr-16": GDPR_16, "gdpr-15": GDPR_15, "uk-13": UK}
+#: The region table's policies for the acceptance table, by the region that has them.
+REGIONS = {"coppa-13": "US", "gdpr-de-16": "DE", "gdpr-fr-15": "FR", "uk-gdpr-13": "GB"}
 
 U, A, S = "under_age", "allowed", None  # S: straddles the threshold, screen as today
 # Every AB 1043 / Play default bracket against every policy, written out by hand.
 RULE_TABLE: list[tuple[str, str, str | None]] = [
     ("under-13", "coppa-13", U),
-    ("under-13", "gdpr-16", U),
-    ("under-13", "gdpr-15", U),
-    ("under-13", "uk-13", U),
+    ("under-13", "gdpr-de-16", U),
+    ("under-13", "gdpr-fr-15", U),
+    ("under-13", "uk-gdpr-13", U),
     ("13-15", "coppa-13", A),
-    ("13-15", "gdpr-16", U),
-    ("13-15", "gdpr-15", S),
-    ("13-15", "uk-13", A),
+    ("13-15", "gdpr-de-16", U),
+    ("13-15", "gdpr-fr-15", S),
+    ("13-15", "uk-gdpr-13", A),
     ("16-17", "coppa-13", A),
-    ("16-17", "gdpr-16", A),
-    ("16-17", "gdpr-15", A),
-    ("16-17", "uk-13", A),
+    ("16-17", "gdpr-de-16", A),
+    ("16-17", "gdpr-fr-15", A),
+    ("16-17", "uk-gdpr-13", A),
     ("18+", "coppa-13", A),
-    ("18+", "gdpr-16", A),
-    ("18+", "gdpr-15", A),
-    ("18+", "uk-13", A),
+    ("18+", "gdpr-de-16", A),
+    ("18+", "gdpr-fr-15", A),
+    ("18+", "uk-gdpr-13", A),
 ]
 PLAY_BANDS = {"under-13": (0, 12), "13-15": (13, 15), "16-17": (16, 17), "18+": (18, None)}
 
@@ -55,7 +53,10 @@ def gate_with(policy: AgePolicy, store: Any = None) -> AgeGate:
 def test_the_signal_rule_for_every_bracket_and_policy(
     bracket: str, policy: str, expected: str | None
 ) -> None:
-    gate = gate_with(POLICIES[policy])
+    # The region table's policies, as a visitor from each region meets them; and the same
+    # minimum age as a hand-made policy (AgePolicy(min_age=...)).
+    table = AgeGate(keys=Keyring.generate(), store=MemoryStore())
+    own = gate_with(AgePolicy(min_age=AgePolicy.for_region(REGIONS[policy]).min_age, name=policy))
     lower, upper = PLAY_BANDS[bracket]
     play: dict[str, Any] = {"userStatus": "SUPERVISED", "ageLower": lower}
     if upper is not None:
@@ -68,12 +69,16 @@ def test_the_signal_rule_for_every_bracket_and_policy(
         AgeSignal(lower, upper, "our-app"),
     ):
         assert signal is not None
-        decision = gate.screen_signal(signal)
-        if expected is None:
-            assert decision is None
-        else:
-            assert decision is not None
-            assert (decision.outcome, decision.allowed, decision.policy) == (expected, expected == A, policy)
+        for decision in (table.screen_signal(signal, region=REGIONS[policy]), own.screen_signal(signal)):
+            if expected is None:
+                assert decision is None
+            else:
+                assert decision is not None
+                assert (decision.outcome, decision.allowed, decision.policy) == (
+                    expected,
+                    expected == A,
+                    policy,
+                )
 
 
 def test_a_straddling_range_decides_nothing_and_the_screen_still_does() -> None:
@@ -162,12 +167,20 @@ def test_bad_signals_are_a_clear_error(args: tuple[Any, Any, Any]) -> None:
         AgeSignal(0, 12, "x", verified="yes")  # type: ignore[arg-type]
 
 
-def test_screen_signal_refuses_what_is_not_a_signal_and_an_unknown_region() -> None:
+def test_screen_signal_refuses_what_is_not_a_signal() -> None:
     gate = gate_with(COPPA)
     with pytest.raises(InvalidSignal):
         gate.screen_signal((0, 12))  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="region"):
-        gate.screen_signal(AgeSignal(0, 12, "x"), region="DE")
+
+
+def test_a_region_the_table_does_not_list_measures_a_signal_by_the_strictest_age() -> None:
+    gate = gate_with(COPPA)
+    teen = AgeSignal(16, 17, "google-play")
+    decision = gate.screen_signal(teen, region="XX")  # the table's strictest age (18)
+    assert decision is not None and decision.outcome == "under_age"
+    allowed = gate.screen_signal(teen, region="DE")
+    assert allowed is not None and allowed.allowed
+    assert (allowed.policy, allowed.version) == ("gdpr-de-16", "2026.1")
 
 
 bounds = st.one_of(st.none(), st.integers(min_value=-3, max_value=160))
@@ -362,3 +375,17 @@ def test_the_platform_readers_accept_or_refuse_cleanly(
         if signal is not None:
             assert signal.lower is None or 0 <= signal.lower <= (signal.upper or signal.lower)
             assert signal.upper is None or 0 <= signal.upper <= 150
+
+
+async def test_record_signal_follows_the_region(shared: Callable[[], AgeGate]) -> None:
+    gate = shared()
+    teen = AgeSignal(16, 17, "google-play")
+    allowed = await gate.record_signal("teen", teen, region="DE")
+    assert allowed is not None and (allowed.outcome, allowed.policy) == ("allowed", "gdpr-de-16")
+    assert await gate.status_of("teen", region="DE") == "allowed"
+    assert await gate.status_of("teen", region="XX") == "unknown"  # reached under 16, not 18
+    # 13-15 is a child in Germany: actual knowledge there, and under age everywhere.
+    frozen = await gate.record_signal("young", AgeSignal(13, 15, "ca-ab1043"), region="DE")
+    assert frozen is not None and frozen.outcome == "under_age"
+    assert await gate.status_of("young", region="US") == "under_age"
+    assert [f.subject for f in await gate.knowledge.flags()] == ["young"]

@@ -231,3 +231,17 @@ async def test_in_mode_all_a_signal_gates_reads_too() -> None:
         unsure = await client.get("/page", headers={"x-age-signal": json.dumps(SIGNALS["straddles"])})
     assert (child.status_code, adult.status_code, unsure.status_code) == (403, 200, 428)
     assert len(app.calls) == 1 and app.calls[0].allowed
+
+
+async def test_the_region_sets_the_age_a_signal_is_measured_against() -> None:
+    from agegate import region_from_header
+
+    gate = new_gate()
+    app = App(gate, subject=header_account, region=region_from_header("cf-ipcountry"))
+    teen = {"x-age-signal": json.dumps({"userStatus": "SUPERVISED", "ageLower": 13, "ageUpper": 15})}
+    async with app.client() as client:
+        us = await client.post("/orders", headers={**teen, "cf-ipcountry": "US"})
+        de = await client.post("/orders", headers={**teen, "cf-ipcountry": "DE", "x-account": "acct-de"})
+    assert (us.status_code, de.status_code) == (200, 403)
+    assert app.calls[0].policy == "coppa-13"
+    assert await gate.status_of("acct-de") == "under_age"

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from ..errors import ConfigurationError, InvalidToken
 from ..gate import AgeGate, Decision
 from ..keys import Keyring
+from ..policy import AgePolicy
+from ..regions import labelled_policy
 from ..tokens import Outcome
 
 __all__ = ["COOKIE_NAME", "UNDER_AGE", "GateCookie", "cookie_name", "read_cookie", "read_cookies"]
@@ -82,7 +84,8 @@ class GateCookie:
     A new cookie is written under that one name; the cookie is read under it and under the
     default names of every key in the keyring, so a key rotation (or a switch to a chosen name)
     drops no cookie the keys can still open. Only tokens the gate's own keys open count, and an
-    under-age one wins over any other.
+    under-age one wins over any other. An allowed token counts under a policy only when it was
+    sealed under a minimum age at least as high (see :func:`agegate.regions.labelled_policy`).
     """
 
     def __init__(self, gate: AgeGate, *, secure: bool, name: str | None = None) -> None:
@@ -95,8 +98,9 @@ class GateCookie:
                 )
             name = prefix + name
         self._sealer = gate.sealer
-        self._policy = gate.policy.name
-        self._allowed = Decision.of("allowed", self._policy)
+        self._own = gate.policy
+        # Token -> (expiry, UNDER_AGE, or (the minimum age it was sealed under, its decision), or
+        # None for a token that counts nowhere).
         self._opened: dict[str, tuple[int, Any]] = {}
         self.name = name or cookie_name(gate.keys, secure=secure)
         derived = (cookie_name(gate.keys, secure=secure, kid=kid) for kid in gate.keys.kids)
@@ -110,21 +114,23 @@ class GateCookie:
         }
         self._attrs = {outcome: f"; Max-Age={ttl}{attrs}" for outcome, ttl in self._ttl.items()}
 
-    def result(self, header: str | None) -> Any:
+    def result(self, header: str | None, policy: AgePolicy | None = None) -> Any:
         """The allowed :class:`Decision`, :data:`UNDER_AGE`, or ``None`` for no usable cookie in
-        the ``Cookie`` header ``header``."""
+        the ``Cookie`` header ``header``, for a request under ``policy`` (default: the gate's
+        own). The decision is the one the cookie was sealed with."""
         if not header:
             return None
+        need = (policy or self._own).min_age
         if self._only_name is not None:
             token = read_cookie(header, self._only_name)
-            return None if token is None else self._open(token, int(time.time()))
+            return None if token is None else _counts(self._open(token, int(time.time())), need)
         now = int(time.time())
         found: Any = None
         for token in read_cookies(header, self._names):
             result = self._open(token, now)
             if result is UNDER_AGE:
                 return UNDER_AGE  # a refusal under any of the gate's names wins
-            found = found or result
+            found = found or _counts(result, need)
         return found
 
     def _open(self, token: str, now: int) -> Any:
@@ -141,15 +147,27 @@ class GateCookie:
         if claims.outcome == "under_age":
             found: Any = UNDER_AGE  # a child's answer counts under any policy
         else:
-            # An allowed answer counts only under the policy it was given for.
-            found = self._allowed if claims.policy == self._policy else None
+            # An allowed answer counts only under policies no stricter than the one it was
+            # given for; one whose age cannot be known (an old or foreign label) counts nowhere.
+            reached = labelled_policy(claims.policy, self._own)
+            found = None if reached is None else (reached.min_age, Decision.of("allowed", reached))
         if len(self._opened) >= _OPENED_TOKENS:
             self._opened.clear()
         self._opened[token] = (claims.expires_at, found)
         return found
 
-    def set_cookie(self, outcome: Outcome) -> tuple[bytes, bytes]:
-        """A ``Set-Cookie`` header carrying a new sealed token for ``outcome``."""
+    def set_cookie(self, outcome: Outcome, policy: AgePolicy | None = None) -> tuple[bytes, bytes]:
+        """A ``Set-Cookie`` header carrying a new sealed token for ``outcome`` reached under
+        ``policy`` (default: the gate's own)."""
         now = int(time.time())
-        token = self._sealer.seal(outcome, self._policy, issued_at=now, expires_at=now + self._ttl[outcome])
+        label = (policy or self._own).label
+        token = self._sealer.seal(outcome, label, issued_at=now, expires_at=now + self._ttl[outcome])
         return (b"set-cookie", f"{self.name}={token}{self._attrs[outcome]}".encode("latin-1"))
+
+
+def _counts(found: Any, need: int) -> Any:
+    """What an opened token (see :meth:`GateCookie._open`) says for a policy of age ``need``."""
+    if found is None or found is UNDER_AGE:
+        return found
+    threshold, decision = found
+    return decision if threshold >= need else None

@@ -29,10 +29,12 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
+from ..regions import REGION_KEY, RegionFunc
 from ..signals import AgeSignal
 from .answers import Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
 from .endpoints import _PATH_SAFE, Screen, screen_headers
+from .language import LanguageChooser, LocaleFunc
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import OPEN, SIGNUP, PathRules, readings, safe_next
@@ -80,6 +82,15 @@ class AgeGateMiddleware:
     is sent to the screen with ``303``, other clients get ``428``; a visitor the screen turned
     away gets ``403`` on every protected page); ``OPTIONS`` and exempt paths stay open, and
     signup paths can be read without a result (their form screens inline).
+
+    ``region`` maps the ASGI scope to the visitor's region code (or ``None`` for the gate's own
+    policy), plain or async, for example :func:`agegate.region_from_header`; the screen, the
+    cookie, the account's attestation and signup paths then follow that region's policy
+    (:meth:`AgeGate.policy_for <agegate.AgeGate.policy_for>`). The region is never stored.
+
+    ``locale`` is the app's own language choice over the ASGI scope (a tag such as ``"de"``, or
+    ``None`` to follow ``Accept-Language``), plain or async; pages speak other languages than
+    English only with the extra ``agegate[i18n]``.
     """
 
     def __init__(
@@ -98,6 +109,8 @@ class AgeGateMiddleware:
         origins: Sequence[str] = (),
         trust_forwarded_host: bool = False,
         mode: Mode = "writes",
+        region: RegionFunc | None = None,
+        locale: LocaleFunc | None = None,
         signal: SignalFunc | None = None,
     ) -> None:
         if not isinstance(gate, AgeGate):
@@ -106,6 +119,8 @@ class AgeGateMiddleware:
             raise ConfigurationError("prefix must be a path such as '/agegate' (no trailing slash)")
         if subject is not None and not callable(subject):
             raise ConfigurationError("subject must be a function of the ASGI scope, or None")
+        if region is not None and not callable(region):
+            raise ConfigurationError("region must be a function of the ASGI scope, or None")
         if signal is not None and not callable(signal):
             raise ConfigurationError("signal must be a function of the ASGI scope, or None")
         if not isinstance(secure_cookies, bool):
@@ -127,13 +142,15 @@ class AgeGateMiddleware:
         self.pages = pages or Pages()
         self._paths = PathRules(prefix=prefix, protect=protect, exempt=exempt, signup_paths=signup_paths)
         self._subject = subject
+        self._region = region
         self._signal = signal
         self._allowed = Decision.of("allowed", gate.policy.name)
         self._cookie = GateCookie(gate, secure=secure_cookies, name=cookie_name)
         self.cookie_name = self._cookie.name
         #: The cross-site rule, for everywhere the gate writes its cookie.
         self.origins = OriginRule(origins, trust_forwarded_host=trust_forwarded_host)
-        self._headers = Headers(self.pages)
+        self._language = LanguageChooser(locale)
+        self._headers = Headers(self.pages, vary_language=self._language.varies)
         self._screen = Screen(
             gate,
             prefix=prefix,
@@ -141,14 +158,13 @@ class AgeGateMiddleware:
             cookie=self._cookie,
             headers=self._headers,
             origins=self.origins,
+            language=self._language,
             whole_service=mode == "all",
         )
-        # Prebuilt early answers: the blocked path only sends bytes.
+        # Prebuilt early answers: the blocked path only sends bytes (pages are kept per language).
         self._restricted_json = json_body({"error": "age_restricted"})
-        self._restricted_html = self._refusal_page()
         self._required_json = json_body({"error": "age_screen_required", "screen": prefix})
         self._unavailable_json = json_body({"error": "store_unavailable"})
-        self._unavailable_html = self.pages.store_unavailable().encode()
         self._invalid_signal_json = json_body({"error": "invalid_age_signal"})
 
     # -- the request path --------------------------------------------------------------------
@@ -166,6 +182,8 @@ class AgeGateMiddleware:
             paths = readings(scope)
             # OPTIONS: CORS preflights go to the app.
             if scope["method"] != "OPTIONS" and self._paths.is_screen(paths):
+                if self._region is not None:
+                    scope[REGION_KEY] = await _region_of(self._region, scope)  # for the screen's policy
                 await self._screen(scope, receive, send)
                 return
             if scope["method"] in self._passing:
@@ -191,21 +209,26 @@ class AgeGateMiddleware:
                 # mark a visitor as under age there, any more than on the screen.
                 html = b"text/html" in seen.get(b"accept", b"")
                 root = scope.get("root_path") or ""
-                await self._screen.error(send, html, 403, "cross_site_request", root=root)
+                await self._screen.error(send, html, 403, "cross_site_request", root=root, scope=scope)
                 return
 
+        region = None
+        if self._region is not None:
+            # Also for the app's signup hook (agegate.signup_fields), in request memory only.
+            region = scope[REGION_KEY] = await _region_of(self._region, scope)
+        policy = self.gate.policy_for(region)
         cookie, accept = _cookie_and_accept(scope)
-        found = self._cookie.result(cookie)
+        found = self._cookie.result(cookie, policy)
         if self._signal is not None:
             # Read even when the cookie refuses: an under-age signal is recorded for the account.
             try:
-                read = await read_signal(self._signal, scope, self.gate)
+                read = await read_signal(self._signal, scope, self.gate, region)
             except InvalidSignal:
                 await self._refuse_signal(scope, receive, send)
                 return
             if read is not None and read[1] is not None:
                 if not read[1].allowed:
-                    await self._under_age_signal(scope, receive, send, accept, read[0])
+                    await self._under_age_signal(scope, receive, send, accept, read[0], region)
                     return
                 found = found or read[1]
         if found is UNDER_AGE:
@@ -216,7 +239,9 @@ class AgeGateMiddleware:
             account = await self._account(scope)
             if account:
                 try:
-                    status = self.gate.peek_status(account) or await self.gate.cached_status(account)
+                    status = self.gate.peek_status(account, region=region) or await self.gate.cached_status(
+                        account, region=region
+                    )
                 except StoreUnavailable as exc:
                     # Whether the account was purged as a child's cannot be known: refuse, for
                     # now, within the gate's store_timeout; the app is not called.
@@ -233,7 +258,7 @@ class AgeGateMiddleware:
                     await self._block(scope, receive, send, accept)
                     return
                 if status == "allowed":
-                    decision = self._allowed
+                    decision = self._allowed if region is None else Decision.of("allowed", policy)
 
         if signup and not reading:
             await self._signup_path(scope, receive, send, decision)
@@ -252,7 +277,7 @@ class AgeGateMiddleware:
         return account  # type: ignore[no-any-return]
 
     async def _under_age_signal(
-        self, scope: Scope, receive: Receive, send: Send, accept: bytes, signal: AgeSignal
+        self, scope: Scope, receive: Receive, send: Send, accept: bytes, signal: AgeSignal, region: str | None
     ) -> None:
         """Refuse the request; record the logged-in account under age (actual knowledge). The
         refusal stands even when the record cannot be written now: the next request tries again."""
@@ -261,8 +286,9 @@ class AgeGateMiddleware:
             try:
                 # Once recorded, the account's cached status says so: no write (and no revision
                 # bump for every worker) on each request the child's device makes.
-                if (self.gate.peek_status(account) or await self.gate.cached_status(account)) != "under_age":
-                    await self.gate.record_signal(account, signal)
+                known = self.gate.peek_status(account) or await self.gate.cached_status(account)
+                if known != "under_age":
+                    await self.gate.record_signal(account, signal, region=region)
             except AgeGateError as exc:
                 _log.error("the age gate could not record an under-age signal: %s", type(exc).__name__)
         await self._block(scope, receive, send, accept)
@@ -273,22 +299,15 @@ class AgeGateMiddleware:
         else:
             await respond(send, 400, self._headers.json, self._invalid_signal_json)
 
-    def _refusal_page(self, home: str = "/") -> bytes:
-        """The neutral refusal: in mode "all" it offers nothing of the service."""
-        if self.mode == "all":
-            return self.pages.under_age_all().encode()
-        return self.pages.under_age(home).encode()
-
     async def _block(self, scope: Scope, receive: Receive, send: Send, accept: bytes) -> None:
         if scope["type"] == "websocket":
             await close_websocket(receive, send, "age_restricted")
             return
         if b"text/html" not in accept:
             headers, body = self._headers.json, self._restricted_json
-        elif root := scope.get("root_path"):
-            headers, body = self._headers.html, self._refusal_page(root + "/")
         else:
-            headers, body = self._headers.html, self._restricted_html
+            home = (scope.get("root_path") or "") + "/"
+            headers, body = self._headers.html, self._screen.under_age_page(home, await self._language(scope))
         if scope["method"] == "HEAD":
             await respond(send, 403, headers, b"", len(body))
         else:
@@ -302,7 +321,8 @@ class AgeGateMiddleware:
             return
         retry = (b"retry-after", str(retry_after).encode())
         if b"text/html" in accept:
-            await respond(send, 503, [*self._headers.html, retry], self._unavailable_html)
+            page = self.pages.store_unavailable(await self._language(scope)).encode()
+            await respond(send, 503, [*self._headers.html, retry], page)
         else:
             await respond(send, 503, [*self._headers.json, retry], self._unavailable_json)
 
@@ -323,7 +343,8 @@ class AgeGateMiddleware:
                 await respond(send, 303, [*self._headers.private, (b"location", location)], b"")
                 return
             url = screen_url(root + self.prefix, safe_next(target, root + "/"))
-            await respond(send, 428, self._headers.html, self.pages.screen_required(url).encode())
+            page = self.pages.screen_required(url, await self._language(scope)).encode()
+            await respond(send, 428, self._headers.html, page)
             return
         if root:
             body = json_body({"error": "age_screen_required", "screen": root + self.prefix})
@@ -355,11 +376,24 @@ class AgeGateMiddleware:
                 # A response that sets the gate's cookie must not be cached for anyone else.
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"cache-control"]
                 headers += self._headers.private
-                headers.append(self._cookie.set_cookie("under_age" if under else "allowed"))
+                # Sealed under the weakest policy the app's decisions were reached under.
+                reached = min(
+                    (note.age_policy or self.gate.policy for note in notes), key=lambda p: p.min_age
+                )
+                headers.append(self._cookie.set_cookie("under_age" if under else "allowed", reached))
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+
+async def _region_of(func: RegionFunc, scope: Scope) -> str | None:
+    code: Any = func(scope)
+    if inspect.isawaitable(code):
+        code = await code
+    if code is not None and not isinstance(code, str):
+        raise ConfigurationError("region must return a region code (a string) or None")
+    return code
 
 
 def _cookie_and_accept(scope: Scope) -> tuple[str | None, bytes]:

@@ -29,9 +29,10 @@ _log = logging.getLogger("agegate.asgi")
 
 
 async def read_signal(
-    func: SignalFunc, scope: Scope, gate: AgeGate
+    func: SignalFunc, scope: Scope, gate: AgeGate, region: str | None = None
 ) -> tuple[AgeSignal, Decision | None] | None:
-    """``None`` (no signal) or ``(signal, its decision, None when it straddles)``. Raises
+    """``None`` (no signal) or ``(signal, its decision under the policy of ``region``, None when
+    it straddles)``. Raises
     :class:`~agegate.InvalidSignal` for a signal that cannot be used, whatever the cause."""
     try:
         found = func(scope)
@@ -41,7 +42,7 @@ async def read_signal(
             return None
         if not isinstance(found, AgeSignal):
             raise TypeError("the signal function must return an agegate.AgeSignal or None")
-        return found, gate.screen_signal(found)
+        return found, gate.screen_signal(found, region=region)
     except InvalidSignal:
         raise  # the client's signal is malformed: its own fault, nothing to log
     except Exception as exc:
