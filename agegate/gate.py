@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar
 from .accounts import MAX_ACCOUNT_ID, AccountFormat, check_account_id
 from .birthdate import DATE_ORDERS, DateOrder, has_birth_input, read_birth_input
 from .errors import ConfigurationError, StoreError, StoreUnavailable, UnderAgeError
+from .hook import signup_place
 from .keycheck import KeyStatus, check_keys, key_status, move_to_active_key
 from .keys import Keyring
 from .policy import AgePolicy, aware
 from .regions import UNDER_AGE, PolicyTable, Standing, labelled_policy, status_for
 from .stores import AttestationRecord, Store, open_store
+from .syncloop import run_sync
 from .tokens import OUTCOMES, Hasher, Outcome, Sealer
 
 if TYPE_CHECKING:
@@ -472,6 +474,62 @@ class AgeGate:
         return await self._ask(lambda store: store.is_blocked(hashes, now=at))
 
     async def signup(
+        self,
+        fields: Mapping[str, str],
+        *,
+        subject: str,
+        identifiers: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+        decision: Decision | None = None,
+        region: str | None = None,
+        scope: Any = None,
+    ) -> Attestation:
+        """Screen a signup and, when allowed, store a hashed attestation for ``subject``; tell
+        the middleware the decision through ``scope`` (the request, any framework's, or its ASGI
+        scope) so it writes the browser's cookie, a sticky one for a child.
+
+        Raises :class:`~agegate.ConfigurationError`, before anything is screened, for a signup
+        the middleware would not hear of (see :mod:`agegate.hook`). The rest is
+        :meth:`_signup`'s (``decision`` too).
+        """
+        place = signup_place(self, scope)
+        return await place.recorded(
+            lambda: self._signup(
+                fields, subject=subject, identifiers=identifiers, now=now, decision=decision, region=region
+            ),
+            self.policy_for(region),
+        )
+
+    def signup_sync(
+        self,
+        fields: Mapping[str, str],
+        *,
+        subject: str,
+        identifiers: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+        decision: Decision | None = None,
+        region: str | None = None,
+        scope: Any = None,
+    ) -> Attestation:
+        """:meth:`signup` for synchronous code (a sync view, WSGI), run on the gate's own event
+        loop thread (:mod:`agegate.syncloop`)."""
+        place = signup_place(self, scope)  # here, in the request's own thread and context
+        return run_sync(
+            self,
+            place.recorded(
+                lambda: self._signup(
+                    fields,
+                    subject=subject,
+                    identifiers=identifiers,
+                    now=now,
+                    decision=decision,
+                    region=region,
+                ),
+                self.policy_for(region),
+            ),
+        )
+
+    async def _signup(
         self,
         fields: Mapping[str, str],
         *,

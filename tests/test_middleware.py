@@ -25,7 +25,7 @@ from agegate import AgeGate, AgeGateMiddleware, AgePolicy, ConfigurationError, K
 from agegate.asgi.cookie import cookie_name, read_cookie
 from agegate.asgi.forms import MAX_SCREEN_BODY
 from agegate.asgi.paths import safe_next
-from agegate.gate import NOTES_KEY, SCOPE_KEY, Decision, record_decision
+from agegate.gate import NOTES_KEY, SCOPE_KEY, Decision
 from agegate.signup import read_form
 from agegate.stores import MemoryStore
 
@@ -55,11 +55,9 @@ class Shop:
         form = await read_form(request)  # no python-multipart: the library must not need it
         gate: AgeGate = request.app.state.gate
         try:
-            await gate.signup(form, subject=form["account"])
+            await gate.signup(form, subject=form["account"], scope=request)
         except UnderAgeError:
-            record_decision(request.scope, Decision.of("under_age", gate.policy.name))
             return PlainTextResponse("refused", headers={"cache-control": "max-age=60"})
-        record_decision(request.scope, Decision.of("allowed", gate.policy.name))
         return PlainTextResponse("welcome")
 
     async def socket(self, websocket: WebSocket) -> None:

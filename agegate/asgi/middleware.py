@@ -2,10 +2,11 @@
 
 Reading stays open (in ``mode="writes"``, the default; ``mode="all"`` gates reads too); providing
 data or transacting (unsafe methods, websockets) on a protected path needs a screen result. The
-order of :meth:`AgeGateMiddleware.__call__`, cheapest first: pass lifespan, serve the screen, let
-safe methods through without parsing any cookie, let unprotected paths through, and only then
-read the sealed cookie and the logged-in account. A blocked request is answered before its body
-is read and before the app is called; an allowed one is handed on with the original ``receive``,
+order of :meth:`AgeGateMiddleware.__call__`, cheapest first: own the lifespan (the gate's store
+opens and closes with the server), serve the screen, let safe methods through without parsing
+any cookie, let unprotected paths through, and only then read the sealed cookie and the
+logged-in account. A blocked request is answered before its body is read and before the app is
+called; an allowed one is handed on with the original ``receive``,
 so uploads stream through unbuffered.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -29,12 +30,14 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
+from ..hook import mark, unmark
 from ..regions import REGION_KEY, RegionFunc
 from ..signals import AgeSignal
-from .answers import Headers, close_websocket, respond
+from .answers import Header, Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
 from .endpoints import _PATH_SAFE, Screen, screen_headers
 from .language import LanguageChooser, LocaleFunc
+from .lifespan import run_lifespan
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import OPEN, SIGNUP, PathRules, readings, safe_next
@@ -191,13 +194,22 @@ class AgeGateMiddleware:
                 return
         elif kind == "websocket":
             paths = readings(scope)
+        elif kind == "lifespan":
+            await run_lifespan(
+                self.app, scope, receive, send, opening=self.gate.store, closing=self.gate.aclose
+            )
+            return
         else:
             await self.app(scope, receive, send)
             return
 
         rule = self._paths.classify(paths)
         if rule == OPEN:
-            await self.app(scope, receive, send)
+            token = mark(self.gate, None)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                unmark(token)
             return
         signup = rule == SIGNUP and kind == "http"
         # Only in mode "all": a GET or HEAD that needs a screen result.
@@ -268,7 +280,11 @@ class AgeGateMiddleware:
             return
         if decision is not None:
             scope[SCOPE_KEY] = decision
-        await self.app(scope, receive, send)
+        token = mark(self.gate, None)  # a signup in this request would write no cookie: refused
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            unmark(token)
 
     async def _account(self, scope: Scope) -> str | None:
         account: Any = self._subject(scope) if self._subject is not None else None
@@ -372,19 +388,26 @@ class AgeGateMiddleware:
 
         async def send_with_cookie(message: Message) -> None:
             if notes and message["type"] == "http.response.start":
-                under = any(note.outcome == "under_age" for note in notes)
-                # A response that sets the gate's cookie must not be cached for anyone else.
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"cache-control"]
-                headers += self._headers.private
-                # Sealed under the weakest policy the app's decisions were reached under.
-                reached = min(
-                    (note.age_policy or self.gate.policy for note in notes), key=lambda p: p.min_age
-                )
-                headers.append(self._cookie.set_cookie("under_age" if under else "allowed", reached))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": self.signup_headers(notes, message.get("headers", ()))}
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        token = mark(self.gate, notes)
+        try:
+            await self.app(scope, receive, send_with_cookie)
+        finally:
+            unmark(token)
+
+    def signup_headers(self, notes: Sequence[Decision], headers: Iterable[Header]) -> list[Header]:
+        """A signup response's ``headers`` with the gate's cookie for the decisions in ``notes``
+        (a sticky under-age one if any is under age) and without caching."""
+        under = any(note.outcome == "under_age" for note in notes)
+        # A response that sets the gate's cookie must not be cached for anyone else.
+        out = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+        out += self._headers.private
+        # Sealed under the weakest policy the app's decisions were reached under.
+        reached = min((note.age_policy or self.gate.policy for note in notes), key=lambda p: p.min_age)
+        out.append(self._cookie.set_cookie("under_age" if under else "allowed", reached))
+        return out
 
 
 async def _region_of(func: RegionFunc, scope: Scope) -> str | None:
