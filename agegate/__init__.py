@@ -4,6 +4,7 @@ from .asgi import AgeGateMiddleware, Pages
 from .errors import (
     AgeGateError,
     ConfigurationError,
+    CredentialRefused,
     InvalidBirthDate,
     InvalidSignal,
     InvalidToken,
@@ -30,6 +31,7 @@ __all__ = [
     "AgeSignal",
     "Attestation",
     "ConfigurationError",
+    "CredentialRefused",
     "Decision",
     "InvalidBirthDate",
     "InvalidSignal",

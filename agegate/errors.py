@@ -71,6 +71,24 @@ class InvalidSignal(AgeGateError, ValueError):
     names the field, never its value."""
 
 
+class CredentialRefused(AgeGateError, ValueError):
+    """A digital-ID presentation was not accepted (:mod:`agegate.credentials`).
+
+    ``code`` says why, for programs and logs (``malformed``, ``untrusted_issuer``,
+    ``bad_signature``, ``expired``, ``wrong_nonce``, ``nonce_reused``, ``device_binding``,
+    ``extra_claims``, ``no_age_claim``); the message says it for people. Neither carries any
+    part of the presentation.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[CredentialRefused], tuple[str, str]]:
+        return (type(self), (self.code, self.message))
+
+
 class UnderAgeError(AgeGateError):
     """The person screened is under the policy's minimum age, or the account is blocked."""
 

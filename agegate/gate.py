@@ -44,6 +44,10 @@ class Decision:
     policy: str
     version: str = ""
     age_policy: AgePolicy | None = field(default=None, compare=False, repr=False)
+    #: Whether the answer came from a verified digital ID (:mod:`agegate.credentials`) rather
+    #: than a typed date: only such an answer passes paths the middleware's
+    #: ``require_verified`` names.
+    verified: bool = False
 
     @classmethod
     def of(cls, outcome: Outcome, policy: str | AgePolicy) -> Decision:

@@ -19,7 +19,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import KeyringError
 
-Purpose = Literal["cookie", "attestation", "subject", "identifier", "journal", "receipt", "check", "flag"]
+Purpose = Literal[
+    "cookie", "attestation", "subject", "identifier", "journal", "receipt", "check", "credential", "flag"
+]
 PURPOSES: tuple[Purpose, ...] = (
     "cookie",
     "attestation",
@@ -28,6 +30,7 @@ PURPOSES: tuple[Purpose, ...] = (
     "journal",
     "receipt",
     "check",  # the store's check value per key id: tells the right key from another of that id
+    "credential",  # the digital-ID request's nonce cookie (agegate.credentials)
     "flag",  # the keyed hash under which an account flagged by an age signal is kept
 )
 

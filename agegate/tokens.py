@@ -33,6 +33,8 @@ VERSION = 1
 #: How far in the future an issue time may lie (clock skew between instances), in seconds.
 MAX_CLOCK_SKEW = 60
 _HEADER = struct.Struct(">BQQ")  # outcome index, issued-at, expires-at (Unix seconds)
+#: Set in the outcome byte of a token whose answer came from a verified digital ID.
+_VERIFIED = 0x80
 _NONCE = 12
 _MAX_TOKEN_CHARS = 512
 _B64URL = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
@@ -50,6 +52,7 @@ class Claims(NamedTuple):
     policy: str
     issued_at: int
     expires_at: int
+    verified: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -115,9 +118,13 @@ class Sealer:
         except InvalidTag:
             raise InvalidToken() from None
 
-    def seal(self, outcome: Outcome, policy: str, *, issued_at: int, expires_at: int) -> str:
-        """A cookie-safe token holding the outcome, policy and times."""
-        payload = _HEADER.pack(OUTCOMES.index(outcome), issued_at, expires_at) + policy.encode()
+    def seal(
+        self, outcome: Outcome, policy: str, *, issued_at: int, expires_at: int, verified: bool = False
+    ) -> str:
+        """A cookie-safe token holding the outcome, policy and times, and whether the answer
+        came from a verified digital ID."""
+        index = OUTCOMES.index(outcome) | (_VERIFIED if verified else 0)
+        payload = _HEADER.pack(index, issued_at, expires_at) + policy.encode()
         return _b64encode(self.seal_bytes(payload))
 
     def open(self, token: str, *, now: datetime | int | None = None) -> Claims:
@@ -127,6 +134,8 @@ class Sealer:
         if len(payload) < _HEADER.size:
             raise InvalidToken()
         index, issued_at, expires_at = _HEADER.unpack_from(payload)
+        verified = bool(index & _VERIFIED)
+        index &= ~_VERIFIED
         if index >= len(OUTCOMES):
             raise InvalidToken()
         try:
@@ -136,7 +145,7 @@ class Sealer:
         current = _unix(now)
         if current >= expires_at or issued_at > current + MAX_CLOCK_SKEW:
             raise InvalidToken()
-        return Claims(OUTCOMES[index], policy, issued_at, expires_at)
+        return Claims(OUTCOMES[index], policy, issued_at, expires_at, verified)
 
 
 def sealed_kid(token: bytes) -> str | None:

@@ -33,6 +33,13 @@ class Headers:
             (b"referrer-policy", b"same-origin"),
             (b"content-security-policy", pages.csp.encode("latin-1")),
         ]
+        #: The screen's headers when it offers a digital ID: its one script is the gate's own
+        #: ``{prefix}/dc.js``, which fetches from the gate's own endpoints.
+        scripts = f"{pages.csp}; script-src 'self'; connect-src 'self'"
+        self.html_scripts: list[Header] = [
+            *self.html[:-1],
+            (b"content-security-policy", scripts.encode("latin-1")),
+        ]
 
 
 async def respond(

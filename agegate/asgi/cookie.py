@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from http import cookies as http_cookies
 from typing import Any, Final
 
@@ -130,7 +131,9 @@ class GateCookie:
             result = self._open(token, now)
             if result is UNDER_AGE:
                 return UNDER_AGE  # a refusal under any of the gate's names wins
-            found = found or _counts(result, need)
+            counted = _counts(result, need)
+            if found is None or (counted is not None and counted.verified):
+                found = counted  # a verified answer under any name wins over a typed one
         return found
 
     def _open(self, token: str, now: int) -> Any:
@@ -149,19 +152,28 @@ class GateCookie:
         else:
             # An allowed answer counts only under policies no stricter than the one it was
             # given for; one whose age cannot be known (an old or foreign label) counts nowhere.
+            # A verified one (a digital ID) stays verified under the same rule, never beyond it.
             reached = labelled_policy(claims.policy, self._own)
-            found = None if reached is None else (reached.min_age, Decision.of("allowed", reached))
+            if reached is None:
+                found = None
+            else:
+                decision = Decision.of("allowed", reached)
+                found = (reached.min_age, replace(decision, verified=True) if claims.verified else decision)
         if len(self._opened) >= _OPENED_TOKENS:
             self._opened.clear()
         self._opened[token] = (claims.expires_at, found)
         return found
 
-    def set_cookie(self, outcome: Outcome, policy: AgePolicy | None = None) -> tuple[bytes, bytes]:
+    def set_cookie(
+        self, outcome: Outcome, policy: AgePolicy | None = None, *, verified: bool = False
+    ) -> tuple[bytes, bytes]:
         """A ``Set-Cookie`` header carrying a new sealed token for ``outcome`` reached under
-        ``policy`` (default: the gate's own)."""
+        ``policy`` (default: the gate's own); ``verified``: the answer came from a verified
+        digital ID."""
         now = int(time.time())
         label = (policy or self._own).label
-        token = self._sealer.seal(outcome, label, issued_at=now, expires_at=now + self._ttl[outcome])
+        expires = now + self._ttl[outcome]
+        token = self._sealer.seal(outcome, label, issued_at=now, expires_at=expires, verified=verified)
         return (b"set-cookie", f"{self.name}={token}{self._attrs[outcome]}".encode("latin-1"))
 
 

@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..birthdate import MESSAGES
 from ..errors import InvalidBirthDate
-from ..gate import AgeGate
+from ..gate import AgeGate, Decision
 from ..i18n import ENGLISH, Language
 from ..policy import AgePolicy
 from ..regions import REGION_KEY
@@ -61,8 +61,12 @@ class Screen:
         origins: OriginRule | None = None,
         language: LanguageChooser | None = None,
         whole_service: bool = False,
+        digital_id: bool = False,
     ):
         self.gate = gate
+        #: Whether the form offers a digital ID (from the gate's prefix).
+        self.digital_id = digital_id
+        self._page_headers = headers.html_scripts if digital_id else headers.html
         self.prefix = prefix
         self.pages = pages
         self.cookie = cookie
@@ -110,7 +114,8 @@ class Screen:
             else:
                 outcome = "under_age" if found is UNDER_AGE else ("allowed" if found else None)
                 body = json_body({"screen": action, "fields": list(DATE_FIELDS), "outcome": outcome})
-            headers = self.headers.html if html else self.headers.json
+            page_headers = self.headers.html if found is UNDER_AGE else self._page_headers
+            headers = page_headers if html else self.headers.json
             await respond(send, 200, headers, b"" if method == "HEAD" else body, len(body))
             return
         if method != "POST":
@@ -125,7 +130,9 @@ class Screen:
             return
         media = media_type(seen.get(b"content-type"))
         location = quote(root, safe=_PATH_SAFE) + self.prefix  # the screen, as a Location value
-        if self.cookie.result(cookie.decode("latin-1") if cookie else None) is UNDER_AGE:
+        policy = self.gate.policy_for(scope.get(REGION_KEY))
+        current = self.cookie.result(cookie.decode("latin-1") if cookie else None, policy)
+        if current is UNDER_AGE:
             # Sticky: a new birth date changes nothing until the under-age cookie expires.
             html = html and not is_json(media)
             await self._answer(send, html, "under_age", location, set_cookie=False)
@@ -146,7 +153,11 @@ class Screen:
             await self._invalid(scope, send, html, exc, fields, next_path, home, location)
             return
         where = next_path if decision.outcome == "allowed" else location
-        await self._answer(send, html, decision.outcome, where, set_cookie=True, policy=decision.age_policy)
+        # A verified answer (a digital ID) that counts here outranks a typed date that agrees
+        # with it: keep it.
+        keep = decision.allowed and isinstance(current, Decision) and current.verified
+        reached = decision.age_policy
+        await self._answer(send, html, decision.outcome, where, set_cookie=not keep, policy=reached)
 
     async def _form(self, scope: Scope, action: str, home: str) -> ScreenForm:
         """The form of a ``GET``: ``next``, and the message of a date that could not be used
@@ -163,6 +174,7 @@ class Screen:
             order=language.order or self.gate.date_order,
             invalid=invalid,
             language=language,
+            digital_id=action if self.digital_id else None,
         )
 
     async def _invalid(
@@ -190,16 +202,18 @@ class Screen:
         language = await self.language(scope)
         message = error_message(exc.reason, exc.message, self.gate.date_order, language)
         if html:  # a message without a name: shown at once, with what was typed
+            form_action = scope.get("root_path", "") + self.prefix
             form = ScreenForm(
-                scope.get("root_path", "") + self.prefix,
+                form_action,
                 next_path,
                 values=values,
                 error=message,
                 order=language.order or self.gate.date_order,
                 invalid=invalid_fields(values),
                 language=language,
+                digital_id=form_action if self.digital_id else None,
             )
-            await respond(send, 400, self.headers.html, self.pages.screen(form).encode())
+            await respond(send, 400, self._page_headers, self.pages.screen(form).encode())
         else:
             body = json_body({"error": "invalid_birth_date", "code": exc.code, "message": message})
             await respond(send, 400, self.headers.json_language, body)

@@ -16,7 +16,7 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,8 +40,12 @@ from .language import LanguageChooser, LocaleFunc
 from .lifespan import run_lifespan
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
-from .paths import OPEN, SIGNUP, PathRules, readings, safe_next
+from .paths import OPEN, SIGNUP, PathRules, Patterns, readings, safe_next
 from .signals import SignalFunc, read_signal
+
+if TYPE_CHECKING:
+    from ..credentials import CredentialVerifier
+    from .credential import CredentialEndpoint
 
 __all__ = ["MODES", "SAFE_METHODS", "AgeGateMiddleware", "Mode", "SubjectFunc"]
 
@@ -55,6 +59,8 @@ _log = logging.getLogger("agegate.asgi")
 _BROKEN_RETRY_AFTER = 60
 #: Methods that only read; they always pass in mode "writes" (only OPTIONS in mode "all").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: What a 428 for a path that needs a verified answer tells the client to do.
+_HINT = "a verified digital ID is needed here: answer the screen with one"
 #: What passes in mode "all" without a screen result: CORS preflights, which carry no cookie.
 _PREFLIGHT = frozenset({"OPTIONS"})
 
@@ -94,6 +100,10 @@ class AgeGateMiddleware:
     ``locale`` is the app's own language choice over the ASGI scope (a tag such as ``"de"``, or
     ``None`` to follow ``Accept-Language``), plain or async; pages speak other languages than
     English only with the extra ``agegate[i18n]``.
+
+    ``credentials`` (an :class:`agegate.credentials.CredentialVerifier`, extra
+    ``agegate[credentials]``) lets the screen offer a digital ID; ``require_verified`` names
+    the path patterns where only such a verified answer will do (``428`` otherwise).
     """
 
     def __init__(
@@ -114,6 +124,8 @@ class AgeGateMiddleware:
         mode: Mode = "writes",
         region: RegionFunc | None = None,
         locale: LocaleFunc | None = None,
+        credentials: CredentialVerifier | None = None,
+        require_verified: Sequence[str] = (),
         signal: SignalFunc | None = None,
     ) -> None:
         if not isinstance(gate, AgeGate):
@@ -163,7 +175,15 @@ class AgeGateMiddleware:
             origins=self.origins,
             language=self._language,
             whole_service=mode == "all",
+            digital_id=credentials is not None,
         )
+        self._credential = self._digital_ids(credentials, secure_cookies)
+        self._require_verified = Patterns("require_verified", require_verified) if require_verified else None
+        if self._require_verified is not None and credentials is None:
+            raise ConfigurationError(
+                "require_verified needs credentials= (a CredentialVerifier): nobody could pass"
+            )
+        self._verify_json = json_body({"error": "age_verification_required", "screen": prefix, "hint": _HINT})
         # Prebuilt early answers: the blocked path only sends bytes (pages are kept per language).
         self._restricted_json = json_body({"error": "age_restricted"})
         self._required_json = json_body({"error": "age_screen_required", "screen": prefix})
@@ -183,6 +203,11 @@ class AgeGateMiddleware:
         kind = scope["type"]
         if kind == "http":
             paths = readings(scope)
+            if self._credential is not None and (route := self._credential.route(paths)):
+                if self._region is not None:
+                    scope[REGION_KEY] = await _region_of(self._region, scope)  # the age asked for
+                await self._credential(scope, receive, send, route)
+                return
             # OPTIONS: CORS preflights go to the app.
             if scope["method"] != "OPTIONS" and self._paths.is_screen(paths):
                 if self._region is not None:
@@ -269,11 +294,16 @@ class AgeGateMiddleware:
                 if status == "under_age":
                     await self._block(scope, receive, send, accept)
                     return
-                if status == "allowed":
+                # A verified cookie stays verified: the account's attestation does not record it.
+                if status == "allowed" and (decision is None or not decision.verified):
                     decision = self._allowed if region is None else Decision.of("allowed", policy)
 
         if signup and not reading:
             await self._signup_path(scope, receive, send, decision)
+            return
+        verified = decision is not None and decision.verified
+        if self._require_verified is not None and not verified and not signup and self._needs_verified(paths):
+            await self._require_screen(scope, receive, send, paths[0], accept, verified=True)
             return
         if decision is None and not signup:  # a signup form is read before its inline screen
             await self._require_screen(scope, receive, send, paths[0], accept, reading)
@@ -343,10 +373,20 @@ class AgeGateMiddleware:
             await respond(send, 503, [*self._headers.json, retry], self._unavailable_json)
 
     async def _require_screen(
-        self, scope: Scope, receive: Receive, send: Send, path: str, accept: bytes, reading: bool = False
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        accept: bytes,
+        reading: bool = False,
+        *,
+        verified: bool = False,
     ) -> None:
         if scope["type"] == "websocket":
-            await close_websocket(receive, send, "age_screen_required")
+            await close_websocket(
+                receive, send, "age_verification_required" if verified else "age_screen_required"
+            )
             return
         root = scope.get("root_path") or ""
         if b"text/html" in accept:
@@ -359,10 +399,17 @@ class AgeGateMiddleware:
                 await respond(send, 303, [*self._headers.private, (b"location", location)], b"")
                 return
             url = screen_url(root + self.prefix, safe_next(target, root + "/"))
-            page = self.pages.screen_required(url, await self._language(scope)).encode()
+            language = await self._language(scope)
+            if verified:
+                page = self.pages.verification_required(url, language).encode()
+            else:
+                page = self.pages.screen_required(url, language).encode()
             await respond(send, 428, self._headers.html, page)
             return
-        if root:
+        if verified:
+            found = {"error": "age_verification_required", "screen": root + self.prefix, "hint": _HINT}
+            body = json_body(found) if root else self._verify_json
+        elif root:
             body = json_body({"error": "age_screen_required", "screen": root + self.prefix})
         else:
             body = self._required_json
@@ -376,6 +423,32 @@ class AgeGateMiddleware:
         if query and back == target:
             back = safe_next(f"{target}?{query.decode('latin-1')}", back)
         return screen_url(home[:-1] + self.prefix, back).encode("ascii")
+
+    def _needs_verified(self, paths: tuple[str, ...]) -> bool:
+        """Whether any reading of the path is one that ``require_verified`` names."""
+        patterns = self._require_verified
+        return patterns is not None and any(patterns.match(path) for path in paths)
+
+    def _digital_ids(self, credentials: CredentialVerifier | None, secure: bool) -> CredentialEndpoint | None:
+        """The digital-ID endpoints, when the app accepts digital IDs (imported only then: the
+        verifier's libraries are the optional extra ``agegate[credentials]``)."""
+        if credentials is None:
+            return None
+        from ..credentials import CredentialVerifier
+        from .credential import CredentialEndpoint
+
+        if not isinstance(credentials, CredentialVerifier):
+            raise ConfigurationError("credentials must be an agegate.credentials.CredentialVerifier")
+        return CredentialEndpoint(
+            self.gate,
+            credentials,
+            prefix=self.prefix,
+            cookie=self._cookie,
+            headers=self._headers,
+            origins=self.origins,
+            screen=self._screen,
+            secure=secure,
+        )
 
     async def _signup_path(
         self, scope: Scope, receive: Receive, send: Send, decision: Decision | None

@@ -92,6 +92,9 @@ class ScreenForm:
     order: str = "MDY"
     invalid: tuple[str, ...] = ()
     language: Language = ENGLISH
+    #: The gate's prefix when the app accepts digital IDs (:mod:`agegate.credentials`): the
+    #: page then offers one, where the browser can (``{prefix}/dc.js`` decides).
+    digital_id: str | None = None
 
 
 def _default_layout(title: str, body: str, css: str) -> str:
@@ -263,6 +266,7 @@ class Pages:
             f'<input type="hidden" name="next" value="{escape(form.next)}">'
             f"{fields}"
             f'<button type="submit">{button}</button></form>'
+            f"{self.digital_id_option(form) if form.digital_id else ''}"
             '<p class="note">'
             + escape(
                 _(
@@ -273,6 +277,31 @@ class Pages:
             + f"{privacy}</p>"
         )
         return self.page(title, body, form.language)
+
+    def digital_id_option(self, form: ScreenForm) -> str:
+        """The "Use a digital ID" option under the form: hidden, and shown by
+        ``{prefix}/dc.js`` only where the browser has the Digital Credentials API. It names no
+        age: the request, fetched when chosen, carries the claim."""
+        _ = form.language.gettext
+        base = escape(form.digital_id or "")
+        failed = escape(_("That digital ID could not be used. Please enter your date of birth instead."))
+        intro, button = escape(_("Or, if your device holds a digital ID:")), escape(_("Use a digital ID"))
+        return (
+            '<div id="agegate-dc" style="margin-top:1.25rem" hidden '
+            f'data-request="{base}/credential/request" '
+            f'data-verify="{base}/credential" data-next="{escape(form.next)}" '
+            f'data-failed="{failed}">'
+            f"<p>{intro}</p>"
+            f'<button type="button" id="agegate-dc-button">{button}</button>'
+            '<p id="agegate-dc-status" class="error" role="status"></p></div>'
+            f'<script src="{base}/dc.js" defer></script>'
+        )
+
+    def verification_required(self, screen_url: str, language: Language = ENGLISH) -> str:
+        """The page for a visitor who needs a verified answer (a digital ID) to do this."""
+        _ = language.gettext
+        text = _("Please confirm your age with a digital ID before you continue.")
+        return self._one_step(text, screen_url, language)
 
     def under_age(self, home: str = "/", language: Language = ENGLISH) -> str:
         """The page for a visitor the screen turned away: kind, neutral, one message, no way to
@@ -299,9 +328,13 @@ class Pages:
     def screen_required(self, screen_url: str, language: Language = ENGLISH) -> str:
         """The page for a visitor who has to answer the screen before doing this."""
         _ = language.gettext
-        title = _("One step first")
         text = _("Please answer one quick question before you continue.")
-        button = escape(_("Continue"))
+        return self._one_step(text, screen_url, language)
+
+    def _one_step(self, text: str, screen_url: str, language: Language) -> str:
+        """A "one step first" page saying ``text`` (translated), linking to the screen."""
+        _ = language.gettext
+        title, button = _("One step first"), escape(_("Continue"))
         body = (
             f"<h1>{escape(title)}</h1><p>{escape(text)}</p>"
             f'<p><a class="button" href="{escape(screen_url)}">{button}</a></p>'
