@@ -6,10 +6,12 @@ from .errors import (
     ConfigurationError,
     CredentialRefused,
     InvalidBirthDate,
+    InvalidReport,
     InvalidSignal,
     InvalidToken,
     KeyringError,
     KeyringMismatch,
+    ReportError,
     StoreError,
     StoreUnavailable,
     UnderAgeError,
@@ -19,6 +21,7 @@ from .keys import Keyring
 from .policy import AgePolicy
 from .purge import PurgeError, PurgeReport
 from .regions import PolicyTable, RegionRule, region_from_header
+from .reports import Delivery
 from .signals import AgeSignal, lower_wins
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
@@ -33,7 +36,9 @@ __all__ = [
     "ConfigurationError",
     "CredentialRefused",
     "Decision",
+    "Delivery",
     "InvalidBirthDate",
+    "InvalidReport",
     "InvalidSignal",
     "InvalidSignupForm",
     "InvalidToken",
@@ -45,6 +50,7 @@ __all__ = [
     "PurgeError",
     "PurgeReport",
     "RegionRule",
+    "ReportError",
     "StoreError",
     "StoreUnavailable",
     "UnderAgeError",

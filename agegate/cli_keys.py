@@ -71,9 +71,18 @@ def _until(status: KeyStatus) -> str:
 
 
 def _print_table(statuses: list[KeyStatus]) -> None:
-    header = ("KEY ID", "RECORDS", "ATTESTATIONS", "BLOCKS", "JOBS", "NEEDED UNTIL", "STATE")
+    header = ("KEY ID", "RECORDS", "ATTESTATIONS", "BLOCKS", "JOBS", "REPORTS", "NEEDED UNTIL", "STATE")
     rows = [
-        (s.kid, str(s.records), str(s.attestations), str(s.blocks), str(s.jobs), _until(s), _state(s))
+        (
+            s.kid,
+            str(s.records),
+            str(s.attestations),
+            str(s.blocks),
+            str(s.jobs),
+            str(s.reports),
+            _until(s),
+            _state(s),
+        )
         for s in statuses
     ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]

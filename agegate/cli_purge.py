@@ -37,10 +37,12 @@ from .cli_app import (
     when,
 )
 from .cli_coverage import run_coverage
+from .cli_reports import answer_line
 from .cli_safety import Started, interrupted, no_match_message, resume_command
 from .errors import AgeGateError, ConfigurationError
 from .gate import AgeGate
 from .purge import PurgeEvent, PurgeReport
+from .reports import Report
 
 __all__ = ["AppNotFound", "JobNotFound", "NoMatch", "load_gate", "register"]
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
@@ -193,7 +195,7 @@ _MODE_FLAGS = {
     "--vacuum": set(),
     "--subjects-from": {"--ticket", "--operator", "--dry-run", "--yes", "--allow-no-match", "--concurrency"},
     None: {"--subject", "--ticket", "--operator", "--identifier", "--dry-run", "--receipt", "--yes",
-           "--allow-no-match"},
+           "--allow-no-match", "--report"},
 }  # fmt: skip
 
 
@@ -221,6 +223,7 @@ def _given(args: argparse.Namespace) -> tuple[list[str], list[str]]:
             ("--yes", args.yes),
             ("--allow-no-match", args.allow_no_match),
             ("--concurrency", args.concurrency is not None),
+            ("--report", args.report is not None),
         )
         if on
     ]
@@ -239,8 +242,11 @@ def _purge(args: argparse.Namespace) -> int:
         from .cli_batch import run_batch
 
         return run_batch(args)
+    if args.report is not None and args.ticket is not None:
+        raise usage("--report gives the purge its ticket (the report's reference): drop --ticket")
     if mode is None:
-        needed = (("--subject", args.subject), ("--ticket", args.ticket), ("--operator", args.operator))
+        ticket = args.report if args.report is not None else args.ticket
+        needed = (("--subject", args.subject), ("--ticket", ticket), ("--operator", args.operator))
         missing = [flag for flag, value in needed if not value]
         if missing:
             raise usage(
@@ -258,6 +264,13 @@ def _purge(args: argparse.Namespace) -> int:
         return run_vacuum(gate, args)
     if mode == "--resume":
         return _resume(gate, args)
+    answered: list[Report] = []
+    if args.report is not None:
+        # The report's reference is the purge's ticket (so the job is linked to it), and its
+        # account, when it is an identifier a purge blocks, is blocked too.
+        found = run(gate, lambda: gate.reports.get(args.report))
+        args.report = args.ticket = found.reference
+        identifiers = {**gate.reports.identifiers(found), **identifiers}
     receipt = str(Path(args.receipt).resolve()) if args.receipt else None
     try:
         gate.purger.check_request(args.subject, args.ticket, args.operator, identifiers, receipt=receipt)
@@ -279,6 +292,8 @@ def _purge(args: argparse.Namespace) -> int:
             gate.purger.listen(started),
         ]
         started.began = not args.dry_run
+        if args.report is not None and not args.dry_run:
+            await gate.reports.begin_purge(args.report)
         try:
             report = await gate.purger.purge(
                 args.subject,
@@ -291,6 +306,10 @@ def _purge(args: argparse.Namespace) -> int:
         finally:
             for stop in stops:
                 stop()
+        if args.report is not None and report.state == "done":
+            job = await gate.purger.find(job_id=report.job_id)
+            if job is not None:
+                answered.append(await gate.reports.finish_purge(args.report, job))
         if receipt and report.state == "done":
             return report, await _write_receipt(gate, report.job_id, receipt)
         return report, None
@@ -303,11 +322,19 @@ def _purge(args: argparse.Namespace) -> int:
         print("Not confirmed: nothing was done.", file=sys.stderr)
         return EXIT_FAILURE
     if args.json:
-        print(json.dumps(_report_json(report, written)))
+        shown = _report_json(report, written)
+        for closed in answered:  # the report this purge came from, and whether it was answered
+            shown["report"] = {"reference": closed.reference, "state": closed.record.state,
+                               "delivery_error": closed.record.error}  # fmt: skip
+        print(json.dumps(shown))
     else:
         _print_report(report, gate)
         if written:
             print(f"Signed receipt written to {written}: send it to the person who reported the account.")
+        for closed in answered:
+            print(answer_line(closed))
+    if any(closed.record.state != "delivered" for closed in answered):
+        return EXIT_FAILURE  # the answer must still reach the reporter: `agegate reports deliver`
     # Data left behind by handlers that did not run is a failure a script must notice.
     return EXIT_FAILURE if report.not_run and report.state != "dry_run" else EXIT_OK
 
@@ -384,6 +411,12 @@ def register(sub: Any) -> None:
     purge.add_argument("--json", action="store_true", help="print JSON")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     purge.add_argument("--receipt", metavar="FILE", help="write the signed deletion receipt to FILE")
+    purge.add_argument(
+        "--report",
+        metavar="REF",
+        help="purge the account of report REF: its reference is the ticket, its account is blocked, "
+        "and the report is closed and answered with the receipt (see `agegate reports`)",
+    )
     purge.add_argument("--resume", action="store_true", help="finish every interrupted or failed purge")
     purge.add_argument(
         "--coverage",

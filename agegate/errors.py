@@ -154,3 +154,21 @@ class PurgeError(AgeGateError):
     def __init__(self, message: str, *, job_id: str = "") -> None:
         super().__init__(message)
         self.job_id = job_id
+
+
+class ReportError(AgeGateError):
+    """A report from a parent cannot be handled as asked (not found, already closed, its
+    answer not delivered). The message names the report's reference, never what it says."""
+
+
+class InvalidReport(ReportError, ValueError):
+    """A field of a report cannot be used: ``field`` names it (``account``, ``relation``,
+    ``contact``, ``details``), ``message`` says why for people. Never holds the value."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[InvalidReport], tuple[str, str]]:
+        return (type(self), (self.field, self.message))

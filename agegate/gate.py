@@ -25,6 +25,7 @@ from .tokens import OUTCOMES, Hasher, Outcome, Sealer
 if TYPE_CHECKING:
     from .knowledge import ActualKnowledge
     from .purge import Purger, PurgeReport
+    from .reports import Reports
     from .signals import AgeSignal
 
 Status = Literal["allowed", "under_age", "unknown"]
@@ -182,6 +183,10 @@ class AgeGate:
         #: The app's own shape for account ids (``gate.purger.subject_format`` sets it).
         self.account_format: AccountFormat | None = None
         self.purger: Purger = Purger(self)
+        from .reports import Reports
+
+        #: Reports from parents that a child has an account (:class:`~agegate.reports.Reports`).
+        self.reports: Reports = Reports(self)
         #: Accounts known to be a child's from an age signal (:mod:`agegate.knowledge`).
         self.knowledge: ActualKnowledge = ActualKnowledge(self)
 

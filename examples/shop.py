@@ -21,7 +21,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from agegate import AgeGate, InvalidBirthDate, Keyring, Pages, StoreUnavailable, UnderAgeError
+from agegate import AgeGate, Delivery, InvalidBirthDate, Keyring, Pages, StoreUnavailable, UnderAgeError
 from agegate.asgi.cookie import read_cookie
 from agegate.signup import InvalidSignupForm, read_form, signup_fields
 
@@ -110,6 +110,22 @@ class ShopDB:
         return await self._run(lambda db: db.execute(sql, (account_id,)).rowcount)
 
 
+def write_answer(outbox: Path, delivery: Delivery) -> None:
+    """The shop's "email" answering a report: ``outbox/REF.txt``, and after a purge the signed
+    receipt beside it (``REF-receipt.json``), which ``agegate receipt verify`` checks."""
+    outbox.mkdir(exist_ok=True)
+    done = {
+        "purged": "We found the account and deleted its data. The signed receipt is attached.",
+    }.get(delivery.outcome, f"We looked into it and closed it ({delivery.outcome}).")
+    if delivery.receipt is not None:
+        (outbox / f"{delivery.reference}-receipt.json").write_text(delivery.receipt, encoding="utf-8")
+    (outbox / f"{delivery.reference}.txt").write_text(
+        f"To: {delivery.contact}\nSubject: Your report {delivery.reference}\n\n"
+        f"Thank you for your report. {done}\n",
+        encoding="utf-8",
+    )
+
+
 async def form_fields(request: Request) -> dict[str, str]:
     """One of the shop's own small forms, read without python-multipart ({} if unreadable)."""
     try:
@@ -171,6 +187,7 @@ fieldset{border:0;padding:0;margin:1rem 0}legend{font-weight:600}
 button{font:inherit;font-weight:600;margin-top:1rem;padding:.55rem 1.1rem;border:0;border-radius:.35rem;
 background:#2458b3;color:#fff;cursor:pointer}
 .error{color:#b3261e;font-weight:600}
+footer{max-width:36rem;margin:0 auto 2rem;padding:0 2rem;font-size:.9rem}
 :focus-visible{outline:3px solid #2458b3;outline-offset:2px}
 """.strip()
 
@@ -198,7 +215,8 @@ def page(title: str, body: str, *, account: Mapping[str, Any] | None = None, roo
         f'</title><meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style>'
         f'</head><body><header><strong>Trail Shop</strong><a href="{root}/">Home</a>'
         f'<a href="{root}/profile">Profile</a><a href="{root}/checkout">Checkout</a>{who}</header>'
-        f"<main>{body}</main></body></html>"
+        f"<main>{body}</main>"
+        f'<footer><a href="{root}/agegate/report">Report a child\'s account</a></footer></body></html>'
     )
 
 
@@ -314,6 +332,14 @@ class Shop:
         @self.gate.purger.handler("accounts")
         async def purge_accounts(subject: str) -> int:
             return await db.delete("accounts", "id", subject) + sessions.end_all(subject)
+
+        # The answer to a report from a parent (the report page, /agegate/report): a real shop
+        # emails it; this one writes the email, and the signed receipt, to its outbox folder.
+        outbox = folder / "outbox"
+
+        @self.gate.reports.on_closed
+        async def answer_report(delivery: Delivery) -> None:
+            await anyio.to_thread.run_sync(write_answer, outbox, delivery)
 
     async def _current(self, request: Request) -> tuple[str | None, dict[str, Any] | None]:
         account_id = self.sessions.account_of(request.scope)

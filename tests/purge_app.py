@@ -14,12 +14,18 @@ with its handlers. ``--app purge_app:gate`` builds it from the environment:
 - every handler call appends the handler's name to ``calls.log`` in the directory;
 - ``PURGE_APP_FAIL``: a handler name that raises ``RuntimeError`` (message with the account id,
   to prove it never reaches the output).
+
+The answer to a closed report (``gate.reports.on_closed``) is appended as one JSON line to
+``deliveries.jsonl`` in the directory; while the file ``mail_down`` exists there it fails
+instead (``ConnectionError``), and it pauses at ``deliver`` first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import signal
 import sqlite3
@@ -32,6 +38,7 @@ from typing import Any
 from agegate import AgeGate, Keyring
 from agegate.handlers import AccountFiles, SQLiteDatabase
 from agegate.purge import PurgeEvent
+from agegate.reports import Delivery
 
 ACCOUNTS = ("acct-1001", "acct-1002", "acct-1003")
 CHILD = "acct-1001"
@@ -194,6 +201,15 @@ def build_gate(directory: Path, *, keys: Keyring, store: str | None = None) -> A
     gate.purger.exempt(db.table("products"), "name")
 
     gate.purger.listen(pause_at_boundaries)
+
+    @gate.reports.on_closed
+    def send_answer(delivery: Delivery) -> None:  # a plain function: callbacks may be either
+        _pause("deliver")
+        if (directory / "mail_down").exists():
+            raise ConnectionError(f"the mail server is down, {delivery.contact} not answered")
+        with open(directory / "deliveries.jsonl", "a") as out:
+            out.write(json.dumps(dataclasses.asdict(delivery)) + "\n")
+
     return gate
 
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from agegate import StoreError
-from agegate.stores import AttestationRecord, KeyUse, PurgeJob, Store
+from agegate.stores import AttestationRecord, KeyUse, PurgeJob, ReportRecord, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -58,6 +58,17 @@ def job(
         updated_at=created_at,
         sealed_subject=b"sealed:" + label.encode(),
         identifier_hashes=(h("email:" + label), h("phone:" + label)),
+    )
+
+
+def report(reference: str, *, at: datetime = T0) -> ReportRecord:
+    return ReportRecord(
+        reference=reference,
+        received_at=at,
+        due_at=at + timedelta(days=7),
+        state="open",
+        sealed=b"sealed:" + reference.encode(),
+        updated_at=at,
     )
 
 
@@ -541,3 +552,46 @@ class StoreContract:
         fetched = await store.get_job(stored.job_id)
         assert fetched is not None and fetched.steps == {} and fetched.state == "running"
         assert dataclasses.replace(fetched, state="done") != await store.get_job(stored.job_id)
+
+    # -- reports from parents ----------------------------------------------------------------
+
+    async def test_create_get_and_list_reports(self, store: Store) -> None:
+        assert await store.get_report("R-1") is None and await store.list_reports() == []
+        later, first = report("R-2", at=T0 + HOUR), report("R-1")
+        await store.create_report(later)
+        await store.create_report(first)
+        assert await store.get_report("R-1") == first
+        assert await store.list_reports() == [first, later]  # oldest first
+        with pytest.raises(StoreError):
+            await store.create_report(report("R-1", at=T0 + 2 * HOUR))
+        assert await store.get_report("R-1") == first
+
+    async def test_update_report_is_a_compare_and_set_on_its_state(self, store: Store) -> None:
+        await store.create_report(report("R-1"))
+        closed = dataclasses.replace(
+            report("R-1"), state="closed", outcome="purged", job_id="job-1", closed_at=T0 + HOUR,
+            updated_at=T0 + HOUR, attempts=1, error="the on_closed callback failed with OSError",
+        )  # fmt: skip
+        assert await store.update_report(closed, expected="purging") is False
+        assert await store.get_report("R-1") == report("R-1")
+        assert await store.update_report(closed, expected="open") is True
+        assert await store.get_report("R-1") == closed
+        delivered = dataclasses.replace(
+            closed, state="delivered", sealed=None, delivered_at=T0 + 2 * HOUR, attempts=2, error=None
+        )
+        # The received time and the deadline are never rewritten.
+        moved = dataclasses.replace(delivered, received_at=T0 + HOUR, due_at=T0)
+        assert await store.update_report(moved, expected="closed") is True
+        assert await store.get_report("R-1") == delivered
+        assert await store.update_report(delivered, expected="closed") is False
+        assert not await store.update_report(report("R-9"), expected="open")  # no such report
+
+    async def test_reports_outlive_the_connection(self, store: Store) -> None:
+        if not self.persistent:
+            pytest.skip("this store keeps nothing beyond its process")
+        await store.create_report(report("R-1"))
+        again = await self.reopen(store)
+        try:
+            assert await again.list_reports() == [report("R-1")]
+        finally:
+            await again.close()

@@ -224,9 +224,9 @@ def test_keys_status_shows_what_each_key_id_holds(
     assert code == 0
     code, out, _ = run(capsys, "keys", "status", *BASE)
     assert code == 0 and out.splitlines()[0].split() == [
-        "KEY", "ID", "RECORDS", "ATTESTATIONS", "BLOCKS", "JOBS", "NEEDED", "UNTIL", "STATE"
+        "KEY", "ID", "RECORDS", "ATTESTATIONS", "BLOCKS", "JOBS", "REPORTS", "NEEDED", "UNTIL", "STATE"
     ]  # fmt: skip
-    assert out.splitlines()[1].split() == ["cli", "2", "1", "1", "0", "indefinitely", "active"]
+    assert out.splitlines()[1].split() == ["cli", "2", "1", "1", "0", "0", "indefinitely", "active"]
     assert out.splitlines()[-1] == "The keyring fits the store."
     # Rotated: the new key first, the old one behind it, still needed.
     new = Keyring.generate("new")

@@ -331,3 +331,27 @@ async def test_the_signup_form_has_the_screens_date_control(shop: tuple[Any, Pat
     control = Pages().date_fields()
     assert control in signup and control in screen  # one date control, the same everywhere
     assert ">January</option>" in signup and ">01</option>" not in signup
+
+
+@pytest.mark.anyio
+async def test_the_shop_links_the_report_page_and_answers_reports_by_its_outbox(
+    shop: tuple[Any, Path],
+) -> None:
+    app, data_dir = shop
+    async with client(app) as c:
+        home = await c.get("/", headers=HTML)
+        assert '<footer><a href="/agegate/report">Report a child' in home.text
+        form = await c.get("/agegate/report", headers=HTML)
+        assert form.status_code == 200 and 'name="account"' in form.text
+        sent = await c.post(
+            "/agegate/report",
+            data={"account": "ann", "relation": "parent", "contact": "dad@example.net"},
+            headers=HTML,
+        )
+        assert sent.status_code == 303
+    reference = sent.headers["location"].split("ref=")[1]
+    gate: AgeGate = app.state.gate
+    closed = await gate.reports.close(reference, reason="no-account")
+    assert closed.record.state == "delivered"
+    mail = (data_dir / "outbox" / f"{reference}.txt").read_text()
+    assert mail.startswith("To: dad@example.net") and "no-account" in mail

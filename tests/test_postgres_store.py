@@ -191,6 +191,7 @@ async def test_tables_are_prefixed_and_typed(url: str, schema: str) -> None:
             "agegate_purge_jobs",
             "agegate_purge_steps",
             "agegate_key_checks",
+            "agegate_reports",
             "agegate_signal_flags",
         }
         types = dict(
@@ -203,6 +204,8 @@ async def test_tables_are_prefixed_and_typed(url: str, schema: str) -> None:
         assert types["agegate_attestations.subject_hash"] == "bytea"
         assert types["agegate_attestations.checked_at"] == "timestamp with time zone"
         assert types["agegate_identifier_blocks.blocked_until"] == "timestamp with time zone"
+        assert types["agegate_reports.sealed"] == "bytea"
+        assert types["agegate_reports.due_at"] == "timestamp with time zone"
         assert types["agegate_purge_jobs.lease_until"] == "timestamp with time zone"
         assert conn.execute(
             f'SELECT application, schema_version FROM "{schema}".agegate_meta'

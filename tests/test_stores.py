@@ -215,10 +215,11 @@ async def test_a_version_1_file_is_migrated_and_keeps_its_records(tmp_path: Path
         assert await store.key_uses(now=T0) == [
             KeyUse("k1", attestations=1, blocks=1, blocked_until=T0 + HOUR)
         ]
+        assert await store.list_reports() == []  # version 3: the reports table
     finally:
         await store.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     conn.close()
 
 

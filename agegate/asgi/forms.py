@@ -1,5 +1,5 @@
-"""The bounded body reader of the screen: a small urlencoded form or JSON object, read from raw
-ASGI messages."""
+"""The bounded body reader of the screen and the report form: a small urlencoded form or JSON
+object, read from raw ASGI messages."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ __all__ = [
     "is_text",
     "media_type",
     "read_bounded",
+    "read_items",
     "read_screen_body",
 ]
 
@@ -81,6 +82,44 @@ async def read_bounded(declared: bytes | None, receive: Receive, limit: int) -> 
             return b"".join(chunks)
 
 
+async def read_items(
+    media: str,
+    declared: bytes | None,
+    receive: Receive,
+    limit: int,
+    *,
+    max_fields: int = 32,
+    check_values: bool = True,
+) -> tuple[list[tuple[str, object]] | None, bool]:
+    """The fields of a urlencoded form or a JSON object body of media type ``media`` and
+    declared length ``declared`` (values as sent: JSON may give numbers, lists…), and whether it
+    was JSON. Reads at most ``limit`` bytes; ``(None, …)`` when the client disconnected. Keys,
+    and string values unless ``check_values`` is false (the caller then checks each field and
+    names the one at fault), are text (:func:`is_text`). Raises :class:`FormRefused`."""
+    json_body = is_json(media)
+    if not json_body and media not in ("", "application/x-www-form-urlencoded"):
+        raise FormRefused(415, "unsupported_media_type")
+    raw = await read_bounded(declared, receive, limit)
+    if raw is None:
+        return None, json_body
+    try:
+        text = raw.decode("utf-8")
+        items: list[tuple[str, object]]
+        if json_body:
+            data = json.loads(text) if text.strip() else {}
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            items = list(data.items())
+        else:
+            items = list(parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields))
+    except (ValueError, RecursionError):
+        raise FormRefused(400, "invalid_request") from None
+    for key, value in items:
+        if not is_text(key) or (check_values and isinstance(value, str) and not is_text(value)):
+            raise FormRefused(400, "invalid_request")
+    return items, json_body
+
+
 async def read_screen_body(
     media: str, declared: bytes | None, receive: Receive, home: str
 ) -> tuple[dict[str, str] | None, str, bool]:
@@ -90,28 +129,12 @@ async def read_screen_body(
     Reads at most :data:`MAX_SCREEN_BODY` bytes; ``(None, …)`` when the client disconnected.
     Raises :class:`FormRefused`.
     """
-    json_body = is_json(media)
-    if not json_body and media not in ("", "application/x-www-form-urlencoded"):
-        raise FormRefused(415, "unsupported_media_type")
-    raw = await read_bounded(declared, receive, MAX_SCREEN_BODY)
-    if raw is None:
+    items, json_body = await read_items(media, declared, receive, MAX_SCREEN_BODY)
+    if items is None:
         return None, home, json_body
-    try:
-        text = raw.decode("utf-8")
-        if json_body:
-            data = json.loads(text) if text.strip() else {}
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
-            items = list(data.items())
-        else:
-            items = parse_qsl(text, keep_blank_values=True, max_num_fields=32)
-    except (ValueError, RecursionError):
-        raise FormRefused(400, "invalid_request") from None
     fields: dict[str, str] = {}
     next_path = home
     for key, value in items:
-        if not is_text(key) or (isinstance(value, str) and not is_text(value)):
-            raise FormRefused(400, "invalid_request")
         if isinstance(value, bool) or not isinstance(value, str | int):
             if key in BIRTH_FIELDS or key == "next":
                 raise FormRefused(400, "invalid_request")

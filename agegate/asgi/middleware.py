@@ -41,6 +41,7 @@ from .lifespan import run_lifespan
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import OPEN, SIGNUP, PathRules, Patterns, readings, safe_next
+from .report import ReportEndpoint
 from .signals import SignalFunc, read_signal
 
 if TYPE_CHECKING:
@@ -184,6 +185,9 @@ class AgeGateMiddleware:
                 "require_verified needs credentials= (a CredentialVerifier): nobody could pass"
             )
         self._verify_json = json_body({"error": "age_verification_required", "screen": prefix, "hint": _HINT})
+        self._report = ReportEndpoint(
+            gate, prefix=prefix, pages=self.pages, headers=self._headers, origins=self.origins
+        )
         # Prebuilt early answers: the blocked path only sends bytes (pages are kept per language).
         self._restricted_json = json_body({"error": "age_restricted"})
         self._required_json = json_body({"error": "age_screen_required", "screen": prefix})
@@ -213,6 +217,9 @@ class AgeGateMiddleware:
                 if self._region is not None:
                     scope[REGION_KEY] = await _region_of(self._region, scope)  # for the screen's policy
                 await self._screen(scope, receive, send)
+                return
+            if scope["method"] != "OPTIONS" and self._paths.is_report(paths):
+                await self._report(scope, receive, send)  # reports from parents: open to all
                 return
             if scope["method"] in self._passing:
                 await self.app(scope, receive, send)

@@ -205,6 +205,10 @@ class PathRules:
         """Whether every reading is the screen's own path."""
         return all(path == self.prefix for path in paths)
 
+    def is_report(self, paths: tuple[str, ...]) -> bool:
+        """Whether every reading is the report form's path (``{prefix}/report``)."""
+        return all(path == self._under_prefix + "report" for path in paths)
+
     def classify(self, paths: tuple[str, ...]) -> str:
         """:data:`OPEN` (the gate stays out of the way), :data:`SIGNUP` (every reading is a
         signup path: screened inline by the app's signup hook) or :data:`GATED` (a screen result

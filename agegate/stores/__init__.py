@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 from ..errors import StoreError
-from .base import AttestationRecord, JobState, KeyUse, PurgeJob, Store
+from .base import (
+    REPORT_STATES,
+    AttestationRecord,
+    JobState,
+    KeyUse,
+    PurgeJob,
+    ReportRecord,
+    ReportState,
+    Store,
+)
 from .memory import MemoryStore
 
-__all__ = ["AttestationRecord", "JobState", "KeyUse", "MemoryStore", "PurgeJob", "Store", "open_store"]
+__all__ = [
+    "REPORT_STATES",
+    "AttestationRecord",
+    "JobState",
+    "KeyUse",
+    "MemoryStore",
+    "PurgeJob",
+    "ReportRecord",
+    "ReportState",
+    "Store",
+    "open_store",
+]
 
 
 def open_store(url: str, *, timeout: float | None = None) -> Store:

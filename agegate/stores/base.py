@@ -13,6 +13,10 @@ from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
 JobState = Literal["running", "done", "failed", "dry_run"]
+#: A report's life: ``open`` (received), ``purging`` (a purge from it has begun), ``closed``
+#: (decided; the answer not yet delivered), ``delivered`` (answered; its sealed part erased).
+ReportState = Literal["open", "purging", "closed", "delivered"]
+REPORT_STATES: tuple[ReportState, ...] = ("open", "purging", "closed", "delivered")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,31 @@ class PurgeJob:
     error: str | None = None
     lease_owner: str | None = None
     lease_until: datetime | None = None
+
+
+@dataclass(slots=True)
+class ReportRecord:
+    """A report that a child has an account, as stored.
+
+    ``sealed`` holds everything the reporter typed (the account, their relation to the child,
+    their contact address, the free text) sealed with AES-GCM under the ``report`` purpose key;
+    it is erased (``None``) once the answer was delivered. The other fields hold no personal
+    data: the reference, times, the state, the outcome (``purged`` or the close reason, a
+    fixed code) and the linked purge job.
+    """
+
+    reference: str
+    received_at: datetime
+    due_at: datetime
+    state: ReportState
+    sealed: bytes | None
+    updated_at: datetime
+    outcome: str | None = None
+    job_id: str | None = None
+    closed_at: datetime | None = None
+    delivered_at: datetime | None = None
+    attempts: int = 0
+    error: str | None = None
 
 
 @runtime_checkable
@@ -232,3 +261,20 @@ class Store(Protocol):
 
     async def delete_job(self, job_id: str) -> bool:
         """Remove a job (used for dry runs, which leave no journal). Returns whether it existed."""
+
+    # -- reports from parents ----------------------------------------------------------------
+
+    async def create_report(self, report: ReportRecord) -> None:
+        """Insert ``report``; :class:`~agegate.StoreError` when its reference exists."""
+
+    async def get_report(self, reference: str) -> ReportRecord | None:
+        """The report with this reference, or ``None``."""
+
+    async def list_reports(self) -> list[ReportRecord]:
+        """Every report, oldest first."""
+
+    async def update_report(self, report: ReportRecord, *, expected: ReportState) -> bool:
+        """Write ``report``'s state, sealed part, outcome, job, times, attempts and error over
+        the stored report of its reference, if that one is still in state ``expected`` (compare
+        and set). Returns whether it wrote. A sealed part set to ``None`` leaves no copy behind
+        in the store's files (SQLite: its WAL is checkpointed)."""

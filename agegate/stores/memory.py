@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from ..errors import StoreError
-from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, ReportRecord, ReportState, key_uses_from
 
 _FINAL = ("done", "dry_run")
 
@@ -23,6 +24,7 @@ class MemoryStore:
         self._blocks: dict[bytes, tuple[datetime, tuple[str, ...]]] = {}
         self._key_checks: dict[str, bytes] = {}
         self._jobs: dict[str, PurgeJob] = {}
+        self._reports: dict[str, ReportRecord] = {}
         self._flags: dict[bytes, bytes] = {}
         self._revision = 0
 
@@ -225,3 +227,27 @@ class MemoryStore:
     async def delete_job(self, job_id: str) -> bool:
         async with self._lock:
             return self._jobs.pop(job_id, None) is not None
+
+    async def create_report(self, report: ReportRecord) -> None:
+        async with self._lock:
+            if report.reference in self._reports:
+                raise StoreError(f"report {report.reference} exists already")
+            self._reports[report.reference] = copy.copy(report)
+
+    async def get_report(self, reference: str) -> ReportRecord | None:
+        found = self._reports.get(reference)
+        return copy.copy(found) if found is not None else None
+
+    async def list_reports(self) -> list[ReportRecord]:
+        reports = sorted(self._reports.values(), key=lambda r: (r.received_at, r.reference))
+        return [copy.copy(r) for r in reports]
+
+    async def update_report(self, report: ReportRecord, *, expected: ReportState) -> bool:
+        async with self._lock:
+            current = self._reports.get(report.reference)
+            if current is None or current.state != expected:
+                return False
+            self._reports[report.reference] = dataclasses.replace(
+                copy.copy(report), received_at=current.received_at, due_at=current.due_at
+            )
+            return True

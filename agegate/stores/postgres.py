@@ -48,7 +48,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError, StoreUnavailable
-from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
+from ._reports import REPORT_COLUMNS, STATE_CHECK, UPDATED_COLUMNS, report_from, report_row
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, ReportRecord, ReportState, key_uses_from
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 #: The schema version this code writes; older schemas are migrated forward on open.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: The ``application`` value in ``agegate_meta``.
 APPLICATION = "agegate"
 #: The ``LISTEN``/``NOTIFY`` channel of the change signal.
@@ -88,6 +89,7 @@ _TABLES = (
     "agegate_purge_jobs",
     "agegate_purge_steps",
     "agegate_key_checks",
+    "agegate_reports",
     "agegate_signal_flags",
 )
 
@@ -153,7 +155,25 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
     ),
     (
-        # 3: accounts an under-age age signal flagged for support (agegate.knowledge): a keyed
+        # 3: reports from parents (agegate.reports); everything the reporter typed is sealed.
+        f"""CREATE TABLE agegate_reports (
+            reference text PRIMARY KEY,
+            received_at timestamptz NOT NULL,
+            due_at timestamptz NOT NULL,
+            state text NOT NULL CHECK ({STATE_CHECK}),
+            sealed bytea,
+            updated_at timestamptz NOT NULL,
+            outcome text,
+            job_id text,
+            closed_at timestamptz,
+            delivered_at timestamptz,
+            attempts integer NOT NULL DEFAULT 0,
+            error text
+        )""",
+        "CREATE INDEX agegate_reports_received ON agegate_reports (received_at, reference)",
+    ),
+    (
+        # 4: accounts an under-age age signal flagged for support (agegate.knowledge): a keyed
         # hash and the account id sealed with the journal key, nothing else.
         """CREATE TABLE agegate_signal_flags (
             flag_hash bytea PRIMARY KEY,
@@ -1111,6 +1131,60 @@ class PostgresStore:
             return cursor.rowcount == 1
 
         return await self._run(run)
+
+    # -- reports from parents ----------------------------------------------------------------
+
+    async def create_report(self, report: ReportRecord) -> None:
+        """Insert ``report``; :class:`StoreError` when its reference exists."""
+        row = report_row(report, _at)
+
+        async def run(conn: Conn) -> None:
+            cursor = await conn.execute(_INSERT_REPORT + " ON CONFLICT (reference) DO NOTHING", row)
+            if cursor.rowcount != 1:
+                raise _Conflict()
+
+        try:
+            await self._run(run)
+        except _Conflict:
+            raise StoreError(f"report {report.reference} exists already") from None
+
+    async def get_report(self, reference: str) -> ReportRecord | None:
+        """The report with this reference, or ``None``."""
+
+        async def run(conn: Conn) -> ReportRecord | None:
+            cursor = await conn.execute(f"{_SELECT_REPORTS} WHERE reference = %s", (reference,))
+            row = await cursor.fetchone()
+            return report_from(row, _utc) if row is not None else None
+
+        return await self._run(run)
+
+    async def list_reports(self) -> list[ReportRecord]:
+        """Every report, oldest first."""
+
+        async def run(conn: Conn) -> list[ReportRecord]:
+            cursor = await conn.execute(f"{_SELECT_REPORTS} ORDER BY received_at, reference")
+            return [report_from(row, _utc) for row in await cursor.fetchall()]
+
+        return await self._run(run)
+
+    async def update_report(self, report: ReportRecord, *, expected: ReportState) -> bool:
+        """Write ``report`` over the stored one if it is still in state ``expected``."""
+        values = report_row(report, _at)[3:]
+
+        async def run(conn: Conn) -> bool:
+            sql = f"UPDATE agegate_reports SET {_REPORT_SETS} WHERE reference = %s AND state = %s"  # noqa: S608
+            cursor = await conn.execute(sql, (*values, report.reference, expected))
+            return cursor.rowcount == 1
+
+        return await self._run(run)
+
+
+_SELECT_REPORTS = f"SELECT {', '.join(REPORT_COLUMNS)} FROM agegate_reports"  # noqa: S608
+_INSERT_REPORT = (
+    f"INSERT INTO agegate_reports ({', '.join(REPORT_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(['%s'] * len(REPORT_COLUMNS))})"
+)
+_REPORT_SETS = ", ".join(f"{column} = %s" for column in UPDATED_COLUMNS)
 
 
 def _sever(conn: Conn) -> None:

@@ -30,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from ..errors import StoreError, StoreUnavailable
-from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
+from ._reports import REPORT_COLUMNS, STATE_CHECK, UPDATED_COLUMNS, report_from, report_row
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, ReportRecord, ReportState, key_uses_from
 from .revision import RevisionFile
 
 T = TypeVar("T")
@@ -38,7 +39,7 @@ T = TypeVar("T")
 #: ``PRAGMA application_id`` of an agegate database ("AgGt").
 APPLICATION_ID = 0x41674774
 #: The schema version this code writes; older files are migrated forward on open.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: How long SQLite itself waits for a lock while opening the store, in milliseconds.
 BUSY_TIMEOUT_MS = 5_000
 #: How long one call waits for a lock on the store's thread before handing the thread back, in
@@ -130,7 +131,25 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
     ),
     (
-        # 3: accounts an under-age age signal flagged for support (agegate.knowledge): a keyed
+        # 3: reports from parents (agegate.reports); everything the reporter typed is sealed.
+        f"""CREATE TABLE reports (
+            reference TEXT PRIMARY KEY,
+            received_at INTEGER NOT NULL,
+            due_at INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK ({STATE_CHECK}),
+            sealed BLOB,
+            updated_at INTEGER NOT NULL,
+            outcome TEXT,
+            job_id TEXT,
+            closed_at INTEGER,
+            delivered_at INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        )""",
+        "CREATE INDEX reports_received ON reports (received_at, reference)",
+    ),
+    (
+        # 4: accounts an under-age age signal flagged for support (agegate.knowledge): a keyed
         # hash and the account id sealed with the journal key, nothing else.
         """CREATE TABLE signal_flags (
             flag_hash BLOB PRIMARY KEY,
@@ -834,6 +853,56 @@ class SQLiteStore:
             return conn.execute("DELETE FROM purge_jobs WHERE job_id = ?", (job_id,)).rowcount == 1
 
         return await self._call(run, write=True)
+
+    # -- reports from parents ----------------------------------------------------------------
+
+    async def create_report(self, report: ReportRecord) -> None:
+        """Insert ``report``; :class:`StoreError` when its reference exists."""
+        row = report_row(report, _micros)
+
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(_INSERT_REPORT, row)
+            except sqlite3.IntegrityError:
+                raise StoreError(f"report {report.reference} exists already") from None
+
+        await self._call(run, write=True)
+
+    async def get_report(self, reference: str) -> ReportRecord | None:
+        """The report with this reference, or ``None``."""
+
+        def run(conn: sqlite3.Connection) -> ReportRecord | None:
+            row = conn.execute(f"{_SELECT_REPORTS} WHERE reference = ?", (reference,)).fetchone()
+            return report_from(row, _moment) if row is not None else None
+
+        return await self._call(run, write=False)
+
+    async def list_reports(self) -> list[ReportRecord]:
+        """Every report, oldest first."""
+
+        def run(conn: sqlite3.Connection) -> list[ReportRecord]:
+            rows = conn.execute(f"{_SELECT_REPORTS} ORDER BY received_at, reference").fetchall()
+            return [report_from(row, _moment) for row in rows]
+
+        return await self._call(run, write=False)
+
+    async def update_report(self, report: ReportRecord, *, expected: ReportState) -> bool:
+        """Write ``report`` over the stored one if it is still in state ``expected``."""
+        values = report_row(report, _micros)[3:]
+
+        def run(conn: sqlite3.Connection) -> bool:
+            sql = f"UPDATE reports SET {_REPORT_SETS} WHERE reference = ? AND state = ?"  # noqa: S608
+            return conn.execute(sql, (*values, report.reference, expected)).rowcount == 1
+
+        # An erased sealed part (the reporter's contact and text): no copy stays in the WAL.
+        return await self._call(run, write=True, scrub=report.sealed is None)
+
+
+_SELECT_REPORTS = f"SELECT {', '.join(REPORT_COLUMNS)} FROM reports"  # noqa: S608
+_INSERT_REPORT = (
+    f"INSERT INTO reports ({', '.join(REPORT_COLUMNS)}) VALUES ({', '.join('?' * len(REPORT_COLUMNS))})"  # noqa: S608
+)
+_REPORT_SETS = ", ".join(f"{column} = ?" for column in UPDATED_COLUMNS)
 
 
 def _os_error(exc: OSError, doing: str) -> StoreError:
