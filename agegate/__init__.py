@@ -7,6 +7,7 @@ from .errors import (
     CredentialRefused,
     InvalidBirthDate,
     InvalidReport,
+    InvalidSignal,
     InvalidToken,
     KeyringError,
     KeyringMismatch,
@@ -21,6 +22,7 @@ from .policy import AgePolicy
 from .purge import PurgeError, PurgeReport
 from .regions import PolicyTable, RegionRule, region_from_header
 from .reports import Delivery
+from .signals import AgeSignal, lower_wins
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
 
@@ -29,6 +31,7 @@ __all__ = [
     "AgeGateError",
     "AgeGateMiddleware",
     "AgePolicy",
+    "AgeSignal",
     "Attestation",
     "ConfigurationError",
     "CredentialRefused",
@@ -36,6 +39,7 @@ __all__ = [
     "Delivery",
     "InvalidBirthDate",
     "InvalidReport",
+    "InvalidSignal",
     "InvalidSignupForm",
     "InvalidToken",
     "Keyring",
@@ -50,6 +54,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "UnderAgeError",
+    "lower_wins",
     "open_store",
     "region_from_header",
     "signup_fields",

@@ -109,12 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_purge import register as register_purge
     from .cli_records import register as register_records
     from .cli_reports import register as register_reports
+    from .cli_signals import register as register_signals
 
     register_demo(sub)
     register_purge(sub)
     register_records(sub)
     register_reports(sub)
     register_policies(sub)
+    register_signals(sub)
     return parser
 
 

@@ -65,6 +65,12 @@ class InvalidBirthDate(AgeGateError, ValueError):
         return (type(self), (self.code, self.message, self.reason))
 
 
+class InvalidSignal(AgeGateError, ValueError):
+    """An age signal (:class:`~agegate.AgeSignal`) cannot be used: bounds out of order, out of
+    range or of the wrong type, or a platform payload not in its documented shape. The message
+    names the field, never its value."""
+
+
 class CredentialRefused(AgeGateError, ValueError):
     """A digital-ID presentation was not accepted (:mod:`agegate.credentials`).
 

@@ -23,8 +23,10 @@ from .syncloop import run_sync
 from .tokens import OUTCOMES, Hasher, Outcome, Sealer
 
 if TYPE_CHECKING:
+    from .knowledge import ActualKnowledge
     from .purge import Purger, PurgeReport
     from .reports import Reports
+    from .signals import AgeSignal
 
 Status = Literal["allowed", "under_age", "unknown"]
 T = TypeVar("T")
@@ -175,6 +177,7 @@ class AgeGate:
         self._open_lock = asyncio.Lock()
         self._abandoned: set[asyncio.Task[Any]] = set()  # store calls that ran out of time
 
+        from .knowledge import ActualKnowledge
         from .purge import Purger
 
         #: The app's own shape for account ids (``gate.purger.subject_format`` sets it).
@@ -184,6 +187,8 @@ class AgeGate:
 
         #: Reports from parents that a child has an account (:class:`~agegate.reports.Reports`).
         self.reports: Reports = Reports(self)
+        #: Accounts known to be a child's from an age signal (:mod:`agegate.knowledge`).
+        self.knowledge: ActualKnowledge = ActualKnowledge(self)
 
     # -- the store ---------------------------------------------------------------------------
 
@@ -578,20 +583,47 @@ class AgeGate:
         async def write(store: Store) -> Attestation:
             if blocks and await store.is_blocked(blocks, now=at):
                 raise UnderAgeError(reason="blocked")
-            for _ in range(5):
-                current = await store.get_attestation(hashes)
-                if self._status_in(current, subject) == "under_age":
-                    await move_to_active_key(store, self.attestation_hasher, current, subject, hashes)
-                    raise UnderAgeError(reason="blocked")
-                # Written only if the record is still the one just read: a purge freezing the
-                # account in between is never overwritten by this signup.
-                if await store.swap_attestation(new, replaces=hashes[1:], expected=current):
-                    self.forget_status(subject)
-                    return Attestation("allowed", policy.name, new.checked_at, new.kid, policy.version)
-            raise StoreError("the account's record kept changing during the signup; try again")
+            if await self._write_allowed(store, subject, hashes, new) is not None:
+                raise UnderAgeError(reason="blocked")
+            return Attestation("allowed", policy.name, new.checked_at, new.kid, policy.version)
 
         # One bound for the whole signup: its reads and its one write.
         return await self._ask(write)
+
+    async def _write_allowed(
+        self, store: Store, subject: str, hashes: list[bytes], new: AttestationRecord
+    ) -> AttestationRecord | None:
+        """Write the allowed record ``new`` for ``subject`` unless the account is recorded under
+        age; returns that under-age record (written nothing) or ``None`` (written)."""
+        for _ in range(5):
+            current = await store.get_attestation(hashes)
+            if current is not None and self._status_in(current, subject) == "under_age":
+                await move_to_active_key(store, self.attestation_hasher, current, subject, hashes)
+                return current
+            # Written only if the record is still the one just read: a purge freezing the
+            # account in between is never overwritten.
+            if await store.swap_attestation(new, replaces=hashes[1:], expected=current):
+                self.forget_status(subject)
+                return None
+        raise StoreError("the account's record kept changing; try again")
+
+    # -- age signals (see agegate.signals and agegate.knowledge) -----------------------------
+
+    def screen_signal(self, signal: AgeSignal, *, region: str | None = None) -> Decision | None:
+        """The decision an age signal makes under the policy: ``under_age`` when its whole range
+        is below the minimum age, ``allowed`` when its whole range is at or above it, ``None``
+        when it straddles the threshold (screen the visitor as before). ``region`` picks the
+        policy (:meth:`policy_for`)."""
+        return self.knowledge.screen(signal, region=region)
+
+    async def record_signal(
+        self, subject: str, signal: AgeSignal, *, region: str | None = None, now: datetime | None = None
+    ) -> Attestation | None:
+        """The account's attestation from an age signal; see
+        :meth:`agegate.knowledge.ActualKnowledge.record`. An under-age signal is actual
+        knowledge: the account is recorded under age at once, on every instance, and listed
+        for support (``agegate signals list``)."""
+        return await self.knowledge.record(subject, signal, region=region, now=now)
 
     # -- purges ------------------------------------------------------------------------------
 

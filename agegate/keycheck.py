@@ -2,10 +2,11 @@
 
 Every record a store keeps is a keyed hash or a sealed value under one key id: attestations (and
 the freezes of purged accounts) until the account is seen again, identifier blocks until they
-end, unfinished purge jobs until they finish, reports from parents until they are answered.
-Opening a store with a keyring that cannot read it would let those records silently stop
-counting: a frozen child unfrozen, a blocked email free to sign up, a purge reported done
-under keys the running app does not use. So the gate refuses, naming the key ids (never key material), when
+end, unfinished purge jobs until they finish, reports from parents until they are answered,
+accounts flagged by an age signal until support is done with them. Opening a store with a
+keyring that cannot read it would let those records silently stop counting: a frozen child
+unfrozen, a blocked email free to sign up, a purge reported done under keys the running app does
+not use. So the gate refuses, naming the key ids (never key material), when
 
 - a key id of the keyring was recorded by the store with another key (a new key made under an
   old id): the store keeps a check value per key id, HMAC(check key, a constant), never the key;
@@ -60,18 +61,20 @@ class KeyStatus:
     blocked_until: datetime | None = None
     #: Reports from parents whose sealed part (not yet erased) is sealed under this key.
     reports: int = 0
+    #: Accounts flagged by an under-age age signal whose sealed id needs this key.
+    flags: int = 0
 
     @property
     def records(self) -> int:
         """How many records need this key."""
-        return self.attestations + self.blocks + self.jobs + self.reports
+        return self.attestations + self.blocks + self.jobs + self.reports + self.flags
 
     @property
     def needed_until(self) -> datetime | str | None:
-        """``"indefinitely"`` while attestations, unfinished jobs or unanswered reports need the
-        key (they move to the active key only when read, or are erased when answered), else the
-        end of the last block that needs it, else ``None``."""
-        if self.attestations or self.jobs or self.reports:
+        """``"indefinitely"`` while attestations, unfinished jobs, unanswered reports or signal
+        flags need the key (they move to the active key only when read, or are erased when
+        answered or purged), else the end of the last block that needs it, else ``None``."""
+        if self.attestations or self.jobs or self.reports or self.flags:
             return "indefinitely"
         return self.blocked_until
 
@@ -89,6 +92,7 @@ class KeyStatus:
             "identifier_blocks": self.blocks,
             "purge_jobs": self.jobs,
             "reports": self.reports,
+            "signal_flags": self.flags,
             "needed_until": until.isoformat() if isinstance(until, datetime) else until,
             "blocks_until": self.blocked_until.isoformat() if self.blocked_until else None,
         }
@@ -110,8 +114,9 @@ async def key_status(keys: Keyring, store: Store, *, now: datetime | None = None
         for report in await store.list_reports()
         if report.sealed is not None and (kid := sealed_kid(report.sealed)) is not None
     )
+    flags = Counter(kid for _, sealed in await store.list_flags() if (kid := sealed_kid(sealed)) is not None)
     wrong = _wrong_keys(keys, known)
-    others = sorted((set(known) | set(uses) | set(jobs) | set(reports)) - set(keys.kids))
+    others = sorted((set(known) | set(uses) | set(jobs) | set(reports) | set(flags)) - set(keys.kids))
     statuses = []
     for kid in (*keys.kids, *others):
         use = uses.get(kid)
@@ -126,6 +131,7 @@ async def key_status(keys: Keyring, store: Store, *, now: datetime | None = None
                 blocks=use.blocks if use else 0,
                 jobs=jobs[kid],
                 reports=reports[kid],
+                flags=flags[kid],
                 blocked_until=use.blocked_until if use else None,
             )
         )

@@ -20,7 +20,16 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .errors import KeyringError
 
 Purpose = Literal[
-    "cookie", "attestation", "subject", "identifier", "journal", "receipt", "check", "credential", "report"
+    "cookie",
+    "attestation",
+    "subject",
+    "identifier",
+    "journal",
+    "receipt",
+    "check",
+    "credential",
+    "report",
+    "flag",
 ]
 PURPOSES: tuple[Purpose, ...] = (
     "cookie",
@@ -32,6 +41,7 @@ PURPOSES: tuple[Purpose, ...] = (
     "check",  # the store's check value per key id: tells the right key from another of that id
     "credential",  # the digital-ID request's nonce cookie (agegate.credentials)
     "report",  # reports from parents: what the reporter typed, sealed until it is answered
+    "flag",  # the keyed hash under which an account flagged by an age signal is kept
 )
 
 #: Shortest accepted secret key, in bytes.

@@ -118,6 +118,24 @@ class StoreContract:
         finally:
             await again.close()
 
+    # -- accounts flagged by an under-age age signal ---------------------------------------------
+
+    async def test_a_flag_is_kept_once_per_account(self, store: Store) -> None:
+        assert await store.list_flags() == []
+        assert await store.add_flag(h("f1"), b"sealed-1")
+        assert not await store.add_flag(h("f1"), b"sealed-again")  # same account, same key
+        assert not await store.add_flag(h("f1-new-key"), b"sealed-3", known=[h("f1")])  # older key
+        assert await store.add_flag(h("f2"), b"sealed-2", known=[h("f2-old")])
+        assert await store.list_flags() == sorted([(h("f1"), b"sealed-1"), (h("f2"), b"sealed-2")])
+
+    async def test_flags_are_deleted_by_hash(self, store: Store) -> None:
+        await store.add_flag(h("f1"), b"sealed-1")
+        await store.add_flag(h("f2"), b"sealed-2")
+        assert await store.delete_flags([h("f1"), h("f1"), h("nobody")]) == 1
+        assert await store.delete_flags([]) == 0
+        assert await store.list_flags() == [(h("f2"), b"sealed-2")]
+        assert await store.add_flag(h("f1"), b"sealed-1b")  # a cleared account can be flagged again
+
     # -- attestations -----------------------------------------------------------------------
 
     async def test_attestation_round_trip(self, store: Store) -> None:

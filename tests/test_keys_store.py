@@ -225,10 +225,11 @@ async def test_a_store_from_before_key_tracking_refuses_a_keyring_without_its_ke
     with sqlite3.connect(path, isolation_level=None) as conn:
         conn.execute("DROP TABLE key_checks")
         conn.execute("DROP TABLE reports")
+        conn.execute("DROP TABLE signal_flags")
         conn.execute("DROP INDEX attestations_kid")
         conn.execute("ALTER TABLE identifier_blocks DROP COLUMN kids")
         conn.execute("PRAGMA user_version = 1")
-    assert sqlite_module.SCHEMA_VERSION == 3
+    assert sqlite_module.SCHEMA_VERSION == 4
     with pytest.raises(KeyringMismatch, match="drops key id 'live'"):
         await open_gate(Keyring.generate(), url)
     async with AgeGate(keys=live, store=url) as app:

@@ -192,6 +192,7 @@ async def test_tables_are_prefixed_and_typed(url: str, schema: str) -> None:
             "agegate_purge_steps",
             "agegate_key_checks",
             "agegate_reports",
+            "agegate_signal_flags",
         }
         types = dict(
             conn.execute(

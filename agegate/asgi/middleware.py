@@ -21,10 +21,18 @@ from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import ConfigurationError, KeyringError, StoreError, StoreUnavailable
+from ..errors import (
+    AgeGateError,
+    ConfigurationError,
+    InvalidSignal,
+    KeyringError,
+    StoreError,
+    StoreUnavailable,
+)
 from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
 from ..hook import mark, unmark
 from ..regions import REGION_KEY, RegionFunc
+from ..signals import AgeSignal
 from .answers import Header, Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
 from .endpoints import _PATH_SAFE, Screen, screen_headers
@@ -34,6 +42,7 @@ from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import OPEN, SIGNUP, PathRules, Patterns, readings, safe_next
 from .report import ReportEndpoint
+from .signals import SignalFunc, read_signal
 
 if TYPE_CHECKING:
     from ..credentials import CredentialVerifier
@@ -72,6 +81,11 @@ class AgeGateMiddleware:
     :func:`agegate.asgi.cookie.cookie_name`). ``origins`` (the app's public origins,
     ``["https://shop.example"]``) and ``trust_forwarded_host`` (the proxy's ``X-Forwarded-Host``)
     are for the cross-site rule behind a proxy (:class:`agegate.asgi.origin.OriginRule`).
+    ``signal`` maps the ASGI scope to the :class:`~agegate.AgeSignal` a client sent with the
+    request (or ``None``), plain or async (:mod:`agegate.asgi.signals`): an under-age one is
+    refused like an under-age cookie (and, with ``subject``, recorded against the account:
+    actual knowledge), an allowed one passes, a straddling one decides nothing; the lower age
+    of the cookie, the account and the signal wins.
 
     ``mode="writes"`` (the default) leaves reading open. ``mode="all"`` gates the whole service:
     reads (``GET``, ``HEAD``) of protected paths need a screen result too (a browser without one
@@ -113,6 +127,7 @@ class AgeGateMiddleware:
         locale: LocaleFunc | None = None,
         credentials: CredentialVerifier | None = None,
         require_verified: Sequence[str] = (),
+        signal: SignalFunc | None = None,
     ) -> None:
         if not isinstance(gate, AgeGate):
             raise ConfigurationError("gate must be an AgeGate")
@@ -122,6 +137,8 @@ class AgeGateMiddleware:
             raise ConfigurationError("subject must be a function of the ASGI scope, or None")
         if region is not None and not callable(region):
             raise ConfigurationError("region must be a function of the ASGI scope, or None")
+        if signal is not None and not callable(signal):
+            raise ConfigurationError("signal must be a function of the ASGI scope, or None")
         if not isinstance(secure_cookies, bool):
             raise ConfigurationError("secure_cookies must be True or False")
         if pages is not None and not isinstance(pages, Pages):
@@ -142,6 +159,7 @@ class AgeGateMiddleware:
         self._paths = PathRules(prefix=prefix, protect=protect, exempt=exempt, signup_paths=signup_paths)
         self._subject = subject
         self._region = region
+        self._signal = signal
         self._allowed = Decision.of("allowed", gate.policy.name)
         self._cookie = GateCookie(gate, secure=secure_cookies, name=cookie_name)
         self.cookie_name = self._cookie.name
@@ -179,6 +197,7 @@ class AgeGateMiddleware:
         self._restricted_json = json_body({"error": "age_restricted"})
         self._required_json = json_body({"error": "age_screen_required", "screen": prefix})
         self._unavailable_json = json_body({"error": "store_unavailable"})
+        self._invalid_signal_json = json_body({"error": "invalid_age_signal"})
 
     # -- the request path --------------------------------------------------------------------
 
@@ -249,14 +268,24 @@ class AgeGateMiddleware:
         policy = self.gate.policy_for(region)
         cookie, accept = _cookie_and_accept(scope)
         found = self._cookie.result(cookie, policy)
+        if self._signal is not None:
+            # Read even when the cookie refuses: an under-age signal is recorded for the account.
+            try:
+                read = await read_signal(self._signal, scope, self.gate, region)
+            except InvalidSignal:
+                await self._refuse_signal(scope, receive, send)
+                return
+            if read is not None and read[1] is not None:
+                if not read[1].allowed:
+                    await self._under_age_signal(scope, receive, send, accept, read[0], region)
+                    return
+                found = found or read[1]
         if found is UNDER_AGE:
             await self._block(scope, receive, send, accept)
             return
         decision = found
         if self._subject is not None:
-            account: Any = self._subject(scope)
-            if account is not None and type(account) is not str:
-                account = await _resolve(account)
+            account = await self._account(scope)
             if account:
                 try:
                     status = self.gate.peek_status(account, region=region) or await self.gate.cached_status(
@@ -298,6 +327,35 @@ class AgeGateMiddleware:
             await self.app(scope, receive, send)
         finally:
             unmark(token)
+
+    async def _account(self, scope: Scope) -> str | None:
+        account: Any = self._subject(scope) if self._subject is not None else None
+        if account is not None and type(account) is not str:
+            account = await _resolve(account)
+        return account  # type: ignore[no-any-return]
+
+    async def _under_age_signal(
+        self, scope: Scope, receive: Receive, send: Send, accept: bytes, signal: AgeSignal, region: str | None
+    ) -> None:
+        """Refuse the request; record the logged-in account under age (actual knowledge). The
+        refusal stands even when the record cannot be written now: the next request tries again."""
+        account = await self._account(scope)
+        if account:
+            try:
+                # Once recorded, the account's cached status says so: no write (and no revision
+                # bump for every worker) on each request the child's device makes.
+                known = self.gate.peek_status(account) or await self.gate.cached_status(account)
+                if known != "under_age":
+                    await self.gate.record_signal(account, signal, region=region)
+            except AgeGateError as exc:
+                _log.error("the age gate could not record an under-age signal: %s", type(exc).__name__)
+        await self._block(scope, receive, send, accept)
+
+    async def _refuse_signal(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await close_websocket(receive, send, "invalid_age_signal")
+        else:
+            await respond(send, 400, self._headers.json, self._invalid_signal_json)
 
     async def _block(self, scope: Scope, receive: Receive, send: Send, accept: bytes) -> None:
         if scope["type"] == "websocket":

@@ -178,6 +178,19 @@ class Store(Protocol):
     async def delete_expired_blocks(self, *, now: datetime) -> int:
         """Drop blocks that ended before ``now``; returns how many."""
 
+    # -- accounts flagged by an under-age age signal (actual knowledge) --------------------------
+
+    async def add_flag(self, flag_hash: bytes, sealed: bytes, *, known: Sequence[bytes] = ()) -> bool:
+        """Keep ``sealed`` (an account id sealed with the journal key) under ``flag_hash``, unless
+        a flag exists under ``flag_hash`` or any hash in ``known`` (the same account under older
+        keys); atomically. Returns whether it was added. The store keeps nothing else of it."""
+
+    async def list_flags(self) -> list[tuple[bytes, bytes]]:
+        """Every flag as ``(flag_hash, sealed)``."""
+
+    async def delete_flags(self, flag_hashes: Sequence[bytes]) -> int:
+        """Delete the flags under these hashes; returns how many were deleted."""
+
     # -- the keys the records were written under -----------------------------------------------
 
     async def key_checks(self) -> dict[str, bytes]:

@@ -25,6 +25,7 @@ class MemoryStore:
         self._key_checks: dict[str, bytes] = {}
         self._jobs: dict[str, PurgeJob] = {}
         self._reports: dict[str, ReportRecord] = {}
+        self._flags: dict[bytes, bytes] = {}
         self._revision = 0
 
     async def open(self) -> None:
@@ -98,6 +99,20 @@ class MemoryStore:
             for h in expired:
                 del self._blocks[h]
             return len(expired)
+
+    async def add_flag(self, flag_hash: bytes, sealed: bytes, *, known: Sequence[bytes] = ()) -> bool:
+        async with self._lock:
+            if any(h in self._flags for h in (flag_hash, *known)):
+                return False
+            self._flags[bytes(flag_hash)] = bytes(sealed)
+            return True
+
+    async def list_flags(self) -> list[tuple[bytes, bytes]]:
+        return sorted(self._flags.items())
+
+    async def delete_flags(self, flag_hashes: Sequence[bytes]) -> int:
+        async with self._lock:
+            return sum(self._flags.pop(h, None) is not None for h in set(flag_hashes))
 
     async def key_checks(self) -> dict[str, bytes]:
         return dict(self._key_checks)

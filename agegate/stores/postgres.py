@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 #: The schema version this code writes; older schemas are migrated forward on open.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: The ``application`` value in ``agegate_meta``.
 APPLICATION = "agegate"
 #: The ``LISTEN``/``NOTIFY`` channel of the change signal.
@@ -90,6 +90,7 @@ _TABLES = (
     "agegate_purge_steps",
     "agegate_key_checks",
     "agegate_reports",
+    "agegate_signal_flags",
 )
 
 logger = logging.getLogger("agegate.stores.postgres")
@@ -170,6 +171,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             error text
         )""",
         "CREATE INDEX agegate_reports_received ON agegate_reports (received_at, reference)",
+    ),
+    (
+        # 4: accounts an under-age age signal flagged for support (agegate.knowledge): a keyed
+        # hash and the account id sealed with the journal key, nothing else.
+        """CREATE TABLE agegate_signal_flags (
+            flag_hash bytea PRIMARY KEY,
+            sealed bytea NOT NULL
+        )""",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -833,6 +842,45 @@ class PostgresStore:
             return cursor.rowcount
 
         return await self._run(run)
+
+    # -- accounts flagged by an under-age age signal ---------------------------------------------
+
+    async def add_flag(self, flag_hash: bytes, sealed: bytes, *, known: Sequence[bytes] = ()) -> bool:
+        """Keep ``sealed`` under ``flag_hash`` unless the account is flagged already."""
+        hashes = [bytes(h) for h in (flag_hash, *known)]
+
+        async def run(conn: Conn) -> bool:
+            cursor = await conn.execute(
+                "INSERT INTO agegate_signal_flags (flag_hash, sealed) SELECT %s, %s WHERE NOT EXISTS "
+                "(SELECT 1 FROM agegate_signal_flags WHERE flag_hash = ANY(%s)) ON CONFLICT DO NOTHING",
+                (bytes(flag_hash), bytes(sealed), hashes),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(run)
+
+    async def list_flags(self) -> list[tuple[bytes, bytes]]:
+        """Every flag as ``(flag_hash, sealed)``."""
+
+        async def run(conn: Conn) -> list[tuple[bytes, bytes]]:
+            cursor = await conn.execute(
+                "SELECT flag_hash, sealed FROM agegate_signal_flags ORDER BY flag_hash"
+            )
+            return [(bytes(h), bytes(sealed)) for h, sealed in await cursor.fetchall()]
+
+        return await self._run(run)
+
+    async def delete_flags(self, flag_hashes: Sequence[bytes]) -> int:
+        """Delete the flags under these hashes; returns how many were deleted."""
+        wanted = list({bytes(h) for h in flag_hashes})
+
+        async def run(conn: Conn) -> int:
+            cursor = await conn.execute(
+                "DELETE FROM agegate_signal_flags WHERE flag_hash = ANY(%s)", (wanted,)
+            )
+            return cursor.rowcount
+
+        return await self._run(run) if wanted else 0
 
     # -- the keys the records were written under -----------------------------------------------
 

@@ -39,7 +39,7 @@ T = TypeVar("T")
 #: ``PRAGMA application_id`` of an agegate database ("AgGt").
 APPLICATION_ID = 0x41674774
 #: The schema version this code writes; older files are migrated forward on open.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: How long SQLite itself waits for a lock while opening the store, in milliseconds.
 BUSY_TIMEOUT_MS = 5_000
 #: How long one call waits for a lock on the store's thread before handing the thread back, in
@@ -147,6 +147,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             error TEXT
         )""",
         "CREATE INDEX reports_received ON reports (received_at, reference)",
+    ),
+    (
+        # 4: accounts an under-age age signal flagged for support (agegate.knowledge): a keyed
+        # hash and the account id sealed with the journal key, nothing else.
+        """CREATE TABLE signal_flags (
+            flag_hash BLOB PRIMARY KEY,
+            sealed BLOB NOT NULL
+        ) WITHOUT ROWID""",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -600,6 +608,42 @@ class SQLiteStore:
             return conn.execute("DELETE FROM identifier_blocks WHERE blocked_until <= ?", (at,)).rowcount
 
         return await self._call(run, write=True)
+
+    # -- accounts flagged by an under-age age signal ---------------------------------------------
+
+    async def add_flag(self, flag_hash: bytes, sealed: bytes, *, known: Sequence[bytes] = ()) -> bool:
+        """Keep ``sealed`` under ``flag_hash`` unless the account is flagged already."""
+        hashes = [(bytes(h),) for h in (flag_hash, *known)]
+        row = (bytes(flag_hash), bytes(sealed))
+
+        def run(conn: sqlite3.Connection) -> bool:
+            for h in hashes:
+                if conn.execute("SELECT 1 FROM signal_flags WHERE flag_hash = ?", h).fetchone():
+                    return False
+            conn.execute("INSERT INTO signal_flags (flag_hash, sealed) VALUES (?, ?)", row)
+            return True
+
+        return await self._call(run, write=True)
+
+    async def list_flags(self) -> list[tuple[bytes, bytes]]:
+        """Every flag as ``(flag_hash, sealed)``."""
+
+        def run(conn: sqlite3.Connection) -> list[tuple[bytes, bytes]]:
+            rows = conn.execute("SELECT flag_hash, sealed FROM signal_flags ORDER BY flag_hash").fetchall()
+            return [(bytes(h), bytes(sealed)) for h, sealed in rows]
+
+        return await self._call(run, write=False)
+
+    async def delete_flags(self, flag_hashes: Sequence[bytes]) -> int:
+        """Delete these flags (the sealed ids scrubbed from the file); returns how many."""
+        wanted = [(h,) for h in {bytes(h) for h in flag_hashes}]
+
+        def run(conn: sqlite3.Connection) -> int:
+            return sum(
+                conn.execute("DELETE FROM signal_flags WHERE flag_hash = ?", h).rowcount for h in wanted
+            )
+
+        return await self._call(run, write=True, scrub=True) if wanted else 0
 
     # -- the keys the records were written under -----------------------------------------------
 
