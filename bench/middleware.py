@@ -89,7 +89,7 @@ class FirstSeen:
         self.middleware = middleware
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.middleware._cookie._opened.clear()
+        self.middleware._cookie.forget()
         await self.middleware(scope, receive, send)
 
 
@@ -108,10 +108,10 @@ async def run_batch(app: Any, template: dict[str, Any], expect: int, n: int) -> 
     gc.collect()
     gc.disable()
     try:
-        start = time.perf_counter()
+        start = time.thread_time()
         for _ in range(n):
             await app(dict(template), receive, send)
-        elapsed = time.perf_counter() - start
+        elapsed = time.thread_time() - start
     finally:
         gc.enable()
     if status != expect:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from ..errors import ConfigurationError, InvalidToken
 from ..gate import AgeGate, Decision
 from ..keys import Keyring
-from ..tokens import Outcome
+from ..tokens import OUTCOMES, Outcome
 
 __all__ = ["COOKIE_NAME", "UNDER_AGE", "GateCookie", "cookie_name", "read_cookie", "read_cookies"]
 
@@ -29,8 +29,11 @@ __all__ = ["COOKIE_NAME", "UNDER_AGE", "GateCookie", "cookie_name", "read_cookie
 COOKIE_NAME = "agegate"
 #: What :meth:`GateCookie.result` answers for a cookie that says under age (under any policy).
 UNDER_AGE: Final = object()
-#: How many opened cookie tokens are remembered (they are a few hundred bytes each).
+#: The most opened cookie tokens remembered at once (a few hundred bytes each), in two
+#: generations of half as many: see :meth:`GateCookie.result`.
 _OPENED_TOKENS = 4096
+_GENERATION = _OPENED_TOKENS // 2
+_UNDER_AGE_INDEX = OUTCOMES.index("under_age")
 #: A cookie name an app may choose: RFC 6265 token characters, without the prefixes this
 #: module adds itself.
 _NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,64}")
@@ -97,7 +100,13 @@ class GateCookie:
         self._sealer = gate.sealer
         self._policy = gate.policy.name
         self._allowed = Decision.of("allowed", self._policy)
-        self._opened: dict[str, tuple[int, Any]] = {}
+        self._policy_bytes = self._policy.encode()
+        # Opened tokens, by token: (expiry, result). New ones go into the recent generation;
+        # when it is full it becomes the older one (the previous older one is dropped) and a
+        # token found in the older one moves back to the recent one. So memory stays bounded
+        # and a browser that keeps coming back is never forgotten, however many others come.
+        self._recent: dict[str, tuple[int, Any]] = {}
+        self._older: dict[str, tuple[int, Any]] = {}
         self.name = name or cookie_name(gate.keys, secure=secure)
         derived = (cookie_name(gate.keys, secure=secure, kid=kid) for kid in gate.keys.kids)
         self._names = frozenset((self.name, *derived))
@@ -131,22 +140,36 @@ class GateCookie:
         # A browser sends the same token for months: remember what a token that opened says,
         # until it expires, instead of decrypting it on every request. Only tokens that opened
         # get here, so a forged one can never be served from memory.
-        known = self._opened.get(token)
+        known = self._recent.get(token)
+        if known is None:
+            known = self._older.get(token)
+            if known is not None:
+                self._remember(token, known)
         if known is not None and now < known[0]:
             return known[1]
         try:
-            claims = self._sealer.open(token, now=now)
+            index, _, expires_at, policy = self._sealer.open_fields(token, now)
         except InvalidToken:
             return None
-        if claims.outcome == "under_age":
+        if index == _UNDER_AGE_INDEX:
             found: Any = UNDER_AGE  # a child's answer counts under any policy
         else:
             # An allowed answer counts only under the policy it was given for.
-            found = self._allowed if claims.policy == self._policy else None
-        if len(self._opened) >= _OPENED_TOKENS:
-            self._opened.clear()
-        self._opened[token] = (claims.expires_at, found)
+            found = self._allowed if policy == self._policy_bytes else None
+        self._remember(token, (expires_at, found))
         return found
+
+    def _remember(self, token: str, entry: tuple[int, Any]) -> None:
+        recent = self._recent
+        if len(recent) >= _GENERATION:
+            self._older = recent
+            self._recent = recent = {}
+        recent[token] = entry
+
+    def forget(self) -> None:
+        """Forget every opened token (the next request with each one opens it again)."""
+        self._recent = {}
+        self._older = {}
 
     def set_cookie(self, outcome: Outcome) -> tuple[bytes, bytes]:
         """A ``Set-Cookie`` header carrying a new sealed token for ``outcome``."""

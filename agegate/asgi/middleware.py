@@ -25,7 +25,7 @@ from .cookie import UNDER_AGE, GateCookie
 from .endpoints import Screen, screen_headers
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
-from .paths import OPEN, SIGNUP, PathRules, readings, safe_next
+from .paths import OPEN, SIGNUP, PathRules, readings, route_path, safe_next
 
 __all__ = ["SAFE_METHODS", "AgeGateMiddleware", "SubjectFunc"]
 
@@ -111,9 +111,16 @@ class AgeGateMiddleware:
     # -- the request path --------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The common case first, in a small frame: a read that cannot be for the screen.
-        if scope["type"] == "http" and scope["method"] in SAFE_METHODS and self.prefix not in scope["path"]:
-            await self.app(scope, receive, send)
+        # The common cases first, in a small frame: a request that cannot be for the screen.
+        if scope["type"] == "http" and self.prefix not in scope["path"]:
+            if scope["method"] in SAFE_METHODS:
+                await self.app(scope, receive, send)
+            elif self._paths.gates_all:
+                # Every reading of the path contains the one the router sees, so none is the
+                # screen or under its prefix: with no path patterns, the request is gated.
+                await self._gated(scope, receive, send)
+            else:
+                await self._dispatch(scope, receive, send)
         else:
             await self._dispatch(scope, receive, send)
 
@@ -149,6 +156,10 @@ class AgeGateMiddleware:
                 await self._screen.error(send, html, 403, "cross_site_request", root=root)
                 return
 
+        await self._gated(scope, receive, send, signup=signup)
+
+    async def _gated(self, scope: Scope, receive: Receive, send: Send, *, signup: bool = False) -> None:
+        """A request that needs a screen result: the cookie, then the logged-in account."""
         cookie, accept = _cookie_and_accept(scope)
         found = self._cookie.result(cookie)
         if found is UNDER_AGE:
@@ -184,7 +195,7 @@ class AgeGateMiddleware:
             await self._signup_path(scope, receive, send, decision)
             return
         if decision is None:
-            await self._require_screen(scope, receive, send, paths[0], accept)
+            await self._require_screen(scope, receive, send, route_path(scope) or "/", accept)
             return
         scope[SCOPE_KEY] = decision
         await self.app(scope, receive, send)
