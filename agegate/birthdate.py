@@ -13,13 +13,30 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from dateutil.parser import parserinfo
-
 from .errors import InvalidBirthDate
 from .policy import AgePolicy, today_aoe, today_latest
 
 DateOrder = Literal["MDY", "DMY", "YMD"]
 DATE_ORDERS: tuple[DateOrder, ...] = ("MDY", "DMY", "YMD")
+
+
+class _Names:
+    """English month and weekday names, read as ``dateutil.parser.parserinfo`` reads them
+    (case-insensitive, the same spellings), without importing dateutil's parser: it is the
+    slowest import an app with the gate would pay for."""
+
+    def __init__(self, *names: tuple[str, ...]) -> None:
+        self._index = {spelling.lower(): i for i, spellings in enumerate(names) for spelling in spellings}
+
+    def month(self, name: str) -> int | None:
+        """The month number (1-12) of an English month name or abbreviation, or ``None``."""
+        found = self._index.get(name.lower())
+        return None if found is None else found + 1
+
+    def weekday(self, name: str) -> int | None:
+        """The weekday (0 is Monday) of an English weekday name or abbreviation, or ``None``."""
+        return self._index.get(name.lower())
+
 
 #: Longest accepted value of any one field; longer input is refused before any parsing.
 MAX_INPUT_LENGTH = 64
@@ -28,7 +45,15 @@ MAX_AGE = 120
 
 BIRTH_FIELDS = ("birth_date", "birth_year", "birth_month", "birth_day", "age")
 
-_MONTHS = parserinfo()
+_MONTHS = _Names(
+    ("Jan", "January"), ("Feb", "February"), ("Mar", "March"), ("Apr", "April"), ("May",),
+    ("Jun", "June"), ("Jul", "July"), ("Aug", "August"), ("Sep", "Sept", "September"),
+    ("Oct", "October"), ("Nov", "November"), ("Dec", "December"),
+)  # fmt: skip
+_WEEKDAYS = _Names(
+    ("Mon", "Monday"), ("Tue", "Tuesday"), ("Wed", "Wednesday"), ("Thu", "Thursday"),
+    ("Fri", "Friday"), ("Sat", "Saturday"), ("Sun", "Sunday"),
+)  # fmt: skip
 _ISO = re.compile(r"(\d{4})-(\d{1,2})(?:-(\d{1,2}))?", re.ASCII)
 _NUMERIC = re.compile(r"(\d{1,4})[/.\- ]+(\d{1,4})(?:[/.\- ]+(\d{1,4}))?", re.ASCII)
 _TOKEN = re.compile(r"\d+(?:st|nd|rd|th)?|[^\W\d_]+\.?|[,/.\-]", re.IGNORECASE | re.ASCII)
@@ -157,7 +182,7 @@ def _worded(text: str, order: DateOrder) -> tuple[date, date]:
                 raise _malformed(order)
         elif month_text is None and _MONTHS.month(word.rstrip(".")) is not None:
             month_text = word
-        elif _MONTHS.weekday(word.rstrip(".")) is None:  # "Saturday, June 1, 2013"
+        elif _WEEKDAYS.weekday(word.rstrip(".")) is None:  # "Saturday, June 1, 2013"
             raise _malformed(order)
     if month_text is None or len(years) != 1 or len(days) > 1:
         raise _malformed(order)

@@ -150,10 +150,18 @@ class AgeGate:
         self._opened = False
         self._open_lock = asyncio.Lock()
         self._abandoned: set[asyncio.Task[Any]] = set()  # store calls that ran out of time
+        self._purger: Purger | None = None
 
-        from .purge import Purger
+    @property
+    def purger(self) -> Purger:
+        """The gate's :class:`~agegate.purge.Purger`: its handlers and purge jobs. Made (and the
+        purge code imported) on first use, so that an app that only gates requests and screens
+        signups never loads it."""
+        if self._purger is None:
+            from .purge import Purger
 
-        self.purger: Purger = Purger(self)
+            self._purger = Purger(self)
+        return self._purger
 
     # -- the store ---------------------------------------------------------------------------
 
@@ -428,7 +436,9 @@ class AgeGate:
         """
         subject = _subject(subject)
         for kind in identifiers or {}:
-            self.purger.known_kind(kind)
+            # The default kinds are known without loading the purge code for them.
+            if self._purger is not None or not isinstance(kind, str) or kind.strip().lower() not in _KINDS:
+                self.purger.known_kind(kind)
         decision = self.screen(fields, now=now)
         if not decision.allowed:
             raise UnderAgeError()
@@ -473,6 +483,8 @@ class AgeGate:
         )
 
 
+#: ``agegate.purge.IDENTIFIER_KINDS``, the identifier kinds of a purger left as it was made.
+_KINDS = frozenset({"email", "phone", "username"})
 #: Most accounts whose status :meth:`AgeGate.cached_status` keeps in memory at once.
 _STATUS_CACHE_SIZE = 10_000
 
