@@ -14,7 +14,7 @@ from .errors import ConfigurationError, StoreError, StoreUnavailable, UnderAgeEr
 from .keycheck import KeyStatus, check_keys, key_status, move_to_active_key
 from .keys import Keyring
 from .policy import AgePolicy, aware
-from .stores import AttestationRecord, Store, open_store
+from .stores import AttestationRecord, Store, add_attestation, open_store
 from .tokens import OUTCOMES, Hasher, Outcome, Sealer
 
 if TYPE_CHECKING:
@@ -448,19 +448,25 @@ class AgeGate:
         new = self._attestation(subject, hashes[0], "allowed", now)
 
         async def write(store: Store) -> Attestation:
-            if blocks and await store.is_blocked(blocks, now=at):
+            # A new account: the blocks, the account's record and the write in one transaction.
+            done = await add_attestation(store, new, replaces=hashes[1:], identifier_hashes=blocks, now=at)
+            if done.blocked:
                 raise UnderAgeError(reason="blocked")
-            for _ in range(5):
-                current = await store.get_attestation(hashes)
+            current, written, tries = done.current, done.written, 0
+            while not written:
                 if self._status_in(current, subject) == "under_age":
                     await move_to_active_key(store, self.attestation_hasher, current, subject, hashes)
                     raise UnderAgeError(reason="blocked")
+                if tries == 5:
+                    raise StoreError("the account's record kept changing during the signup; try again")
+                tries += 1
                 # Written only if the record is still the one just read: a purge freezing the
                 # account in between is never overwritten by this signup.
-                if await store.swap_attestation(new, replaces=hashes[1:], expected=current):
-                    self.forget_status(subject)
-                    return Attestation("allowed", new.policy, new.checked_at, new.kid)
-            raise StoreError("the account's record kept changing during the signup; try again")
+                written = await store.swap_attestation(new, replaces=hashes[1:], expected=current)
+                if not written:
+                    current = await store.get_attestation(hashes)
+            self.forget_status(subject)
+            return Attestation("allowed", new.policy, new.checked_at, new.kid)
 
         # One bound for the whole signup: its reads and its one write.
         return await self._ask(write)

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from ..errors import StoreError
-from .base import AttestationRecord, JobState, KeyUse, PurgeJob, Store
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, SignupWrite, Store, add_attestation
 from .memory import MemoryStore
 
-__all__ = ["AttestationRecord", "JobState", "KeyUse", "MemoryStore", "PurgeJob", "Store", "open_store"]
+__all__ = [
+    "AttestationRecord",
+    "JobState",
+    "KeyUse",
+    "MemoryStore",
+    "PurgeJob",
+    "SignupWrite",
+    "Store",
+    "add_attestation",
+    "open_store",
+]
 
 
 def open_store(url: str, *, timeout: float | None = None) -> Store:

@@ -31,6 +31,17 @@ class AttestationRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SignupWrite:
+    """What :func:`add_attestation` did: wrote the record (``written``), or wrote nothing
+    because an identifier is blocked (``blocked``) or the account has a record (``current``;
+    ``None`` when another writer's record appeared meanwhile: read it again)."""
+
+    written: bool = False
+    blocked: bool = False
+    current: AttestationRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class KeyUse:
     """How many of a store's records need key ``kid``: attestations (needed as long as they
     exist) and identifier blocks still in force (needed until ``blocked_until``, the latest
@@ -219,3 +230,32 @@ class Store(Protocol):
 
     async def delete_job(self, job_id: str) -> bool:
         """Remove a job (used for dry runs, which leave no journal). Returns whether it existed."""
+
+
+async def add_attestation(
+    store: Store,
+    record: AttestationRecord,
+    *,
+    replaces: Sequence[bytes] = (),
+    identifier_hashes: Sequence[bytes] = (),
+    now: datetime,
+) -> SignupWrite:
+    """A signup's store work, in one transaction: write nothing when any of
+    ``identifier_hashes`` is blocked at ``now``; write nothing and return the account's record
+    when it has one (under ``record.subject_hash`` or, failing that, the first of ``replaces``
+    that has one); otherwise insert ``record``.
+
+    The stores agegate ships do it in one transaction (``store.add_attestation``, same
+    arguments); it is optional for a store, which otherwise gets three calls:
+    :meth:`~Store.is_blocked`, :meth:`~Store.get_attestation` and a
+    :meth:`~Store.swap_attestation` that writes only if the account still has no record."""
+    add = getattr(store, "add_attestation", None)
+    if add is not None:
+        done: SignupWrite = await add(record, replaces=replaces, identifier_hashes=identifier_hashes, now=now)
+        return done
+    if identifier_hashes and await store.is_blocked(identifier_hashes, now=now):
+        return SignupWrite(blocked=True)
+    current = await store.get_attestation([record.subject_hash, *replaces])
+    if current is None and await store.swap_attestation(record, replaces=replaces, expected=None):
+        return SignupWrite(written=True)
+    return SignupWrite(current=current)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from ..errors import StoreError
-from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, SignupWrite, key_uses_from
 
 _FINAL = ("done", "dry_run")
 
@@ -66,6 +66,23 @@ class MemoryStore:
                     self._attestations.pop(old, None)
             self._attestations[record.subject_hash] = record
             return True
+
+    async def add_attestation(
+        self,
+        record: AttestationRecord,
+        *,
+        replaces: Sequence[bytes] = (),
+        identifier_hashes: Sequence[bytes] = (),
+        now: datetime,
+    ) -> SignupWrite:
+        async with self._lock:
+            if await self.is_blocked(identifier_hashes, now=now):
+                return SignupWrite(blocked=True)
+            current = await self.get_attestation([record.subject_hash, *replaces])
+            if current is not None:
+                return SignupWrite(current=current)
+            self._attestations[record.subject_hash] = record
+            return SignupWrite(written=True)
 
     async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
         for subject_hash in subject_hashes:

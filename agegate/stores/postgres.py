@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import os
 import re
@@ -48,7 +47,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError, StoreUnavailable
-from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, SignupWrite, key_uses_from
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -91,9 +90,6 @@ _TABLES = (
 )
 
 logger = logging.getLogger("agegate.stores.postgres")
-# When the call running in this task must be done (event loop time): the pool's connection check
-# runs in the caller's task and is bounded by it.
-_DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("agegate_postgres_deadline")
 # SQLSTATE classes meaning the server cannot serve now: connection exception, insufficient
 # resources (disk full, too many connections), operator intervention (shutdown, statement
 # timeout), system error (I/O).
@@ -158,6 +154,29 @@ _JOB_COLUMNS = (
     "job_id, subject_hash, ticket, operator, handlers, state, created_at, updated_at, "
     "sealed_subject, identifier_hashes, finished_at, error, lease_owner, lease_until"
 )
+# A signup in one statement (PostgresStore.add_attestation): data-modifying CTEs see one
+# snapshot, so the insert happens only if neither a block nor a record of the account was found.
+_ADD_ATTESTATION = """
+WITH blocked AS (
+    SELECT EXISTS (
+        SELECT 1 FROM agegate_identifier_blocks
+        WHERE identifier_hash = ANY(%(blocks)s::bytea[]) AND blocked_until > %(at)s
+    ) AS yes
+), found AS (
+    SELECT subject_hash, kid, mac, policy, checked_at FROM agegate_attestations
+    WHERE subject_hash = ANY(%(wanted)s::bytea[])
+    ORDER BY array_position(%(wanted)s::bytea[], subject_hash) LIMIT 1
+), added AS (
+    INSERT INTO agegate_attestations (subject_hash, kid, mac, policy, checked_at)
+    SELECT %(subject)s, %(kid)s, %(mac)s, %(policy)s, %(checked_at)s
+    WHERE NOT (SELECT yes FROM blocked) AND NOT EXISTS (SELECT 1 FROM found)
+    ON CONFLICT (subject_hash) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT yes FROM blocked), EXISTS (SELECT 1 FROM added),
+    f.subject_hash, f.kid, f.mac, f.policy, f.checked_at
+FROM (VALUES (1)) AS one (x) LEFT JOIN found AS f ON true
+"""
 _MISSING = "the PostgreSQL store needs psycopg 3 and psycopg_pool: pip install 'agegate[postgres]'"
 
 
@@ -320,14 +339,6 @@ class PostgresStore:
         finally:
             handle.cancel()
 
-    async def _check(self, conn: Conn) -> None:
-        """The pool's check before lending a connection: one empty round trip, so that a
-        connection broken by a server restart is replaced rather than failing the call; cut if
-        it does not answer before the call's deadline."""
-        loop = asyncio.get_running_loop()
-        with self._watch(conn, _DEADLINE.get(loop.time() + self.timeout * _CUT_AT)):
-            await conn.execute("")
-
     def _connect_kwargs(self, application_name: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"autocommit": True}
         if "connect_timeout" not in self._params:
@@ -360,7 +371,6 @@ class PostgresStore:
             max_size=self._parsed.pool_max_size,
             open=False,
             configure=self._configure_pooled,
-            check=self._check,
             name="agegate",
             timeout=self._parsed.pool_timeout,
         )
@@ -519,37 +529,48 @@ class PostgresStore:
             raise StoreError(f"agegate tables are missing in {where}: the store is damaged")
         return version
 
-    async def _run(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+    async def _run(self, fn: Callable[[Conn], Awaitable[T]], *, single: bool = False) -> T:
         """Run ``fn`` in one transaction on a pooled connection, retrying a serialization failure
-        or a deadlock, within the store's ``timeout``."""
+        or a deadlock, within the store's ``timeout``. ``single``: ``fn`` runs one statement,
+        which is a transaction of its own (no ``BEGIN``/``COMMIT`` round trips), and which may
+        run again if its connection turns out to be dead.
+
+        A pooled connection is not checked before use (that would cost a round trip on every
+        call): one that died while idle (a server restart, an idle timeout) fails on its first
+        statement, which nothing has then committed, and the call goes on with another one."""
         psycopg = self._psycopg
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout * _CUT_AT
-        token = _DEADLINE.set(deadline)
-        try:
-            pool = await self._usable_pool(deadline)
-            attempt = 0
-            while True:
-                attempt += 1
-                cut: list[bool] = []
-                try:
-                    wait = min(self._parsed.pool_timeout, deadline - loop.time())
-                    async with pool.connection(timeout=wait) as conn:
-                        with self._watch(conn, deadline) as cut:
-                            async with conn.transaction():
-                                return await fn(conn)
-                except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as exc:
-                    if attempt >= _RETRIES or loop.time() >= deadline:
-                        raise self._error(exc, "a transaction") from None
-                    await asyncio.sleep(0.005 * attempt)
-                except psycopg.Error as exc:
-                    if cut or self._is_outage(exc):
-                        self._mark_down(pool)
-                    if cut:
-                        raise self._unavailable(f"no answer within {self.timeout:g} seconds") from None
-                    raise self._error(exc, "a query") from None
-        finally:
-            _DEADLINE.reset(token)
+        pool = await self._usable_pool(deadline)
+        attempt = lost = 0
+        while True:
+            attempt += 1
+            cut: list[bool] = []
+            conn: Conn | None = None
+            started = False  # a statement of the call's own has reached the server
+            try:
+                wait = min(self._parsed.pool_timeout, deadline - loop.time())
+                async with pool.connection(timeout=wait) as conn:
+                    with self._watch(conn, deadline) as cut:
+                        if single:
+                            return await fn(conn)
+                        async with conn.transaction():
+                            started = True
+                            return await fn(conn)
+            except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as exc:
+                if attempt >= _RETRIES or loop.time() >= deadline:
+                    raise self._error(exc, "a transaction") from None
+                await asyncio.sleep(0.005 * attempt)
+            except psycopg.Error as exc:
+                dead = conn is not None and conn.broken and not cut and not started
+                if dead and lost <= self._parsed.pool_max_size and loop.time() < deadline:
+                    lost += 1  # died while idle in the pool: the pool drops it; try another
+                    continue
+                if cut or self._is_outage(exc):
+                    self._mark_down(pool)
+                if cut:
+                    raise self._unavailable(f"no answer within {self.timeout:g} seconds") from None
+                raise self._error(exc, "a query") from None
 
     def _mark_down(self, pool: AsyncConnectionPool[Conn]) -> None:
         if pool is self._pool and not self._down:
@@ -725,6 +746,43 @@ class PostgresStore:
             return await self._run(run)
         except _Conflict:
             return False  # the transaction was rolled back
+
+    async def add_attestation(
+        self,
+        record: AttestationRecord,
+        *,
+        replaces: Sequence[bytes] = (),
+        identifier_hashes: Sequence[bytes] = (),
+        now: datetime,
+    ) -> SignupWrite:
+        """A signup's store work (see :func:`~agegate.stores.add_attestation`) as one statement,
+        one round trip: the block check, the account's record and the insert. A concurrent
+        insert of the same account makes it write nothing and find nothing (``current`` is
+        ``None``): the caller reads again."""
+        subject = bytes(record.subject_hash)
+        wanted = [subject, *(h for h in map(bytes, replaces) if h != subject)]
+        params = {
+            "blocks": [bytes(h) for h in identifier_hashes],
+            "at": _at(now),
+            "wanted": wanted,
+            "subject": subject,
+            "kid": record.kid,
+            "mac": bytes(record.mac),
+            "policy": record.policy,
+            "checked_at": _at(record.checked_at),
+        }
+
+        async def run(conn: Conn) -> SignupWrite:
+            row = await (await conn.execute(_ADD_ATTESTATION, params)).fetchone()
+            assert row is not None  # the statement always returns one row
+            blocked, written, found, kid, mac, policy, checked_at = row
+            if blocked or written:
+                return SignupWrite(written=bool(written), blocked=bool(blocked))
+            if found is None:
+                return SignupWrite()
+            return SignupWrite(current=AttestationRecord(bytes(found), kid, bytes(mac), policy, checked_at))
+
+        return await self._run(run, single=True)
 
     async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
         """The record under the first of ``subject_hashes`` that has one, or ``None``."""

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from ..errors import StoreError, StoreUnavailable
-from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, SignupWrite, key_uses_from
 from .revision import RevisionFile
 
 T = TypeVar("T")
@@ -509,19 +509,47 @@ class SQLiteStore:
         wanted = [bytes(h) for h in subject_hashes]
 
         def run(conn: sqlite3.Connection) -> AttestationRecord | None:
-            for subject_hash in wanted:
-                row = conn.execute(
-                    "SELECT kid, mac, policy, checked_at FROM attestations WHERE subject_hash = ?",
-                    (subject_hash,),
-                ).fetchone()
-                if row is not None:
-                    kid, mac, policy, checked_at = row
-                    return AttestationRecord(subject_hash, kid, bytes(mac), policy, _aware(checked_at))
-            return None
+            return _first_attestation(conn, wanted)
 
         if not wanted:
             return None
         return await self._call(run, write=False)
+
+    async def add_attestation(
+        self,
+        record: AttestationRecord,
+        *,
+        replaces: Sequence[bytes] = (),
+        identifier_hashes: Sequence[bytes] = (),
+        now: datetime,
+    ) -> SignupWrite:
+        """A signup's store work in one transaction (see :func:`~agegate.stores.add_attestation`):
+        for a new account, one ``INSERT … SELECT … WHERE NOT EXISTS`` statement."""
+        subject = bytes(record.subject_hash)
+        wanted = [subject, *(h for h in map(bytes, replaces) if h != subject)]
+        blocks = [bytes(h) for h in identifier_hashes]
+        at = _micros(now)
+        sql = (
+            "INSERT INTO attestations (subject_hash, kid, mac, policy, checked_at) "  # noqa: S608
+            "SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM attestations WHERE subject_hash "
+            f"IN ({', '.join('?' * len(wanted))})) AND NOT EXISTS (SELECT 1 FROM identifier_blocks "
+            f"WHERE identifier_hash IN ({', '.join('?' * len(blocks))}) AND blocked_until > ?)"
+        )
+        params = (subject, record.kid, bytes(record.mac), record.policy, _micros(record.checked_at))
+
+        def run(conn: sqlite3.Connection) -> SignupWrite:
+            if conn.execute(sql, (*params, *wanted, *blocks, at)).rowcount == 1:
+                return SignupWrite(written=True)
+            # BEGIN IMMEDIATE holds the write lock: these reads see what the insert saw.
+            for h in blocks:
+                found = conn.execute(
+                    "SELECT 1 FROM identifier_blocks WHERE identifier_hash = ? AND blocked_until > ?", (h, at)
+                ).fetchone()
+                if found is not None:
+                    return SignupWrite(blocked=True)
+            return SignupWrite(current=_first_attestation(conn, wanted))
+
+        return await self._call(run, write=True)
 
     async def delete_attestations(self, subject_hashes: Sequence[bytes]) -> int:
         """Delete the records under these hashes; returns how many were deleted."""
@@ -797,6 +825,17 @@ def _os_error(exc: OSError, doing: str) -> StoreError:
     work again once an operator frees space), a plain :class:`StoreError` otherwise."""
     kind = StoreUnavailable if exc.errno in _UNAVAILABLE_ERRNOS else StoreError
     return kind(f"{doing}: {exc.strerror or type(exc).__name__}")
+
+
+def _first_attestation(conn: sqlite3.Connection, subject_hashes: list[bytes]) -> AttestationRecord | None:
+    for subject_hash in subject_hashes:
+        row = conn.execute(
+            "SELECT kid, mac, policy, checked_at FROM attestations WHERE subject_hash = ?", (subject_hash,)
+        ).fetchone()
+        if row is not None:
+            kid, mac, policy, checked_at = row
+            return AttestationRecord(subject_hash, kid, bytes(mac), policy, _aware(checked_at))
+    return None
 
 
 def _aware(micros: int) -> datetime:
