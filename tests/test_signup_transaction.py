@@ -76,32 +76,33 @@ async def test_a_new_accounts_signup_is_one_store_call(backend: tuple[str, str])
         await gate.purge("kid-1", ticket="T-1", operator="sam", identifiers={"email": "kid@example.org"})
         store.calls.clear()
         await gate.signup(ADULT, subject="adult-1", identifiers={"email": "adult@example.org"})
-        assert store.calls == ["add_attestation"]
+        assert store.calls == ["swap_attestation"]  # the check and the write: one transaction
         assert await gate.status_of("adult-1") == "allowed"
         store.calls.clear()
-        with pytest.raises(UnderAgeError):  # a purged child's email: refused in the same one call
+        with pytest.raises(UnderAgeError):  # a purged child's email: nothing written, then told why
             await gate.signup(ADULT, subject="adult-2", identifiers={"email": "KID@example.org"})
-        assert store.calls == ["add_attestation"]
+        assert store.calls == ["swap_attestation", "is_blocked"]
         assert await gate.status_of("adult-2") == "unknown"
         with pytest.raises(UnderAgeError):  # a purged child's account
             await gate.signup(ADULT, subject="kid-1")
         assert await gate.status_of("kid-1") == "under_age"
 
 
-async def test_an_existing_account_is_read_in_the_same_call_and_swapped(backend: tuple[str, str]) -> None:
+async def test_an_existing_account_is_read_and_swapped(backend: tuple[str, str]) -> None:
     _, url = backend
     store = Counting(open_store(url))
     async with AgeGate(keys=Keyring.generate("k1"), store=store) as gate:  # type: ignore[arg-type]
         await gate.signup(ADULT, subject="adult-1")
         store.calls.clear()
         await gate.signup(ADULT, subject="adult-1")  # signs up again: the record is replaced
-        assert store.calls == ["add_attestation", "swap_attestation"]
+        assert store.calls == ["swap_attestation", "get_attestation", "swap_attestation"]
         assert await gate.status_of("adult-1") == "allowed"
 
 
-async def test_a_store_without_add_attestation_gets_the_three_calls() -> None:
-    """A custom store written before ``add_attestation`` keeps working, with the same answers."""
-    store = Counting(MemoryStore(), without=("add_attestation",))
+async def test_a_store_without_blocks_on_swap_gets_the_three_calls() -> None:
+    """A custom store whose swap_attestation takes no ``blocks`` keeps working, with the same
+    answers."""
+    store = Counting(MemoryStore(), without=("swaps_unless_blocked",))
     async with AgeGate(keys=Keyring.generate("k1"), store=store) as gate:  # type: ignore[arg-type]
         await gate.purge("kid-1", ticket="T-1", operator="sam", identifiers={"email": "kid@example.org"})
         store.calls.clear()
@@ -128,7 +129,7 @@ async def test_the_fallback_and_the_stores_agree(backend: tuple[str, str]) -> No
         await gate.signup(ADULT, subject="adult-1")
         (old,) = gate.subject_hashes("adult-1")
         record = gate._attestation("adult-2", gate.subject_hashes("adult-2")[0], "allowed", now)
-        fallback = Counting(store, without=("add_attestation",))
+        fallback = Counting(store, without=("swaps_unless_blocked",))
         for where in (store, fallback):
             blocked = await add_attestation(where, record, identifier_hashes=[b"i" * 32], now=now)  # type: ignore[arg-type]
             assert (blocked.blocked, blocked.written, blocked.current) == (True, False, None)
@@ -136,6 +137,10 @@ async def test_the_fallback_and_the_stores_agree(backend: tuple[str, str]) -> No
             found = await add_attestation(where, existing, identifier_hashes=[b"j" * 32], now=now)  # type: ignore[arg-type]
             assert not found.written and not found.blocked and found.current is not None
             assert found.current.subject_hash == old and found.current.mac != existing.mac
+            # A record under an older key (in ``replaces``) is the account's record too.
+            under_old = await add_attestation(where, record, replaces=[old], now=now)  # type: ignore[arg-type]
+            assert not under_old.written and under_old.current is not None
+            assert under_old.current.subject_hash == old
         assert await store.get_attestation([record.subject_hash]) is None
 
 

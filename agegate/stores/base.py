@@ -132,11 +132,14 @@ class Store(Protocol):
         expected: AttestationRecord | None,
     ) -> bool:
         """:meth:`put_attestation`, but only if the account's record is still ``expected`` (same
-        ``subject_hash`` and ``mac``; ``None``: the account has no record under
-        ``record.subject_hash``), checked and written atomically. Returns whether it wrote.
+        ``subject_hash`` and ``mac``; ``None``: the account has no record, under
+        ``record.subject_hash`` nor under ``replaces``), checked and written atomically.
+        Returns whether it wrote.
 
         The signup hook reads the account's record, decides, and writes with this, so that a
-        purge marking the account under age in between is never overwritten."""
+        purge marking the account under age in between is never overwritten. The stores agegate
+        ships also take ``blocks`` and ``now`` (see :func:`add_attestation`): then they write
+        only if none of the identifier hashes in ``blocks`` is blocked at ``now`` either."""
 
     async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
         """The record under the first of ``subject_hashes`` that has one, or ``None``."""
@@ -240,22 +243,27 @@ async def add_attestation(
     identifier_hashes: Sequence[bytes] = (),
     now: datetime,
 ) -> SignupWrite:
-    """A signup's store work, in one transaction: write nothing when any of
-    ``identifier_hashes`` is blocked at ``now``; write nothing and return the account's record
-    when it has one (under ``record.subject_hash`` or, failing that, the first of ``replaces``
-    that has one); otherwise insert ``record``.
+    """A new account's signup: insert ``record`` unless any of ``identifier_hashes`` is blocked
+    at ``now`` or the account has a record (under ``record.subject_hash`` or ``replaces``); say
+    which, with the account's record.
 
-    The stores agegate ships do it in one transaction (``store.add_attestation``, same
-    arguments); it is optional for a store, which otherwise gets three calls:
-    :meth:`~Store.is_blocked`, :meth:`~Store.get_attestation` and a
-    :meth:`~Store.swap_attestation` that writes only if the account still has no record."""
-    add = getattr(store, "add_attestation", None)
-    if add is not None:
-        done: SignupWrite = await add(record, replaces=replaces, identifier_hashes=identifier_hashes, now=now)
-        return done
+    On a store whose class sets ``swaps_unless_blocked`` (the stores agegate ships), the check
+    and the write are one transaction: :meth:`~Store.swap_attestation` with ``expected=None``,
+    ``blocks`` and ``now``; it is then read why nothing was written, if it was not. Another
+    store gets the three calls it always had: :meth:`~Store.is_blocked`,
+    :meth:`~Store.get_attestation` and :meth:`~Store.swap_attestation`."""
+    whole = getattr(store, "swaps_unless_blocked", False) is True
+    if whole and await store.swap_attestation(  # type: ignore[call-arg]
+        record, replaces=replaces, expected=None, blocks=identifier_hashes, now=now
+    ):
+        return SignupWrite(written=True)
     if identifier_hashes and await store.is_blocked(identifier_hashes, now=now):
         return SignupWrite(blocked=True)
     current = await store.get_attestation([record.subject_hash, *replaces])
-    if current is None and await store.swap_attestation(record, replaces=replaces, expected=None):
+    if (
+        not whole
+        and current is None
+        and await store.swap_attestation(record, replaces=replaces, expected=None)
+    ):
         return SignupWrite(written=True)
     return SignupWrite(current=current)

@@ -8,13 +8,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from ..errors import StoreError
-from .base import AttestationRecord, JobState, KeyUse, PurgeJob, SignupWrite, key_uses_from
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
 
 _FINAL = ("done", "dry_run")
 
 
 class MemoryStore:
     """Keeps everything in dictionaries; one lock makes every method atomic."""
+
+    #: :meth:`swap_attestation` takes ``blocks`` and ``now`` (see :func:`.add_attestation`).
+    swaps_unless_blocked = True
 
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
@@ -50,10 +53,14 @@ class MemoryStore:
         *,
         replaces: Sequence[bytes] = (),
         expected: AttestationRecord | None,
+        blocks: Sequence[bytes] = (),
+        now: datetime | None = None,
     ) -> bool:
         async with self._lock:
+            if blocks and (now is None or await self.is_blocked(blocks, now=now)):
+                return False
             if expected is None:
-                if record.subject_hash in self._attestations:
+                if any(h in self._attestations for h in (record.subject_hash, *replaces)):
                     return False
             else:
                 current = self._attestations.get(expected.subject_hash)
@@ -66,23 +73,6 @@ class MemoryStore:
                     self._attestations.pop(old, None)
             self._attestations[record.subject_hash] = record
             return True
-
-    async def add_attestation(
-        self,
-        record: AttestationRecord,
-        *,
-        replaces: Sequence[bytes] = (),
-        identifier_hashes: Sequence[bytes] = (),
-        now: datetime,
-    ) -> SignupWrite:
-        async with self._lock:
-            if await self.is_blocked(identifier_hashes, now=now):
-                return SignupWrite(blocked=True)
-            current = await self.get_attestation([record.subject_hash, *replaces])
-            if current is not None:
-                return SignupWrite(current=current)
-            self._attestations[record.subject_hash] = record
-            return SignupWrite(written=True)
 
     async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
         for subject_hash in subject_hashes:

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreError, StoreUnavailable
-from .base import AttestationRecord, JobState, KeyUse, PurgeJob, SignupWrite, key_uses_from
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -154,29 +154,20 @@ _JOB_COLUMNS = (
     "job_id, subject_hash, ticket, operator, handlers, state, created_at, updated_at, "
     "sealed_subject, identifier_hashes, finished_at, error, lease_owner, lease_until"
 )
-# A signup in one statement (PostgresStore.add_attestation): data-modifying CTEs see one
-# snapshot, so the insert happens only if neither a block nor a record of the account was found.
-_ADD_ATTESTATION = """
-WITH blocked AS (
-    SELECT EXISTS (
-        SELECT 1 FROM agegate_identifier_blocks
-        WHERE identifier_hash = ANY(%(blocks)s::bytea[]) AND blocked_until > %(at)s
-    ) AS yes
-), found AS (
-    SELECT subject_hash, kid, mac, policy, checked_at FROM agegate_attestations
-    WHERE subject_hash = ANY(%(wanted)s::bytea[])
-    ORDER BY array_position(%(wanted)s::bytea[], subject_hash) LIMIT 1
-), added AS (
-    INSERT INTO agegate_attestations (subject_hash, kid, mac, policy, checked_at)
-    SELECT %(subject)s, %(kid)s, %(mac)s, %(policy)s, %(checked_at)s
-    WHERE NOT (SELECT yes FROM blocked) AND NOT EXISTS (SELECT 1 FROM found)
-    ON CONFLICT (subject_hash) DO NOTHING
-    RETURNING 1
+_BLOCKED = (
+    "SELECT 1 FROM agegate_identifier_blocks WHERE identifier_hash = ANY(%s::bytea[]) "
+    "AND blocked_until > %s LIMIT 1"
 )
-SELECT (SELECT yes FROM blocked), EXISTS (SELECT 1 FROM added),
-    f.subject_hash, f.kid, f.mac, f.policy, f.checked_at
-FROM (VALUES (1)) AS one (x) LEFT JOIN found AS f ON true
-"""
+# A new account's attestation in one statement (PostgresStore.swap_attestation with expected=None):
+# inserted only if the account has no record under any of its hashes and no identifier is
+# blocked. ON CONFLICT: a concurrent insert of the same account wins, this one writes nothing.
+_INSERT_NEW = f"""
+INSERT INTO agegate_attestations (subject_hash, kid, mac, policy, checked_at)
+SELECT %s, %s, %s, %s, %s
+WHERE NOT EXISTS (SELECT 1 FROM agegate_attestations WHERE subject_hash = ANY(%s::bytea[]))
+AND NOT EXISTS ({_BLOCKED})
+ON CONFLICT (subject_hash) DO NOTHING
+"""  # noqa: S608 - constants only
 _MISSING = "the PostgreSQL store needs psycopg 3 and psycopg_pool: pip install 'agegate[postgres]'"
 
 
@@ -267,6 +258,9 @@ class PostgresStore:
 
     ``url`` is the URL without its password.
     """
+
+    #: :meth:`swap_attestation` takes ``blocks`` and ``now`` (see :func:`.add_attestation`).
+    swaps_unless_blocked = True
 
     def __init__(self, url: str, *, timeout: float = TIMEOUT) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 300:
@@ -707,16 +701,32 @@ class PostgresStore:
         *,
         replaces: Sequence[bytes] = (),
         expected: AttestationRecord | None,
+        blocks: Sequence[bytes] = (),
+        now: datetime | None = None,
     ) -> bool:
-        """:meth:`put_attestation` only if the account's record is still ``expected``: the
-        account's row is changed by a conditional ``UPDATE`` or inserted with ``ON CONFLICT DO
-        NOTHING``, so a concurrent writer is never overwritten."""
+        """:meth:`put_attestation` only if the account's record is still ``expected`` and none of
+        ``blocks`` is blocked at ``now``: the account's row is changed by a conditional
+        ``UPDATE`` or inserted with ``ON CONFLICT DO NOTHING``, so a concurrent writer is never
+        overwritten. A new account's (``expected=None``) is one statement, one round trip."""
         subject = bytes(record.subject_hash)
         row = (subject, record.kid, bytes(record.mac), record.policy, _at(record.checked_at))
         olds = list({bytes(h) for h in replaces} - {subject})
+        blocked = [bytes(h) for h in blocks]
+        if blocked and now is None:
+            return False
+        at = _at(now) if now is not None else None
+
+        async def insert_new(conn: Conn) -> bool:
+            cursor = await conn.execute(_INSERT_NEW, (*row, [subject, *olds], blocked, at))
+            return cursor.rowcount == 1
 
         async def run(conn: Conn) -> bool:
-            if expected is not None and bytes(expected.subject_hash) == subject:
+            if blocked:
+                found = await (await conn.execute(_BLOCKED, (blocked, at))).fetchone()
+                if found is not None:
+                    return False
+            assert expected is not None
+            if bytes(expected.subject_hash) == subject:
                 cursor = await conn.execute(
                     "UPDATE agegate_attestations SET kid = %s, mac = %s, policy = %s, checked_at = %s "
                     "WHERE subject_hash = %s AND mac = %s",
@@ -730,7 +740,7 @@ class PostgresStore:
                 )
             if cursor.rowcount != 1:
                 return False
-            if expected is not None and bytes(expected.subject_hash) != subject:
+            if bytes(expected.subject_hash) != subject:
                 # The expected record was under an older key: it must still be there, unchanged.
                 gone = await conn.execute(
                     "DELETE FROM agegate_attestations WHERE subject_hash = %s AND mac = %s",
@@ -742,47 +752,12 @@ class PostgresStore:
                 await conn.execute("DELETE FROM agegate_attestations WHERE subject_hash = ANY(%s)", (olds,))
             return True
 
+        if expected is None:
+            return await self._run(insert_new, single=True)
         try:
             return await self._run(run)
         except _Conflict:
             return False  # the transaction was rolled back
-
-    async def add_attestation(
-        self,
-        record: AttestationRecord,
-        *,
-        replaces: Sequence[bytes] = (),
-        identifier_hashes: Sequence[bytes] = (),
-        now: datetime,
-    ) -> SignupWrite:
-        """A signup's store work (see :func:`~agegate.stores.add_attestation`) as one statement,
-        one round trip: the block check, the account's record and the insert. A concurrent
-        insert of the same account makes it write nothing and find nothing (``current`` is
-        ``None``): the caller reads again."""
-        subject = bytes(record.subject_hash)
-        wanted = [subject, *(h for h in map(bytes, replaces) if h != subject)]
-        params = {
-            "blocks": [bytes(h) for h in identifier_hashes],
-            "at": _at(now),
-            "wanted": wanted,
-            "subject": subject,
-            "kid": record.kid,
-            "mac": bytes(record.mac),
-            "policy": record.policy,
-            "checked_at": _at(record.checked_at),
-        }
-
-        async def run(conn: Conn) -> SignupWrite:
-            row = await (await conn.execute(_ADD_ATTESTATION, params)).fetchone()
-            assert row is not None  # the statement always returns one row
-            blocked, written, found, kid, mac, policy, checked_at = row
-            if blocked or written:
-                return SignupWrite(written=bool(written), blocked=bool(blocked))
-            if found is None:
-                return SignupWrite()
-            return SignupWrite(current=AttestationRecord(bytes(found), kid, bytes(mac), policy, checked_at))
-
-        return await self._run(run, single=True)
 
     async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
         """The record under the first of ``subject_hashes`` that has one, or ``None``."""

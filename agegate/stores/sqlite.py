@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from ..errors import StoreError, StoreUnavailable
-from .base import AttestationRecord, JobState, KeyUse, PurgeJob, SignupWrite, key_uses_from
+from .base import AttestationRecord, JobState, KeyUse, PurgeJob, key_uses_from
 from .revision import RevisionFile
 
 T = TypeVar("T")
@@ -189,6 +189,9 @@ def _is_busy(exc: sqlite3.Error) -> bool:
 
 class SQLiteStore:
     """The store behind ``sqlite:///path``; see the module docstring for its guarantees."""
+
+    #: :meth:`swap_attestation` takes ``blocks`` and ``now`` (see :func:`.add_attestation`).
+    swaps_unless_blocked = True
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -475,26 +478,45 @@ class SQLiteStore:
         *,
         replaces: Sequence[bytes] = (),
         expected: AttestationRecord | None,
+        blocks: Sequence[bytes] = (),
+        now: datetime | None = None,
     ) -> bool:
-        """:meth:`put_attestation` only if the account's record is still ``expected``."""
+        """:meth:`put_attestation` only if the account's record is still ``expected`` and none of
+        ``blocks`` is blocked at ``now``. A new account's (``expected=None``) is one
+        ``INSERT … SELECT … WHERE NOT EXISTS`` statement."""
         row = (bytes(record.subject_hash), record.kid, bytes(record.mac), record.policy)
         checked_at = _micros(record.checked_at)
-        olds = [(bytes(h),) for h in replaces if bytes(h) != row[0]]
+        olds = [bytes(h) for h in replaces if bytes(h) != row[0]]
         want = None if expected is None else (bytes(expected.subject_hash), bytes(expected.mac))
+        blocked = [bytes(h) for h in blocks]
+        at = _micros(now) if now is not None else None
+        if blocked and at is None:
+            return False
+        marks = ", ".join("?" * len(blocked))  # placeholders only: the values are parameters
+        unblocked = (
+            "NOT EXISTS (SELECT 1 FROM identifier_blocks "  # noqa: S608
+            f"WHERE identifier_hash IN ({marks}) AND blocked_until > ?)"
+        )
+        insert_new = (
+            "INSERT INTO attestations (subject_hash, kid, mac, policy, checked_at) SELECT ?, ?, ?, ?, ? "  # noqa: S608
+            "WHERE NOT EXISTS (SELECT 1 FROM attestations "
+            f"WHERE subject_hash IN ({', '.join('?' * (1 + len(olds)))})) AND {unblocked}"
+        )
 
         def run(conn: sqlite3.Connection) -> bool:
-            # BEGIN IMMEDIATE holds the write lock: nothing changes between this check and the write.
-            moving = want is None or want[0] != row[0]  # the account has no record under this key
-            taken = conn.execute("SELECT 1 FROM attestations WHERE subject_hash = ?", (row[0],)).fetchone()
-            if moving and taken:
+            if want is None:
+                params = (*row, checked_at, row[0], *olds, *blocked, at)
+                return conn.execute(insert_new, params).rowcount == 1
+            # BEGIN IMMEDIATE holds the write lock: nothing changes between these checks and the write.
+            if blocked and conn.execute("SELECT " + unblocked, (*blocked, at)).fetchone()[0] == 0:
                 return False
-            if want is not None:
-                found = conn.execute(
-                    "SELECT mac FROM attestations WHERE subject_hash = ?", (want[0],)
-                ).fetchone()
-                if found is None or bytes(found[0]) != want[1]:
-                    return False
-            conn.executemany("DELETE FROM attestations WHERE subject_hash = ?", olds)
+            taken = conn.execute("SELECT 1 FROM attestations WHERE subject_hash = ?", (row[0],)).fetchone()
+            if want[0] != row[0] and taken:  # moving to this key: the account has no record under it
+                return False
+            found = conn.execute("SELECT mac FROM attestations WHERE subject_hash = ?", (want[0],)).fetchone()
+            if found is None or bytes(found[0]) != want[1]:
+                return False
+            conn.executemany("DELETE FROM attestations WHERE subject_hash = ?", [(h,) for h in olds])
             conn.execute(
                 "INSERT OR REPLACE INTO attestations (subject_hash, kid, mac, policy, checked_at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -514,42 +536,6 @@ class SQLiteStore:
         if not wanted:
             return None
         return await self._call(run, write=False)
-
-    async def add_attestation(
-        self,
-        record: AttestationRecord,
-        *,
-        replaces: Sequence[bytes] = (),
-        identifier_hashes: Sequence[bytes] = (),
-        now: datetime,
-    ) -> SignupWrite:
-        """A signup's store work in one transaction (see :func:`~agegate.stores.add_attestation`):
-        for a new account, one ``INSERT … SELECT … WHERE NOT EXISTS`` statement."""
-        subject = bytes(record.subject_hash)
-        wanted = [subject, *(h for h in map(bytes, replaces) if h != subject)]
-        blocks = [bytes(h) for h in identifier_hashes]
-        at = _micros(now)
-        sql = (
-            "INSERT INTO attestations (subject_hash, kid, mac, policy, checked_at) "  # noqa: S608
-            "SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM attestations WHERE subject_hash "
-            f"IN ({', '.join('?' * len(wanted))})) AND NOT EXISTS (SELECT 1 FROM identifier_blocks "
-            f"WHERE identifier_hash IN ({', '.join('?' * len(blocks))}) AND blocked_until > ?)"
-        )
-        params = (subject, record.kid, bytes(record.mac), record.policy, _micros(record.checked_at))
-
-        def run(conn: sqlite3.Connection) -> SignupWrite:
-            if conn.execute(sql, (*params, *wanted, *blocks, at)).rowcount == 1:
-                return SignupWrite(written=True)
-            # BEGIN IMMEDIATE holds the write lock: these reads see what the insert saw.
-            for h in blocks:
-                found = conn.execute(
-                    "SELECT 1 FROM identifier_blocks WHERE identifier_hash = ? AND blocked_until > ?", (h, at)
-                ).fetchone()
-                if found is not None:
-                    return SignupWrite(blocked=True)
-            return SignupWrite(current=_first_attestation(conn, wanted))
-
-        return await self._call(run, write=True)
 
     async def delete_attestations(self, subject_hashes: Sequence[bytes]) -> int:
         """Delete the records under these hashes; returns how many were deleted."""
