@@ -56,11 +56,16 @@ class MemoryStore:
         blocks: Sequence[bytes] = (),
         now: datetime | None = None,
     ) -> bool:
+        account = (record.subject_hash, *replaces)
+        # Reads take no lock here: a record already there refuses at once, as a reader sees it.
+        # The check that counts is the one under the lock, with the write.
+        if expected is None and await self.get_attestation(account) is not None:
+            return False
         async with self._lock:
             if blocks and (now is None or await self.is_blocked(blocks, now=now)):
                 return False
             if expected is None:
-                if any(h in self._attestations for h in (record.subject_hash, *replaces)):
+                if any(h in self._attestations for h in account):
                     return False
             else:
                 current = self._attestations.get(expected.subject_hash)
