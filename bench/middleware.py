@@ -9,6 +9,8 @@ sides alike. Times are the thread's CPU time (a shared machine's other work is l
 First-seen cookies: every request carries a valid cookie the middleware has never seen (every
 visitor's first request to each worker). 50k distinct cookies: requests cycle through 50,000
 browsers' cookies, more than the middleware remembers, so each one is opened again.
+
+Run from the project's root as ``python -m bench.middleware`` (``bench/run`` does).
 """
 
 from __future__ import annotations

@@ -196,3 +196,30 @@ async def test_a_crash_between_the_check_and_the_write_leaves_nothing_half_writt
             await gate.signup(ADULT, subject="moving")
         assert await store.get_attestation(gate.subject_hashes("moving")) == before
         assert await gate.status_of("moving") == "allowed"
+
+
+async def test_a_signup_on_postgresql_is_one_statement_and_no_check_query(
+    backend: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No check query on each pooled connection before use and no transaction block: each
+    signup sends one statement (BEGIN and COMMIT would not go through ``execute``, but the
+    transaction's reads would)."""
+    kind, url = backend
+    if kind != "postgres":
+        pytest.skip("PostgreSQL only")
+    import psycopg
+
+    async with AgeGate(keys=Keyring.generate("k1"), store=url) as gate:
+        await gate.signup(ADULT, subject="warm")  # the pool has its connections
+        sent: list[str] = []
+        execute = psycopg.AsyncConnection.execute
+
+        async def counted(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.append(str(query))
+            return await execute(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.AsyncConnection, "execute", counted)
+        for i in range(3):
+            await gate.signup(ADULT, subject=f"adult-{i}", identifiers={"email": f"a{i}@example.org"})
+        assert len(sent) == 3
+        assert all(query.lstrip().startswith("INSERT") for query in sent)
