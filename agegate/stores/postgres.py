@@ -154,20 +154,33 @@ _JOB_COLUMNS = (
     "job_id, subject_hash, ticket, operator, handlers, state, created_at, updated_at, "
     "sealed_subject, identifier_hashes, finished_at, error, lease_owner, lease_until"
 )
-_BLOCKED = (
-    "SELECT 1 FROM agegate_identifier_blocks WHERE identifier_hash = ANY(%s::bytea[]) "
-    "AND blocked_until > %s LIMIT 1"
-)
-# A new account's attestation in one statement (PostgresStore.swap_attestation with expected=None):
-# inserted only if the account has no record under any of its hashes and no identifier is
-# blocked. ON CONFLICT: a concurrent insert of the same account wins, this one writes nothing.
-_INSERT_NEW = f"""
-INSERT INTO agegate_attestations (subject_hash, kid, mac, policy, checked_at)
-SELECT %s, %s, %s, %s, %s
-WHERE NOT EXISTS (SELECT 1 FROM agegate_attestations WHERE subject_hash = ANY(%s::bytea[]))
-AND NOT EXISTS ({_BLOCKED})
-ON CONFLICT (subject_hash) DO NOTHING
-"""  # noqa: S608 - constants only
+
+
+def _blocked_sql(count: int) -> str:
+    """A query for any of ``count`` identifier hashes blocked at a time (the last parameter)."""
+    marks = ", ".join(["%s"] * count)  # placeholders only: the values are parameters
+    return (
+        f"SELECT 1 FROM agegate_identifier_blocks WHERE identifier_hash IN ({marks}) "  # noqa: S608
+        "AND blocked_until > %s LIMIT 1"
+    )
+
+
+def _insert_new_sql(hashes: int, blocks: int) -> str:
+    """A new account's attestation in one statement (``swap_attestation`` with
+    ``expected=None``): inserted only if the account has no record under any of its ``hashes``
+    and none of ``blocks`` identifier hashes is blocked. ``ON CONFLICT``: a concurrent insert of
+    the same account wins, and this one writes nothing. Plain parameters, not arrays: dumping an
+    array costs more than the statement's own work."""
+    marks = ", ".join(["%s"] * hashes)
+    unblocked = f" AND NOT EXISTS ({_blocked_sql(blocks)})" if blocks else ""
+    return (
+        "INSERT INTO agegate_attestations (subject_hash, kid, mac, policy, checked_at) "  # noqa: S608
+        "SELECT %s, %s, %s, %s, %s WHERE NOT EXISTS "
+        f"(SELECT 1 FROM agegate_attestations WHERE subject_hash IN ({marks})){unblocked} "
+        "ON CONFLICT (subject_hash) DO NOTHING"
+    )
+
+
 _MISSING = "the PostgreSQL store needs psycopg 3 and psycopg_pool: pip install 'agegate[postgres]'"
 
 
@@ -717,12 +730,13 @@ class PostgresStore:
         at = _at(now) if now is not None else None
 
         async def insert_new(conn: Conn) -> bool:
-            cursor = await conn.execute(_INSERT_NEW, (*row, [subject, *olds], blocked, at))
-            return cursor.rowcount == 1
+            sql = _insert_new_sql(1 + len(olds), len(blocked))
+            params = (*row, subject, *olds, *blocked, *((at,) if blocked else ()))
+            return (await conn.execute(sql, params)).rowcount == 1
 
         async def run(conn: Conn) -> bool:
             if blocked:
-                found = await (await conn.execute(_BLOCKED, (blocked, at))).fetchone()
+                found = await (await conn.execute(_blocked_sql(len(blocked)), (*blocked, at))).fetchone()
                 if found is not None:
                     return False
             assert expected is not None
