@@ -6,6 +6,7 @@ from .asgi import AgeGateMiddleware, Pages
 from .errors import (
     AgeGateError,
     ConfigurationError,
+    CredentialRefused,
     InvalidBirthDate,
     InvalidToken,
     KeyringError,
@@ -17,6 +18,7 @@ from .errors import (
 from .gate import AgeGate, Attestation, Decision
 from .keys import Keyring
 from .policy import AgePolicy
+from .regions import PolicyTable, RegionRule, region_from_header
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
 
@@ -30,6 +32,7 @@ __all__ = [
     "AgePolicy",
     "Attestation",
     "ConfigurationError",
+    "CredentialRefused",
     "Decision",
     "InvalidBirthDate",
     "InvalidSignupForm",
@@ -38,12 +41,15 @@ __all__ = [
     "KeyringError",
     "KeyringMismatch",
     "Pages",
+    "PolicyTable",
     "PurgeError",
     "PurgeReport",
+    "RegionRule",
     "StoreError",
     "StoreUnavailable",
     "UnderAgeError",
     "open_store",
+    "region_from_header",
     "signup_fields",
     "signup_form",
 ]

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from .errors import InvalidBirthDate
+from .i18n import N_, date_words
 from .policy import AgePolicy, today_aoe, today_latest
 
 DateOrder = Literal["MDY", "DMY", "YMD"]
@@ -56,9 +57,35 @@ _WEEKDAYS = _Names(
 )  # fmt: skip
 _ISO = re.compile(r"(\d{4})-(\d{1,2})(?:-(\d{1,2}))?", re.ASCII)
 _NUMERIC = re.compile(r"(\d{1,4})[/.\- ]+(\d{1,4})(?:[/.\- ]+(\d{1,4}))?", re.ASCII)
-_TOKEN = re.compile(r"\d+(?:st|nd|rd|th)?|[^\W\d_]+\.?|[,/.\-]", re.IGNORECASE | re.ASCII)
+#: Year, month and day marked with CJK characters: 2013年6月1日 (Japanese, Chinese), 2013년 6월 1일.
+_CJK = re.compile(r"(\d{4}) ?[年년] ?(\d{1,2}) ?[月월](?: ?(\d{1,2}) ?[日일])?", re.ASCII)
+# Letters of any script (month names in the visitor's language); digits ASCII only.
+_TOKEN = re.compile(r"[0-9]+(?:st|nd|rd|th|er)?|[^\W\d_]+\.?|[,/.\-]", re.IGNORECASE)
 _FILLER = frozenset({"of", "the"})
-_DAY = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?", re.IGNORECASE | re.ASCII)
+_DAY = re.compile(r"(\d{1,2})(?:st|nd|rd|th|er)?", re.IGNORECASE | re.ASCII)
+#: Invisible direction marks that right-to-left text carries around numbers.
+_BIDI_MARKS = dict.fromkeys(
+    map(ord, "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+)
+
+#: Every message :class:`InvalidBirthDate` carries, by its ``reason`` (English; the pages show
+#: them in the visitor's language). ``{example}`` is filled from :data:`EXAMPLES`.
+MESSAGES = {
+    "full_date": N_("Please enter your date of birth as a full date, for example {example}."),
+    "year_digits": N_("Please enter the year of birth with four digits, for example 1990."),
+    "no_month": N_("That month does not exist. Please check the date of birth."),
+    "no_day": N_("That day does not exist in that month. Please check the date of birth."),
+    "check_year": N_("Please check the year of birth."),
+    "not_text": N_("The date of birth must be given as text."),
+    "too_long": N_("That entry is too long to be a date of birth."),
+    "empty": N_("Please enter your date of birth."),
+    "age_number": N_("Please enter your age as a whole number of years."),
+    "check_age": N_("Please check the age you entered."),
+    "need_year": N_("Please enter the year of birth."),
+    "future": N_("That date of birth is in the future. Please check it."),
+}
+#: The example date of the "full date" message, in each ``date_order``.
+EXAMPLES = {"MDY": "04/23/1990", "DMY": "23/04/1990", "YMD": "1990-04-23"}
 _PUNCTUATION = frozenset({",", "/", ".", "-"})
 
 
@@ -83,19 +110,18 @@ def _digits(text: str) -> bool:
 
 
 def _err(
-    code: Literal["empty", "malformed", "impossible", "future", "implausible", "too_long"], msg: str
+    code: Literal["empty", "malformed", "impossible", "future", "implausible", "too_long"], reason: str
 ) -> InvalidBirthDate:
-    return InvalidBirthDate(code, msg)
+    return InvalidBirthDate(code, MESSAGES[reason], reason)
 
 
 def _malformed(order: DateOrder) -> InvalidBirthDate:
-    example = {"MDY": "04/23/1990", "DMY": "23/04/1990", "YMD": "1990-04-23"}[order]
-    return _err("malformed", f"Please enter your date of birth as a full date, for example {example}.")
+    return InvalidBirthDate("malformed", MESSAGES["full_date"].format(example=EXAMPLES[order]), "full_date")
 
 
 def _year(text: str, order: DateOrder) -> int:
     if len(text) != 4 or not _digits(text):
-        raise _err("malformed", "Please enter the year of birth with four digits, for example 1990.")
+        raise _err("malformed", "year_digits")
     return int(text)
 
 
@@ -105,13 +131,32 @@ def _month(text: str, order: DateOrder) -> int:
             raise _malformed(order)
         month = int(text)
     else:
-        found = _MONTHS.month(text.rstrip("."))
+        found = _month_name(text)
         if found is None:
             raise _malformed(order)
         month = found
     if not 1 <= month <= 12:
-        raise _err("impossible", "That month does not exist. Please check the date of birth.")
+        raise _err("impossible", "no_month")
     return month
+
+
+def _month_name(word: str) -> int | None:
+    """The month (1-12) a month name means in English or, with Babel, any shipped language."""
+    bare = word.rstrip(".")
+    found: int | None = _MONTHS.month(bare)
+    if found is not None:
+        return found
+    return date_words().months.get(bare.casefold())
+
+
+def _is_filler(word: str) -> bool:
+    low = word.casefold()
+    return low in _FILLER or low in date_words().fillers
+
+
+def _is_weekday(word: str) -> bool:
+    bare = word.rstrip(".")
+    return _WEEKDAYS.weekday(bare) is not None or bare.casefold() in date_words().weekdays
 
 
 def _span(year: int, month: int | None, day: int | None) -> tuple[date, date]:
@@ -122,7 +167,7 @@ def _span(year: int, month: int | None, day: int | None) -> tuple[date, date]:
     if day is None:
         return date(year, month, 1), date(year, month, last)
     if not 1 <= day <= last:
-        raise _err("impossible", "That day does not exist in that month. Please check the date of birth.")
+        raise _err("impossible", "no_day")
     exact = date(year, month, day)
     return exact, exact
 
@@ -134,7 +179,7 @@ def _parts(
         raise _malformed(order)
     year = _year(year_text, order)
     if year < MIN_YEAR or year > 9999:
-        raise _err("implausible", "Please check the year of birth.")
+        raise _err("implausible", "check_year")
     month = _month(month_text, order) if month_text is not None else None
     day = None
     if day_text is not None:
@@ -163,7 +208,9 @@ def _numeric(match: re.Match[str], order: DateOrder) -> tuple[date, date]:
 
 
 def _worded(text: str, order: DateOrder) -> tuple[date, date]:
-    """Dates with a month name: "June 1, 2013", "1 June 2013", "13th of June 2013", "Jun 2013"."""
+    """Dates with a month name: "June 1, 2013", "1 June 2013", "13th of June 2013", "Jun 2013";
+    with Babel, in any shipped language too: "1. Juni 2013", "1 de junio de 2013"."""
+    text = text.translate(_BIDI_MARKS)
     words = _TOKEN.findall(text)
     if "".join(words) != re.sub(r"\s+", "", text):
         raise _malformed(order)  # characters the date grammar does not know
@@ -171,7 +218,7 @@ def _worded(text: str, order: DateOrder) -> tuple[date, date]:
     years: list[str] = []
     days: list[str] = []
     for word in words:
-        if word in _PUNCTUATION or word.lower() in _FILLER:
+        if word in _PUNCTUATION or _is_filler(word):
             continue
         if word[0].isdigit():
             if len(word) == 4 and _digits(word):
@@ -180,9 +227,9 @@ def _worded(text: str, order: DateOrder) -> tuple[date, date]:
                 days.append(m.group(1))
             else:
                 raise _malformed(order)
-        elif month_text is None and _MONTHS.month(word.rstrip(".")) is not None:
+        elif month_text is None and _month_name(word) is not None:
             month_text = word
-        elif _WEEKDAYS.weekday(word.rstrip(".")) is None:  # "Saturday, June 1, 2013"
+        elif not _is_weekday(word):  # "Saturday, June 1, 2013"
             raise _malformed(order)
     if month_text is None or len(years) != 1 or len(days) > 1:
         raise _malformed(order)
@@ -196,9 +243,21 @@ def _one_string(text: str, order: DateOrder) -> tuple[date, date]:
         return _parts(text, None, None, order)
     if (m := _NUMERIC.fullmatch(text)) is not None:
         return _numeric(m, order)
+    if (m := _CJK.fullmatch(text)) is not None:
+        return _parts(m.group(1), m.group(2), m.group(3), order)
     if any(ch.isalpha() for ch in text):
         return _worded(text, order)
     raise _malformed(order)
+
+
+def has_birth_input(fields: Mapping[str, object]) -> bool:
+    """Whether ``fields`` answer the screen at all: any birth-date field that is not blank (a
+    value that is not text counts, and is refused when read)."""
+    for name in BIRTH_FIELDS:
+        value = fields.get(name)
+        if value is not None and (not isinstance(value, str) or value.split()):
+            return True
+    return False
 
 
 def read_birth_input(
@@ -215,14 +274,14 @@ def read_birth_input(
         if raw is None:
             continue
         if not isinstance(raw, str):
-            raise _err("malformed", "The date of birth must be given as text.")
+            raise _err("malformed", "not_text")
         if len(raw) > MAX_INPUT_LENGTH:
-            raise _err("too_long", "That entry is too long to be a date of birth.")
+            raise _err("too_long", "too_long")
         value = " ".join(raw.split())
         if value:
             values[name] = value
     if not values:
-        raise _err("empty", "Please enter your date of birth.")
+        raise _err("empty", "empty")
 
     if "birth_date" in values:
         earliest, latest = _one_string(values["birth_date"], date_order)
@@ -233,18 +292,18 @@ def read_birth_input(
     elif "age" in values:
         text = values["age"]
         if not _digits(text):
-            raise _err("malformed", "Please enter your age as a whole number of years.")
+            raise _err("malformed", "age_number")
         age = int(text)
         if age > MAX_AGE:
-            raise _err("implausible", "Please check the age you entered.")
+            raise _err("implausible", "check_age")
         return BirthInput(age=age)
     else:
         # Only a month and/or a day: the year is what the conservative reading cannot do without.
-        raise _err("malformed", "Please enter the year of birth.")
+        raise _err("malformed", "need_year")
 
     if earliest > today_latest(now):
-        raise _err("future", "That date of birth is in the future. Please check it.")
+        raise _err("future", "future")
     today = today_aoe(now)
     if latest <= today and AgePolicy(min_age=1).age_on(latest, today) > MAX_AGE:
-        raise _err("implausible", "Please check the year of birth.")
+        raise _err("implausible", "check_year")
     return BirthInput(latest=latest)

@@ -15,6 +15,7 @@ from datetime import date, datetime, time
 
 from . import __version__
 from .birthdate import DATE_ORDERS
+from .cli_policies import load_table
 from .errors import AgeGateError, ConfigurationError, InvalidBirthDate, KeyringError
 from .errors import UsageError as UsageError  # re-exported: subcommand modules import it from here
 from .gate import AgeGate
@@ -50,14 +51,22 @@ def _parse_on(text: str) -> datetime:
 
 def _check(args: argparse.Namespace) -> int:
     now = _parse_on(args.on) if args.on else None
+    if args.region is not None and args.min_age is not None:
+        raise UsageError("give --min-age or --region, not both")
     try:
-        policy = AgePolicy(min_age=args.min_age)
+        policy = AgePolicy(min_age=13 if args.min_age is None else args.min_age)
     except ConfigurationError as exc:
         raise UsageError(f"--min-age: {exc}") from None
     # check needs no secret and stores nothing: a throwaway key and an in-memory store.
-    gate = AgeGate(keys=Keyring.generate(), store=MemoryStore(), policy=policy, date_order=args.date_order)
+    gate = AgeGate(
+        keys=Keyring.generate(),
+        store=MemoryStore(),
+        policy=policy,
+        date_order=args.date_order,
+        policies=load_table(args.policies),
+    )
     try:
-        decision = gate.screen({"birth_date": args.birth_date}, now=now)
+        decision = gate.screen({"birth_date": args.birth_date}, now=now, region=args.region)
     except InvalidBirthDate as exc:
         if args.json:
             print(json.dumps({"error": "invalid_birth_date", "code": exc.code, "message": exc.message}))
@@ -65,7 +74,10 @@ def _check(args: argparse.Namespace) -> int:
             print(f"agegate: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
-        print(json.dumps({"outcome": decision.outcome, "policy": decision.policy}))
+        out = {"outcome": decision.outcome, "policy": decision.policy}
+        if decision.version:
+            out["version"] = decision.version
+        print(json.dumps(out))
     else:
         print(decision.outcome)
     return EXIT_OK if decision.allowed else EXIT_FAILURE
@@ -85,16 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="screen one birth date (exit 0 allowed, 1 under age, 2 bad input)")
     check.add_argument("--birth-date", required=True, help="the birth date, e.g. 2013-06-01")
     check.add_argument("--on", help="the day to check on, YYYY-MM-DD (default: today)")
-    check.add_argument("--min-age", type=int, default=13, help="the policy's minimum age (default 13)")
+    check.add_argument("--min-age", type=int, help="the policy's minimum age (default 13)")
+    check.add_argument("--region", help="screen under this region's policy (e.g. DE, CA-QC; see `policies`)")
+    check.add_argument("--policies", metavar="FILE", help="a region table file (TOML or JSON)")
     check.add_argument("--date-order", choices=DATE_ORDERS, default="MDY", help="how numeric dates read")
     check.add_argument("--json", action="store_true", help="print JSON")
     check.set_defaults(func=_check)
 
     from .cli_demo import register as register_demo
+    from .cli_policies import register as register_policies
     from .cli_purge import register as register_purge
+    from .cli_records import register as register_records
 
     register_demo(sub)
     register_purge(sub)
+    register_records(sub)
+    register_policies(sub)
     return parser
 
 
@@ -110,8 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AgeGateError as exc:
         print(f"agegate: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        print("agegate: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        # A command may say what was done and how to finish it (agegate purge does).
+        print(f"agegate: interrupted{': ' + str(exc) if exc.args else ''}", file=sys.stderr)
         return 130
     return result
 

@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from .cli_purge import EXIT_FAILURE, EXIT_OK, _json_errors, _run, load_gate
+from .cli_app import EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run
 from .keycheck import KeyStatus, mismatch
 
 
@@ -27,12 +27,12 @@ def register(keys_sub: Any, app_help: str) -> None:
     )
     status.add_argument("--app", help=app_help)
     status.add_argument("--json", action="store_true", help="print JSON")
-    status.set_defaults(func=_json_errors(_status))
+    status.set_defaults(func=json_errors(_status))
 
 
 def _status(args: argparse.Namespace) -> int:
     gate = load_gate(args.app)
-    statuses = _run(gate, gate.key_status)
+    statuses = run(gate, gate.key_status)
     problem = mismatch(gate.keys, statuses)
     if args.json:
         print(

@@ -19,6 +19,12 @@ class ConfigurationError(AgeGateError, ValueError):
     """agegate was set up with an option it cannot use (a bad key, URL, policy or pattern)."""
 
 
+class InvalidAccountId(ConfigurationError):
+    """An account id that no entry point accepts (see :func:`agegate.accounts.check_account_id`):
+    empty, too long, with spaces around it or invisible characters, or not in the app's format.
+    The message never repeats the id."""
+
+
 class KeyringError(ConfigurationError):
     """The secret keys are missing, too short or not in ``keyid:base64key`` form."""
 
@@ -43,17 +49,37 @@ def _rebuild_mismatch(cls: type[KeyringMismatch], message: str, kids: tuple[str,
 class InvalidBirthDate(AgeGateError, ValueError):
     """The birth date given to the screen cannot be used.
 
-    ``code`` says why, for programs; the message says it for people.
+    ``code`` says why, for programs; the message says it for people; ``reason`` names the
+    message (a key of :data:`agegate.birthdate.MESSAGES`, for showing it in another language).
     """
 
     code: InvalidBirthDateCode
 
-    def __init__(self, code: InvalidBirthDateCode, message: str) -> None:
+    def __init__(self, code: InvalidBirthDateCode, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[InvalidBirthDate], tuple[InvalidBirthDateCode, str, str]]:
+        return (type(self), (self.code, self.message, self.reason))
+
+
+class CredentialRefused(AgeGateError, ValueError):
+    """A digital-ID presentation was not accepted (:mod:`agegate.credentials`).
+
+    ``code`` says why, for programs and logs (``malformed``, ``untrusted_issuer``,
+    ``bad_signature``, ``expired``, ``wrong_nonce``, ``nonce_reused``, ``device_binding``,
+    ``extra_claims``, ``no_age_claim``); the message says it for people. Neither carries any
+    part of the presentation.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
 
-    def __reduce__(self) -> tuple[type[InvalidBirthDate], tuple[InvalidBirthDateCode, str]]:
+    def __reduce__(self) -> tuple[type[CredentialRefused], tuple[str, str]]:
         return (type(self), (self.code, self.message))
 
 
@@ -113,3 +139,12 @@ class UsageError(AgeGateError):
 
     It lives here rather than in :mod:`agegate.cli` so that it is one class even when that
     module runs as ``python -m agegate.cli`` (and is then also imported under its own name)."""
+
+
+class PurgeError(AgeGateError):
+    """A purge could not finish. The message names the step or handler, never the account; the
+    job (``job_id``) stays in the journal and ``agegate purge --resume`` finishes it."""
+
+    def __init__(self, message: str, *, job_id: str = "") -> None:
+        super().__init__(message)
+        self.job_id = job_id

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar
 
-from .birthdate import DATE_ORDERS, DateOrder, read_birth_input
+from .accounts import MAX_ACCOUNT_ID, AccountFormat, check_account_id
+from .birthdate import DATE_ORDERS, DateOrder, has_birth_input, read_birth_input
 from .errors import ConfigurationError, StoreError, StoreUnavailable, UnderAgeError
+from .hook import signup_place
 from .keycheck import KeyStatus, check_keys, key_status, move_to_active_key
 from .keys import Keyring
 from .policy import AgePolicy, aware
+from .regions import UNDER_AGE, PolicyTable, Standing, labelled_policy, status_for
 from .stores import AttestationRecord, Store, add_attestation, open_store
+from .syncloop import run_sync
 from .tokens import OUTCOMES, Hasher, Outcome, Sealer
 
 if TYPE_CHECKING:
@@ -29,14 +34,24 @@ STORE_TIMEOUT = 2.0
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The screen's answer. It carries no birth date and no age."""
+    """The screen's answer. It carries no birth date and no age: the policy's name, the region
+    table's ``version`` (empty for a hand-made policy) and, as ``age_policy``, the policy itself."""
 
     allowed: bool
     outcome: Outcome
     policy: str
+    version: str = ""
+    age_policy: AgePolicy | None = field(default=None, compare=False, repr=False)
+    #: Whether the answer came from a verified digital ID (:mod:`agegate.credentials`) rather
+    #: than a typed date: only such an answer passes paths the middleware's
+    #: ``require_verified`` names.
+    verified: bool = False
 
     @classmethod
-    def of(cls, outcome: Outcome, policy: str) -> Decision:
+    def of(cls, outcome: Outcome, policy: str | AgePolicy) -> Decision:
+        """A decision of ``outcome`` under ``policy`` (a policy, or just its name)."""
+        if isinstance(policy, AgePolicy):
+            return cls(outcome == "allowed", outcome, policy.name, policy.version, policy)
         return cls(allowed=outcome == "allowed", outcome=outcome, policy=policy)
 
 
@@ -48,10 +63,11 @@ class Attestation:
     policy: str
     checked_at: datetime
     kid: str
+    version: str = ""
 
 
-#: Longest account id the gate takes.
-MAX_SUBJECT = 512
+#: Longest account id the gate takes (kept for compatibility: see agegate.accounts).
+MAX_SUBJECT = MAX_ACCOUNT_ID
 #: Where the middleware puts the decision in the ASGI scope of a request it passes on.
 SCOPE_KEY = "agegate"
 #: A list the middleware puts in the scope of requests on signup paths; decisions made inside the
@@ -90,6 +106,9 @@ class AgeGate:
     (``0`` disables the cache). ``store_timeout`` is how many seconds a call that needs the
     store waits for it before giving up with :class:`~agegate.StoreUnavailable` (the
     middleware then answers ``503``); a store made from a URL is given the same bound.
+    ``policies`` is the region table (:class:`~agegate.PolicyTable`, a mapping in its file's
+    shape, or the path of a TOML or JSON file; default: the built-in table) that the
+    ``region=`` arguments look up; ``policy`` stays a floor under every region's age.
     """
 
     def __init__(
@@ -104,6 +123,7 @@ class AgeGate:
         identifier_block: timedelta = timedelta(days=365),
         status_cache_ttl: float = 5.0,
         store_timeout: float = STORE_TIMEOUT,
+        policies: PolicyTable | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(keys, Keyring):
             raise ConfigurationError("keys must be a Keyring (for example Keyring.from_env())")
@@ -128,16 +148,19 @@ class AgeGate:
             raise ConfigurationError("store_timeout must be a number of seconds above 0, at most 300")
         self.keys = keys
         self.policy = policy if policy is not None else AgePolicy()
+        if not isinstance(self.policy, AgePolicy):
+            raise ConfigurationError("policy must be an AgePolicy")
+        self.policies = PolicyTable.coerce(policies)
         self.date_order: DateOrder = date_order
         self.allowed_ttl = allowed_ttl
         self.under_age_ttl = under_age_ttl
         self.identifier_block = identifier_block
         self.status_cache_ttl = float(status_cache_ttl)
         self.store_timeout = float(store_timeout)
-        # Raw account id -> (monotonic expiry, status), in process memory only: never persisted,
+        # Raw account id -> (monotonic expiry, standing), in process memory only: never persisted,
         # logged or shown. The generation stops a lookup that raced an invalidation from
         # caching the older answer.
-        self._status_cache: dict[str, tuple[float, Status]] = {}
+        self._status_cache: dict[str, tuple[float, Standing]] = {}
         self._status_generation = 0
         self._seen_revision = 0
         self.sealer = Sealer(keys, "cookie")
@@ -150,6 +173,8 @@ class AgeGate:
         self._opened = False
         self._open_lock = asyncio.Lock()
         self._abandoned: set[asyncio.Task[Any]] = set()  # store calls that ran out of time
+        #: The app's own shape for account ids (``gate.purger.subject_format`` sets it).
+        self.account_format: AccountFormat | None = None
         self._purger: Purger | None = None
 
     @property
@@ -249,21 +274,52 @@ class AgeGate:
 
     # -- the screen --------------------------------------------------------------------------
 
-    def screen(self, fields: Mapping[str, str], *, now: datetime | None = None) -> Decision:
-        """Screen a birth date (or a stated age) from form fields.
+    def policy_for(self, region: str | None) -> AgePolicy:
+        """The policy for a visitor from ``region`` (an ISO 3166 code, any case): the region
+        table's row, or its strictest age for a region it does not list; the gate's own
+        ``policy`` when ``region`` is ``None`` or when it is stricter than the row."""
+        if region is None:
+            return self.policy
+        policy = self.policies.for_region(region)
+        return policy if policy.min_age >= self.policy.min_age else self.policy
+
+    def screen(
+        self, fields: Mapping[str, str], *, now: datetime | None = None, region: str | None = None
+    ) -> Decision:
+        """Screen a birth date (or a stated age) from form fields, under the policy of
+        ``region`` (:meth:`policy_for`; ``None``: the gate's own policy).
 
         Raises :class:`~agegate.InvalidBirthDate` for input that cannot be used.
         """
+        policy = self.policy_for(region)
         moment = aware(now)
         reading = read_birth_input(fields, date_order=self.date_order, now=moment)
-        under = reading.is_under_age(self.policy, moment)
-        return Decision.of("under_age" if under else "allowed", self.policy.name)
+        under = reading.is_under_age(policy, moment)
+        return Decision.of("under_age" if under else "allowed", policy)
+
+    def passed(self, decision: object, *, region: str | None = None) -> TypeGuard[Decision]:
+        """Whether ``decision`` is an allowed :class:`Decision` that satisfies the policy of
+        ``region`` (:meth:`policy_for`; the gate's own for ``None``), as the middleware's in
+        ``scope["agegate"]`` may: anything else, a dict, an unknown policy's answer or one
+        reached under a lower minimum age, is not."""
+        if type(decision) is not Decision or decision.allowed is not True or decision.outcome != "allowed":
+            return False
+        reached = decision.age_policy
+        if reached is None:  # a decision by name: only the gate's own policy is known by name
+            reached = self.policy if decision.policy == self.policy.name else None
+        return reached is not None and reached.min_age >= self.policy_for(region).min_age
 
     # -- hashing -----------------------------------------------------------------------------
 
+    def account_id(self, subject: object) -> str:
+        """``subject`` if every entry point accepts it as an account id (one rule for signup,
+        status, the middleware's ``subject=`` and the purge), else
+        :class:`~agegate.InvalidAccountId`."""
+        return check_account_id(subject, self.account_format)
+
     def subject_hashes(self, subject: str) -> list[bytes]:
         """HMAC(subject key, account id) under every listed key, active first."""
-        return self.subject_hasher.digests(_subject(subject))
+        return self.subject_hasher.digests(self.account_id(subject))
 
     def identifier_hashes(self, identifiers: Mapping[str, str] | None) -> list[bytes]:
         """HMAC(identifier key, kind | normalised value) under every listed key."""
@@ -282,9 +338,9 @@ class AgeGate:
         """Store a hashed attestation of ``outcome`` for ``subject`` (replacing any older one)."""
         if outcome not in OUTCOMES:
             raise ConfigurationError(f"outcome must be one of {', '.join(OUTCOMES)}")
-        subject = _subject(subject)
+        subject = self.account_id(subject)
         hashes = self.subject_hashes(subject)
-        new = self._attestation(subject, hashes[0], outcome, now)
+        new = self._attestation(subject, hashes[0], outcome, now, self.policy)
 
         async def write(store: Store) -> None:
             await store.put_attestation(new, replaces=hashes[1:])
@@ -296,21 +352,27 @@ class AgeGate:
         return Attestation(outcome, new.policy, new.checked_at, new.kid)
 
     def _attestation(
-        self, subject: str, subject_hash: bytes, outcome: Outcome, now: datetime | None
+        self, subject: str, subject_hash: bytes, outcome: Outcome, now: datetime | None, policy: AgePolicy
     ) -> AttestationRecord:
         """The record to store for ``subject`` (whose hash under the active key is
-        ``subject_hash``): keyed hashes only, no outcome in the clear."""
+        ``subject_hash``): keyed hashes only, no outcome in the clear. It carries the policy's
+        label (name, and for a region table's policy its age and the table's version)."""
         kid = self.keys.active_kid
-        mac = self.attestation_hasher.digest(subject, outcome, self.policy.name, kid=kid)
-        return AttestationRecord(subject_hash, kid, mac, self.policy.name, aware(now).astimezone(UTC))
+        mac = self.attestation_hasher.digest(subject, outcome, policy.label, kid=kid)
+        return AttestationRecord(subject_hash, kid, mac, policy.label, aware(now).astimezone(UTC))
 
-    async def status_of(self, subject: str) -> Status:
-        """``"allowed"``, ``"under_age"`` or ``"unknown"`` for an account id.
+    async def status_of(self, subject: str, *, region: str | None = None) -> Status:
+        """``"allowed"``, ``"under_age"`` or ``"unknown"`` for an account id, for a visitor
+        from ``region`` (:meth:`policy_for`).
 
-        An under-age record counts under any policy; an allowed one only under this gate's
-        policy (a stricter new policy asks again). A record whose MAC does not verify is unknown.
+        An under-age record counts under any policy; an allowed one only under a policy whose
+        minimum age is no higher than the one it was reached under (a stricter policy, or a
+        record of an unknown policy, asks again). A record whose MAC does not verify is unknown.
         """
-        subject = _subject(subject)
+        return status_for(await self._standing_of(subject), self.policy_for(region))
+
+    async def _standing_of(self, subject: str) -> Standing:
+        subject = self.account_id(subject)
         hashes = self.subject_hashes(subject)
 
         async def read(store: Store) -> AttestationRecord | None:
@@ -318,22 +380,25 @@ class AgeGate:
             await move_to_active_key(store, self.attestation_hasher, record, subject, hashes)
             return record
 
-        return self._status_in(await self._ask(read), subject)
+        return self._standing_in(await self._ask(read), subject)
 
     def _status_in(self, record: AttestationRecord | None, subject: str) -> Status:
-        """What a stored record says of ``subject`` (see :meth:`status_of`)."""
+        """What a stored record says of ``subject`` under the gate's own policy."""
+        return status_for(self._standing_in(record, subject), self.policy)
+
+    def _standing_in(self, record: AttestationRecord | None, subject: str) -> Standing:
+        """``"under_age"``, the minimum age an allowed record was reached under, or ``None``."""
         if record is None:
-            return "unknown"
+            return None
         verify = self.attestation_hasher.verify
         if verify(record.mac, subject, "under_age", record.policy, kid=record.kid):
-            return "under_age"
-        if record.policy == self.policy.name and verify(
-            record.mac, subject, "allowed", record.policy, kid=record.kid
-        ):
-            return "allowed"
-        return "unknown"
+            return UNDER_AGE
+        reached = labelled_policy(record.policy, self.policy)
+        if reached is not None and verify(record.mac, subject, "allowed", record.policy, kid=record.kid):
+            return reached.min_age
+        return None
 
-    def peek_status(self, subject: str) -> Status | None:
+    def peek_status(self, subject: str, *, region: str | None = None) -> Status | None:
         """The status :meth:`cached_status` would answer from memory, or ``None`` when it
         would have to ask the store. Never awaits: the middleware's fast path."""
         revision = self._store.revision()
@@ -344,10 +409,10 @@ class AgeGate:
             return None
         hit = self._status_cache.get(subject)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+            return status_for(hit[1], self.policy_for(region))
         return None
 
-    async def cached_status(self, subject: str) -> Status:
+    async def cached_status(self, subject: str, *, region: str | None = None) -> Status:
         """:meth:`status_of`, answered from process memory for ``status_cache_ttl`` seconds.
 
         The gate forgets an account's cached status whenever it writes that account's
@@ -355,18 +420,18 @@ class AgeGate:
         or deletes an attestation, every process drops its cache at once (the store's
         :meth:`~agegate.stores.Store.revision`); other changes show within ``status_cache_ttl``.
         """
-        hit = self.peek_status(subject)
+        hit = self.peek_status(subject, region=region)
         if hit is not None:
             return hit
         generation = self._status_generation
-        status = await self.status_of(subject)
+        standing = await self._standing_of(subject)
         if self.status_cache_ttl and generation == self._status_generation:
             cache = self._status_cache
             if len(cache) >= _STATUS_CACHE_SIZE:
                 # Oldest first (dicts keep insertion order): bounded memory under many accounts.
                 del cache[next(iter(cache))]
-            cache[subject] = (time.monotonic() + self.status_cache_ttl, status)
-        return status
+            cache[subject] = (time.monotonic() + self.status_cache_ttl, standing)
+        return status_for(standing, self.policy_for(region))
 
     def forget_status(self, subject: str | None = None) -> None:
         """Drop the cached status of ``subject`` (of every account when ``None``), so the next
@@ -384,7 +449,7 @@ class AgeGate:
         A record of a child's account (``under_age``: reported, or purged) is kept, so the
         account id stays blocked; a reported child's account is purged with :meth:`purge`.
         """
-        subject = _subject(subject)
+        subject = self.account_id(subject)
         hashes = self.subject_hashes(subject)
 
         async def delete(store: Store) -> int:
@@ -422,8 +487,71 @@ class AgeGate:
         subject: str,
         identifiers: Mapping[str, str] | None = None,
         now: datetime | None = None,
+        decision: Decision | None = None,
+        region: str | None = None,
+        scope: Any = None,
+    ) -> Attestation:
+        """Screen a signup and, when allowed, store a hashed attestation for ``subject``; tell
+        the middleware the decision through ``scope`` (the request, any framework's, or its ASGI
+        scope) so it writes the browser's cookie, a sticky one for a child.
+
+        Raises :class:`~agegate.ConfigurationError`, before anything is screened, for a signup
+        the middleware would not hear of (see :mod:`agegate.hook`). The rest is
+        :meth:`_signup`'s (``decision`` too).
+        """
+        place = signup_place(self, scope)
+        return await place.recorded(
+            lambda: self._signup(
+                fields, subject=subject, identifiers=identifiers, now=now, decision=decision, region=region
+            ),
+            self.policy_for(region),
+        )
+
+    def signup_sync(
+        self,
+        fields: Mapping[str, str],
+        *,
+        subject: str,
+        identifiers: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+        decision: Decision | None = None,
+        region: str | None = None,
+        scope: Any = None,
+    ) -> Attestation:
+        """:meth:`signup` for synchronous code (a sync view, WSGI), run on the gate's own event
+        loop thread (:mod:`agegate.syncloop`)."""
+        place = signup_place(self, scope)  # here, in the request's own thread and context
+        return run_sync(
+            self,
+            place.recorded(
+                lambda: self._signup(
+                    fields,
+                    subject=subject,
+                    identifiers=identifiers,
+                    now=now,
+                    decision=decision,
+                    region=region,
+                ),
+                self.policy_for(region),
+            ),
+        )
+
+    async def _signup(
+        self,
+        fields: Mapping[str, str],
+        *,
+        subject: str,
+        identifiers: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+        decision: Decision | None = None,
+        region: str | None = None,
     ) -> Attestation:
         """Screen a signup and, when allowed, store a hashed attestation for ``subject``.
+
+        ``decision`` is a screen result the browser already has (the middleware's
+        ``scope["agegate"]``): when it :meth:`passed` and ``fields`` hold no birth date, it is
+        recorded instead; birth-date fields sent anyway are screened, and an under-age answer
+        wins. An under-age ``decision`` refuses; any other is ignored.
 
         Raises :class:`~agegate.InvalidBirthDate` for unusable input and
         :class:`~agegate.UnderAgeError` for an under-age person, an account already known to
@@ -433,19 +561,24 @@ class AgeGate:
         username by default); another kind is a :class:`~agegate.ConfigurationError`, since
         it could never match a block. Raises :class:`~agegate.StoreUnavailable` when the
         store cannot answer within ``store_timeout`` seconds: create no account then.
+        ``region`` picks the policy (:meth:`policy_for`); the region itself is not stored.
         """
-        subject = _subject(subject)
+        subject = self.account_id(subject)
         for kind in identifiers or {}:
             # The default kinds are known without loading the purge code for them.
             if self._purger is not None or not isinstance(kind, str) or kind.strip().lower() not in _KINDS:
                 self.purger.known_kind(kind)
-        decision = self.screen(fields, now=now)
+        if isinstance(decision, Decision) and not (decision.allowed and decision.outcome == "allowed"):
+            raise UnderAgeError()
+        if not self.passed(decision, region=region) or has_birth_input(fields):
+            decision = self.screen(fields, now=now, region=region)
         if not decision.allowed:
             raise UnderAgeError()
+        policy = self.policy_for(region)
         blocks = self.identifier_hashes(identifiers)
         at = aware(now).astimezone(UTC)
         hashes = self.subject_hashes(subject)
-        new = self._attestation(subject, hashes[0], "allowed", now)
+        new = self._attestation(subject, hashes[0], "allowed", now, policy)
 
         async def write(store: Store) -> Attestation:
             # A new account: the blocks, the account's record and the write in one transaction.
@@ -466,7 +599,7 @@ class AgeGate:
                 if not written:
                     current = await store.get_attestation(hashes)
             self.forget_status(subject)
-            return Attestation("allowed", new.policy, new.checked_at, new.kid)
+            return Attestation("allowed", policy.name, new.checked_at, new.kid, policy.version)
 
         # One bound for the whole signup: its reads and its one write.
         return await self._ask(write)
@@ -493,11 +626,3 @@ class AgeGate:
 _KINDS = frozenset({"email", "phone", "username"})
 #: Most accounts whose status :meth:`AgeGate.cached_status` keeps in memory at once.
 _STATUS_CACHE_SIZE = 10_000
-
-
-def _subject(subject: str) -> str:
-    if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT:
-        raise ConfigurationError(
-            f"subject must be a non-empty account id of at most {MAX_SUBJECT} characters"
-        )
-    return subject

@@ -1,16 +1,18 @@
-"""Built-in purge handlers: rows of a SQL table (SQLite, PostgreSQL) and per-account files.
+r"""The app's databases and the built-in purge handlers: an account across a SQL schema, rows of
+one table (SQLite, PostgreSQL) and per-account files.
 
 ::
 
     db = SQLiteDatabase("app.sqlite3")
-    gate.purger.add(db.rows("orders", "account_id"))          # handler "orders"
-    gate.purger.add(db.rows("users", "id", name="accounts"))
+    gate.purger.add(db.account("users", "id", owns=["addresses"]))  # follows the foreign keys
+    gate.purger.add(db.rows("events", "account_id"))                 # one table, no keys
     gate.purger.add(AccountFiles("/srv/uploads", names=("{subject}", "{subject}.json")))
 
 Every handler is idempotent (a second run deletes nothing and returns 0) and offers a ``count``
 side for dry runs. Table and column names are validated and quoted; the account id only ever
-travels as a bound query parameter. The databases the handlers know are what
-``agegate purge --coverage`` inspects for personal-looking columns nobody purges.
+travels as a bound query parameter. A database keeps a few connections open between calls
+(closed when it is garbage-collected or :meth:`close`\ d). The databases the handlers know are
+what ``agegate purge --coverage`` inspects for personal-looking columns nobody purges.
 """
 
 from __future__ import annotations
@@ -19,15 +21,22 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
+from .connections import Pool, run_transaction
 from .errors import ConfigurationError
+from .files import AccountFiles
+
+__all__ = ["AccountFiles", "Database", "PostgresDatabase", "SQLRows", "SQLiteDatabase", "TableRef"]
+
+if TYPE_CHECKING:
+    from .purge.catalog import Catalog
+    from .purge.relational import AccountRows
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", re.ASCII)
 
@@ -73,21 +82,63 @@ class TableRef:
     """A table of a database, for ``covers=`` (a custom handler that purges it) and exemptions.
 
     ``column`` is set by the built-in row handlers: the table is then covered only through the
-    rows whose ``column`` holds the account id (see :mod:`agegate.coverage`)."""
+    rows whose ``column`` holds the account id (see :mod:`agegate.purge.coverage`)."""
 
     database: Database
     table: str
     column: str | None = None
 
 
-class SQLiteDatabase:
-    """A SQLite database file of the app. Each call opens its own short-lived connection."""
+class _PooledSQL:
+    """What the two SQL databases share: pooled connections and the relational handler."""
+
+    dialect = ""
+    _pool: Pool
+
+    def connection(self) -> contextlib.AbstractContextManager[Any]:
+        """A pooled DB-API connection (SQLite: autocommit mode; psycopg: a transaction opens
+        with the first statement), for one worker thread at a time."""
+        return self._pool.connection()
+
+    def close(self) -> None:
+        """Close the connections kept for reuse (more are opened when needed)."""
+        self._pool.close()
+
+    def account(
+        self,
+        table: str,
+        column: str,
+        *,
+        owns: Iterable[str] = (),
+        set_null: Collection[str] = (),
+        name: str | None = None,
+    ) -> AccountRows:
+        """A handler deleting an account across the schema by its foreign keys; see
+        :class:`~agegate.purge.relational.AccountRows`."""
+        from .purge.relational import AccountRows
+
+        database = cast("SQLiteDatabase | PostgresDatabase", self)  # the only subclasses
+        return AccountRows(database, table, column, owns=owns, set_null=set_null, name=name)
+
+    def _catalog(self) -> Catalog:
+        raise NotImplementedError
+
+    async def catalog(self) -> Catalog:
+        """Foreign keys, column types and tables, read from the database's own catalog."""
+        return await asyncio.to_thread(self._catalog)
+
+
+class SQLiteDatabase(_PooledSQL):
+    """A SQLite database file of the app. Connections are kept for reuse (a few at most)."""
+
+    dialect = "sqlite"
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         if isinstance(path, str) and path.startswith("sqlite:"):
             path = urlsplit(path).path
         self.path = Path(path)
         self.timeout = timeout
+        self._pool = Pool(self._connect, _sqlite_reset)
 
     @property
     def key(self) -> str:
@@ -108,21 +159,31 @@ class SQLiteDatabase:
     def _connect(self) -> sqlite3.Connection:
         if not self.path.exists():
             raise ConfigurationError(f"the SQLite database {str(self.path)!r} does not exist")
-        return sqlite3.connect(self.path, timeout=self.timeout)
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE where several statements
+        # must hold together); any worker thread may use a connection, one at a time.
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+        # SQLite checks foreign keys only when asked: a purge that would orphan a row fails
+        # (and is resumable) instead of leaving the orphan.
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def delete_statement(self, table: tuple[str, ...], column: str) -> str:
+        """The DELETE of :meth:`delete`, taking the account id as its one parameter."""
+        return f"DELETE FROM {_quote(table)} WHERE {_quote([column])} = ?"  # noqa: S608
 
     def _delete(self, table: tuple[str, ...], column: str, subject: str) -> int:
-        with contextlib.closing(self._connect()) as conn, conn:
-            cursor = conn.execute(f"DELETE FROM {_quote(table)} WHERE {_quote([column])} = ?", (subject,))  # noqa: S608
-            return max(cursor.rowcount, 0)
+        with self.connection() as conn:
+            cursor = conn.execute(self.delete_statement(table, column), (subject,))
+            return max(int(cursor.rowcount), 0)
 
     def _count(self, table: tuple[str, ...], column: str, subject: str) -> int:
-        with contextlib.closing(self._connect()) as conn:
+        with self.connection() as conn:
             query = f"SELECT count(*) FROM {_quote(table)} WHERE {_quote([column])} = ?"  # noqa: S608
             row = conn.execute(query, (subject,)).fetchone()
             return int(row[0])
 
     def _columns(self) -> list[tuple[str, str]]:
-        with contextlib.closing(self._connect()) as conn:
+        with self.connection() as conn:
             tables = [
                 row[0]
                 for row in conn.execute(
@@ -136,6 +197,12 @@ class SQLiteDatabase:
                     out.append((table, info[0]))
             return out
 
+    def _catalog(self) -> Catalog:
+        from .purge.catalog import sqlite_catalog
+
+        with self.connection() as conn:
+            return sqlite_catalog(conn)
+
     async def delete(self, table: tuple[str, ...], column: str, subject: str) -> int:
         return await asyncio.to_thread(self._delete, table, column, subject)
 
@@ -144,6 +211,15 @@ class SQLiteDatabase:
 
     async def columns(self) -> list[tuple[str, str]]:
         return await asyncio.to_thread(self._columns)
+
+    async def partition_parents(self) -> dict[str, str]:
+        """Partitions mapped to their parent tables: none in SQLite."""
+        return {}
+
+
+def _sqlite_reset(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.rollback()
 
 
 def _psycopg() -> Any:
@@ -156,9 +232,12 @@ def _psycopg() -> Any:
     return psycopg
 
 
-class PostgresDatabase:
+class PostgresDatabase(_PooledSQL):
     """A PostgreSQL database of the app, by psycopg conninfo (``postgresql://…`` or
-    ``host=… dbname=…``). Each call opens its own connection; psycopg is imported lazily."""
+    ``host=… dbname=…``). Connections are kept for reuse (a few at most); psycopg is imported
+    lazily."""
+
+    dialect = "postgresql"
 
     def __init__(self, conninfo: str) -> None:
         psycopg = _psycopg()
@@ -173,6 +252,7 @@ class PostgresDatabase:
             port=params.get("port", "5432"),
             dbname=params.get("dbname", ""),
         )
+        self._pool = Pool(self._connect, _postgres_reset)
 
     @property
     def key(self) -> str:
@@ -191,11 +271,18 @@ class PostgresDatabase:
         _check_identifier("table", table, dotted=True)
         return TableRef(self, table)
 
+    def _connect(self) -> Any:
+        return _psycopg().connect(self.conninfo)
+
+    def _execute_sync(self, query: Any, params: Sequence[Any]) -> Any:
+        with self.connection() as conn:
+            cursor = conn.execute(query, params)
+            rows = cursor.fetchall() if cursor.description else []
+            conn.commit()
+            return cursor.rowcount, rows
+
     async def _execute(self, query: Any, params: Sequence[Any]) -> Any:
-        psycopg = _psycopg()
-        async with await psycopg.AsyncConnection.connect(self.conninfo) as conn:
-            cursor = await conn.execute(query, params)
-            return cursor.rowcount, (await cursor.fetchall() if cursor.description else [])
+        return await asyncio.to_thread(self._execute_sync, query, params)
 
     def _where(self, verb: Any, table: tuple[str, ...], column: str) -> Any:
         sql = _psycopg().sql
@@ -205,9 +292,12 @@ class PostgresDatabase:
             verb=verb, table=sql.Identifier(*table), column=sql.Identifier(column)
         )
 
+    def delete_statement(self, table: tuple[str, ...], column: str) -> Any:
+        """The DELETE of :meth:`delete`, taking the account id as its one parameter."""
+        return self._where(_psycopg().sql.SQL("DELETE FROM"), table, column)
+
     async def delete(self, table: tuple[str, ...], column: str, subject: str) -> int:
-        sql = _psycopg().sql
-        rowcount, _ = await self._execute(self._where(sql.SQL("DELETE FROM"), table, column), (subject,))
+        rowcount, _ = await self._execute(self.delete_statement(table, column), (subject,))
         return max(int(rowcount), 0)
 
     async def count(self, table: tuple[str, ...], column: str, subject: str) -> int:
@@ -229,6 +319,30 @@ class PostgresDatabase:
         )
         return [(t if s == "public" else f"{s}.{t}", c) for s, t, c in rows]
 
+    def _catalog(self) -> Catalog:
+        from .purge.catalog import postgres_catalog
+
+        with self.connection() as conn:
+            return postgres_catalog(conn)
+
+    def _partition_parents(self) -> dict[str, str]:
+        from .purge.catalog import display, postgres_partition_parents
+
+        with self.connection() as conn:
+            found = postgres_partition_parents(conn)
+        return {display(child): display(parent) for child, parent in found.items()}
+
+    async def partition_parents(self) -> dict[str, str]:
+        """Every partition (declarative, or an inheritance child) mapped to its top-most parent,
+        both named as :meth:`columns` names tables (``public.`` left out). A handler on the
+        parent covers it: a DELETE on a parent reaches its partitions, present and future."""
+        return await asyncio.to_thread(self._partition_parents)
+
+
+def _postgres_reset(conn: Any) -> None:
+    if conn.info.transaction_status != _psycopg().pq.TransactionStatus.IDLE:
+        conn.rollback()
+
 
 class SQLRows:
     """A purge handler deleting the rows of one table whose column holds the account id.
@@ -244,6 +358,7 @@ class SQLRows:
         self._column = _check_identifier("column", column)[0]
         self.column = column
         self.name = name or table
+        self._type: str | None = None
 
     @property
     def covers(self) -> tuple[TableRef, ...]:
@@ -253,90 +368,42 @@ class SQLRows:
     async def __call__(self, subject: str) -> int:
         return await self.database.delete(self._table, self._column, subject)
 
+    async def run_journalled(self, subject: str, planned: Callable[[int], Awaitable[None]]) -> int:
+        """As a call, but ``await planned(rows)`` runs between the delete and its commit, so the
+        purge journal knows the count even if this process dies right after committing."""
+        database = self.database
+        if not isinstance(database, SQLiteDatabase | PostgresDatabase):
+            rows = await self(subject)
+            await planned(rows)
+            return rows
+        statement = database.delete_statement(self._table, self._column)
+
+        def delete(conn: Any) -> int:
+            return max(int(conn.execute(statement, (subject,)).rowcount), 0)
+
+        return await run_transaction(database, delete, before_commit=planned)
+
+    async def check_id(self, subject: str) -> None:
+        """Refuse an account id that a typed key column (integer, uuid) would read as another
+        text, such as ``+351`` for the integer 351 (:class:`ConfigurationError`)."""
+        database = self.database
+        if not isinstance(database, SQLiteDatabase | PostgresDatabase):
+            return
+        from .purge.plan import resolve_table
+        from .purge.request import check_key_form
+
+        if self._type is None:
+            catalog = await database.catalog()
+            try:
+                table = resolve_table(catalog, self.table)
+            except ConfigurationError:  # a partition or a child table, named directly
+                table = self._table
+            self._type = catalog.types.get((table, self._column), "")
+        check_key_form(subject, self._type, database.dialect, f"{self.table}.{self.column}")
+
     async def count(self, subject: str) -> int:
         """How many rows a purge would delete."""
         return await self.database.count(self._table, self._column, subject)
 
     def __repr__(self) -> str:
         return f"SQLRows({self.database!r}, {self.table!r}, {self.column!r}, name={self.name!r})"
-
-
-class AccountFiles:
-    """A purge handler deleting an account's files (or directories) under ``root``.
-
-    ``names`` are templates of paths relative to ``root`` with ``{subject}`` standing for the
-    account id, e.g. ``("{subject}", "avatars/{subject}.png")``. The account id must be usable
-    as a single path component (no separators, not ``.`` or ``..``), every path must stay inside
-    ``root``, and symbolic links are removed, never followed. Returns the number of files removed.
-    """
-
-    def __init__(
-        self, root: str | os.PathLike[str], *, names: Iterable[str] = ("{subject}",), name: str = "files"
-    ) -> None:
-        self.root = Path(root)
-        self.names = tuple(names)
-        if not self.names:
-            raise ConfigurationError("AccountFiles needs at least one name template")
-        for template in self.names:
-            if "{subject}" not in template or Path(template).is_absolute() or ".." in Path(template).parts:
-                raise ConfigurationError(
-                    f"file name template {template!r} must be relative, stay inside the root and "
-                    "contain {subject}"
-                )
-        self.name = name
-
-    def _paths(self, subject: str) -> list[Path]:
-        if (
-            subject in (".", "..")
-            or "/" in subject
-            or "\\" in subject
-            or "\x00" in subject
-            or os.sep in subject
-            or (os.altsep is not None and os.altsep in subject)
-        ):
-            raise ConfigurationError("this account id cannot name a file: it contains a path separator")
-        root = self.root.resolve()
-        out = []
-        for template in self.names:
-            path = root / template.replace("{subject}", subject)
-            # resolve() the parent only: the last component may be a link we must remove, not follow.
-            parent = path.parent.resolve()
-            if not parent.is_relative_to(root):
-                raise ConfigurationError("an account file path would leave the files root")
-            out.append(parent / path.name)
-        return out
-
-    @staticmethod
-    def _files_in(path: Path) -> int:
-        if path.is_symlink() or path.is_file():
-            return 1
-        if path.is_dir():
-            return sum(
-                len(files) + sum(1 for d in dirs if (Path(top) / d).is_symlink())
-                for top, dirs, files in os.walk(path)
-            )
-        return 0
-
-    def _delete(self, subject: str) -> int:
-        removed = 0
-        for path in self._paths(subject):
-            if path.is_symlink() or path.is_file():
-                path.unlink(missing_ok=True)
-                removed += 1
-            elif path.is_dir():
-                removed += self._files_in(path)
-                shutil.rmtree(path)
-        return removed
-
-    def _count(self, subject: str) -> int:
-        return sum(self._files_in(path) for path in self._paths(subject))
-
-    async def __call__(self, subject: str) -> int:
-        return await asyncio.to_thread(self._delete, subject)
-
-    async def count(self, subject: str) -> int:
-        """How many files a purge would delete."""
-        return await asyncio.to_thread(self._count, subject)
-
-    def __repr__(self) -> str:
-        return f"AccountFiles({str(self.root)!r}, names={self.names!r}, name={self.name!r})"

@@ -19,7 +19,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import KeyringError
 
-Purpose = Literal["cookie", "attestation", "subject", "identifier", "journal", "receipt", "check"]
+Purpose = Literal[
+    "cookie", "attestation", "subject", "identifier", "journal", "receipt", "check", "credential"
+]
 PURPOSES: tuple[Purpose, ...] = (
     "cookie",
     "attestation",
@@ -28,6 +30,7 @@ PURPOSES: tuple[Purpose, ...] = (
     "journal",
     "receipt",
     "check",  # the store's check value per key id: tells the right key from another of that id
+    "credential",  # the digital-ID request's nonce cookie (agegate.credentials)
 )
 
 #: Shortest accepted secret key, in bytes.

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import calendar
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .regions import PolicyTable
 
 #: Anywhere on Earth: the last time zone in which a calendar day is still going on.
 AOE = timezone(timedelta(hours=-12), "AoE")
 #: The first time zone to reach a new calendar day (Line Islands).
 EARLIEST_ZONE = timezone(timedelta(hours=14), "UTC+14")
+
+
+#: A region table's version: short, and free of the label's separator.
+_VERSION = re.compile(r"[A-Za-z0-9._-]{1,32}", re.ASCII)
 
 
 def aware(now: datetime | None) -> datetime:
@@ -57,11 +67,13 @@ class AgePolicy:
     """Who counts as under age: anyone younger than ``min_age`` whole years.
 
     ``name`` identifies the policy in decisions, attestations and receipts; it defaults to
-    ``"min-age-13"`` for ``min_age=13``.
+    ``"min-age-13"`` for ``min_age=13``. ``version`` is the version of the region table the
+    policy comes from (see :meth:`for_region`); it is empty for a policy made by hand.
     """
 
     min_age: int = 13
     name: str = field(default="")
+    version: str = field(default="")
 
     def __post_init__(self) -> None:
         if isinstance(self.min_age, bool) or not isinstance(self.min_age, int):
@@ -72,6 +84,27 @@ class AgePolicy:
             object.__setattr__(self, "name", f"min-age-{self.min_age}")
         if not (1 <= len(self.name) <= 64) or not self.name.isprintable() or "|" in self.name:
             raise ConfigurationError("policy name must be 1-64 printable characters without '|'")
+        if not isinstance(self.version, str) or (self.version and not _VERSION.fullmatch(self.version)):
+            raise ConfigurationError("policy version must be 1-32 letters, digits, '.', '-' or '_'")
+
+    @classmethod
+    def for_region(cls, code: str, *, table: PolicyTable | Mapping[str, Any] | None = None) -> AgePolicy:
+        """The policy of region ``code`` (ISO 3166-1 alpha-2 such as ``"DE"``, or ISO 3166-2
+        such as ``"CA-QC"``; any case) in the built-in table, or in ``table`` (a
+        :class:`~agegate.PolicyTable`, or a mapping in the table file's shape). A region the
+        table does not list gets the table's strictest age, never the weakest."""
+        from .regions import PolicyTable
+
+        return PolicyTable.coerce(table).for_region(code)
+
+    @property
+    def label(self) -> str:
+        """What cookies and attestations carry for this policy: the name and, for a policy from
+        a region table, its minimum age and the table's version (``gdpr-de-16|16|2026.1``), so
+        a result reached under it can be weighed against a stricter policy later."""
+        if not self.version:
+            return self.name
+        return f"{self.name}|{self.min_age}|{self.version}"
 
     def age_on(self, birth: date, today: date) -> int:
         """Whole years of age on ``today`` of a person born on ``birth``.

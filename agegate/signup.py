@@ -26,15 +26,16 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import aclosing
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl
-
-from starlette.requests import ClientDisconnect, Request
 
 from .asgi.forms import is_text
 from .birthdate import BIRTH_FIELDS
-from .errors import AgeGateError, UnderAgeError
-from .gate import MAX_SUBJECT, AgeGate, Decision, record_decision
+from .bodies import ClientGone, body_chunks, check_readable
+from .errors import AgeGateError, InvalidAccountId
+from .gate import SCOPE_KEY, AgeGate
+from .hook import scope_of
+from .regions import REGION_KEY
 
 __all__ = ["MAX_BODY_BYTES", "InvalidSignupForm", "read_form", "signup_fields", "signup_form"]
 
@@ -67,12 +68,16 @@ class InvalidSignupForm(AgeGateError, ValueError):
         self.status_code = _STATUS[code]
 
 
-async def read_form(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, str]:
+async def read_form(request: Any, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, str]:
     """Read an urlencoded form or a JSON object of strings from ``request``, at most
     ``max_bytes`` long; a repeated field keeps its last value.
 
-    The body is consumed: use the returned fields. Raises :class:`InvalidSignupForm`.
+    ``request`` is a Starlette, FastAPI, Litestar, Quart or Django request (see
+    :func:`agegate.bodies.body_chunks`). The body is consumed: use the returned fields. Raises
+    :class:`InvalidSignupForm`, and :class:`~agegate.ConfigurationError` for a request whose
+    body it cannot read.
     """
+    check_readable(request)
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type not in ("application/x-www-form-urlencoded", "application/json"):
         raise InvalidSignupForm(
@@ -91,12 +96,12 @@ async def read_form(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> dic
         raise InvalidSignupForm("too_large", "The signup form is too large.")
     body = bytearray()
     try:
-        async with aclosing(request.stream()) as stream:
+        async with aclosing(body_chunks(request, max_bytes + 1)) as stream:
             async for chunk in stream:
                 body += chunk
                 if len(body) > max_bytes:
                     raise InvalidSignupForm("too_large", "The signup form is too large.")
-    except ClientDisconnect:
+    except ClientGone:
         raise InvalidSignupForm("malformed", "The signup form was not sent completely.") from None
     if media_type == "application/json":
         return _json_fields(bytes(body))
@@ -147,7 +152,7 @@ def _checked(fields: Mapping[str, str]) -> dict[str, str]:
 
 
 async def signup_fields(
-    request: Request,
+    request: Any,
     gate: AgeGate,
     fields: Mapping[str, str],
     *,
@@ -155,29 +160,64 @@ async def signup_fields(
     identifiers: Identifiers = None,
     identifier_fields: Iterable[str] = (),
     now: datetime | None = None,
+    region: str | None = None,
 ) -> dict[str, str]:
     """Run :meth:`AgeGate.signup <agegate.AgeGate.signup>` on fields the app already read, tell
     the middleware the decision, and return the fields without the birth-date fields.
+
+    A browser that has just passed the screen under the gate's policy (the middleware's
+    decision in ``scope["agegate"]``, see :meth:`AgeGate.passed <agegate.AgeGate.passed>`)
+    needs no birth-date fields: that result is recorded. Birth-date fields sent anyway are
+    screened, and an under-age answer wins.
 
     ``subject`` is the new account's id, or a function of the fields giving it. The identifiers
     checked against blocked (purged child) accounts are ``identifiers`` (a mapping of kind to
     value, or a function of the fields giving one) plus the fields named in
     ``identifier_fields`` (the field name is the kind: ``"email"``, ``"phone"``, ``"username"``).
+    ``region`` picks the policy; by default it is the region the middleware's ``region=``
+    function gave for this request (the gate's own policy without one).
 
     Raises :class:`InvalidSignupForm` (a field name or value that is not text: a lone
     surrogate or a control character), :class:`~agegate.InvalidBirthDate` (nothing recorded) and
     :class:`~agegate.UnderAgeError` (the under-age decision is recorded for the middleware;
     nothing is stored server-side). Persist nothing of the signup before this returns.
     """
+    fields, account, named = prepare_signup(gate, fields, subject, identifiers, identifier_fields)
+    scope = scope_of(request)
+    await gate.signup(
+        fields,
+        subject=account,
+        identifiers=named,
+        now=now,
+        decision=scope.get(SCOPE_KEY),
+        region=scope.get(REGION_KEY) if region is None else region,
+        scope=request,
+    )
+    return without_birth_date(fields)
+
+
+def prepare_signup(
+    gate: AgeGate,
+    fields: Mapping[str, str],
+    subject: Subject,
+    identifiers: Identifiers,
+    identifier_fields: Iterable[str],
+) -> tuple[dict[str, str], str, dict[str, str]]:
+    """The checked fields, the account id and the identifiers of a signup (see
+    :func:`signup_fields`); raises :class:`InvalidSignupForm`."""
     fields = _checked(fields)  # the app may have read the form itself
     if callable(subject):
         try:
             account = subject(fields)
         except (KeyError, ValueError, TypeError):
             account = None
-        if not isinstance(account, str) or not account.strip() or len(account) > MAX_SUBJECT:
+        try:
+            account = gate.account_id(account)  # the one rule every entry point applies
+        except InvalidAccountId:
             # The account id came from the form: a missing or unusable one is the form's fault.
-            raise InvalidSignupForm("malformed", "The signup form is missing a usable account name.")
+            raise InvalidSignupForm(
+                "malformed", "The signup form is missing a usable account name."
+            ) from None
     else:
         account = subject
     named = dict(identifiers(fields) if callable(identifiers) else identifiers or {})
@@ -185,17 +225,16 @@ async def signup_fields(
         value = fields.get(name)
         if value:
             named[name] = value
-    try:
-        attestation = await gate.signup(fields, subject=account, identifiers=named, now=now)
-    except UnderAgeError:
-        record_decision(request.scope, Decision.of("under_age", gate.policy.name))
-        raise
-    record_decision(request.scope, Decision.of(attestation.outcome, attestation.policy))
+    return fields, account, named
+
+
+def without_birth_date(fields: Mapping[str, str]) -> dict[str, str]:
+    """``fields`` without the birth-date fields: what the app may store."""
     return {name: value for name, value in fields.items() if name not in BIRTH_FIELDS}
 
 
 async def signup_form(
-    request: Request,
+    request: Any,
     gate: AgeGate,
     *,
     subject: Subject,
@@ -203,6 +242,7 @@ async def signup_form(
     identifier_fields: Iterable[str] = (),
     max_bytes: int = MAX_BODY_BYTES,
     now: datetime | None = None,
+    region: str | None = None,
 ) -> dict[str, str]:
     """Read the signup form from ``request`` (:func:`read_form`) and screen it
     (:func:`signup_fields`); returns the form's fields without the birth-date fields.
@@ -219,4 +259,5 @@ async def signup_form(
         identifiers=identifiers,
         identifier_fields=identifier_fields,
         now=now,
+        region=region,
     )

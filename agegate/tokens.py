@@ -34,6 +34,8 @@ MAX_CLOCK_SKEW = 60
 _HEADER = struct.Struct(">BQQ")  # outcome index, issued-at, expires-at (Unix seconds)
 _HEADER_SIZE = _HEADER.size
 _N_OUTCOMES = len(OUTCOMES)
+#: Set in the outcome byte of a token whose answer came from a verified digital ID.
+_VERIFIED = 0x80
 _NONCE = 12
 _MAX_TOKEN_CHARS = 512
 _B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -52,6 +54,7 @@ class Claims(NamedTuple):
     policy: str
     issued_at: int
     expires_at: int
+    verified: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -119,31 +122,36 @@ class Sealer:
         except InvalidTag:
             raise InvalidToken() from None
 
-    def seal(self, outcome: Outcome, policy: str, *, issued_at: int, expires_at: int) -> str:
-        """A cookie-safe token holding the outcome, policy and times."""
-        payload = _HEADER.pack(OUTCOMES.index(outcome), issued_at, expires_at) + policy.encode()
+    def seal(
+        self, outcome: Outcome, policy: str, *, issued_at: int, expires_at: int, verified: bool = False
+    ) -> str:
+        """A cookie-safe token holding the outcome, policy and times, and whether the answer
+        came from a verified digital ID."""
+        index = OUTCOMES.index(outcome) | (_VERIFIED if verified else 0)
+        payload = _HEADER.pack(index, issued_at, expires_at) + policy.encode()
         return _b64encode(self.seal_bytes(payload))
 
     def open(self, token: str, *, now: datetime | int | None = None) -> Claims:
         """Open a token from :meth:`seal`; raises :class:`InvalidToken` for any failure,
         including expiry and an issue time in the future beyond :data:`MAX_CLOCK_SKEW`."""
-        index, issued_at, expires_at, policy = self.open_fields(token, _unix(now))
+        index, issued_at, expires_at, policy, verified = self.open_fields(token, _unix(now))
         try:
-            return Claims(OUTCOMES[index], policy.decode(), issued_at, expires_at)
+            return Claims(OUTCOMES[index], policy.decode(), issued_at, expires_at, verified)
         except UnicodeDecodeError:
             raise InvalidToken() from None
 
-    def open_fields(self, token: str, now: int) -> tuple[int, int, int, bytes]:
+    def open_fields(self, token: str, now: int) -> tuple[int, int, int, bytes, bool]:
         """:meth:`open` for a caller on the request path: ``(index of the outcome in
-        OUTCOMES, issued at, expires at, policy name as UTF-8 bytes)``, checked the same way
-        except that the policy name is not decoded. ``now`` is in Unix seconds."""
+        OUTCOMES, issued at, expires at, policy label as UTF-8 bytes, verified)``, checked the
+        same way except that the policy label is not decoded. ``now`` is in Unix seconds."""
         payload = self.open_bytes(_b64decode(token))
         if len(payload) < _HEADER_SIZE:
             raise InvalidToken()
-        index, issued_at, expires_at = _HEADER.unpack_from(payload)
+        byte, issued_at, expires_at = _HEADER.unpack_from(payload)
+        index = byte & ~_VERIFIED
         if index >= _N_OUTCOMES or now >= expires_at or issued_at > now + MAX_CLOCK_SKEW:
             raise InvalidToken()
-        return index, issued_at, expires_at, payload[_HEADER_SIZE:]
+        return index, issued_at, expires_at, payload[_HEADER_SIZE:], bool(byte & _VERIFIED)
 
 
 def sealed_kid(token: bytes) -> str | None:

@@ -132,6 +132,12 @@ def cycling(templates: list[dict[str, Any]], n: int) -> Callable[[], list[dict[s
     return take
 
 
+def whole_service_case(gate: AgeGate, get: dict[str, Any], bare: Any, n: int) -> dict[str, tuple[Case, Case]]:
+    """``mode="all"``: a read with an adult's cookie, which is gated like an allowed POST."""
+    gated_reads = starlette(Middleware(AgeGateMiddleware, gate=gate, mode="all"))
+    return {'GET, mode="all"': ((gated_reads, copies(get, n), 200), (bare, copies(get, n), 200))}
+
+
 async def main(rounds: int, n: int) -> int:
     # The embedded default store, so the cached subject case pays for the cross-process change
     # signal (a read of the store's shared revision counter) like a real deployment.
@@ -192,6 +198,7 @@ async def measure(gate: AgeGate, rounds: int, n: int) -> int:
             (bare, copies(post, n), 200),
         ),
     }
+    cases.update(whole_service_case(gate, get, bare, n))
     for (app, scopes, expect), (base, base_scopes, base_expect) in cases.values():  # warm up
         await run_batch(app, scopes(), expect)
         await run_batch(base, base_scopes(), base_expect)
@@ -225,6 +232,7 @@ async def measure(gate: AgeGate, rounds: int, n: int) -> int:
         "GET (against the no-op layer)": ("ratio", lambda k: statistics.median(ratios[k]), 1.05),
         "blocked POST": ("ratio", lambda k: statistics.median(ratios[k]), 1.0),
         "cached subject POST": ("adds µs", lambda k: statistics.median(deltas[k]) * 1e6, 2.0),
+        'GET, mode="all"': ("ratio", lambda k: statistics.median(ratios[k]), 1.5),  # as an allowed POST
     }
     print(f"{rounds} interleaved rounds of {n} requests per case; medians of paired measurements")
     print(f"{'case':38} {'µs/req':>8} {'anchor':>8} {'ratio':>7}  target")

@@ -166,12 +166,16 @@ border-radius:.75rem}
 label{display:block;margin:.75rem 0 .25rem}
 input,select{font:inherit;padding:.4rem .55rem;border:1px solid #b9bec6;border-radius:.35rem}
 fieldset{border:0;padding:0;margin:1rem 0}legend{font-weight:600}
-.parts{display:flex;gap:.75rem}.parts label{margin-top:.25rem}
+.parts{display:flex;gap:.75rem;flex-wrap:wrap}.parts label{margin-top:.25rem}
+.part{display:flex;flex-direction:column}#agegate-year{width:6.5rem}#agegate-day{width:4.5rem}
 button{font:inherit;font-weight:600;margin-top:1rem;padding:.55rem 1.1rem;border:0;border-radius:.35rem;
 background:#2458b3;color:#fff;cursor:pointer}
 .error{color:#b3261e;font-weight:600}
 :focus-visible{outline:3px solid #2458b3;outline-offset:2px}
 """.strip()
+
+
+_DATE_CONTROL = Pages()
 
 
 def root_of(request: Request) -> str:
@@ -222,24 +226,14 @@ def signup_page(values: Mapping[str, str] | None = None, error: str | None = Non
     """The signup form: the birth date is asked here too, and screened before anything is stored."""
     values = values or {}
     err = f'<p class="error" id="signup-error" role="alert">{escape(error)}</p>' if error else ""
-    described = ' aria-describedby="signup-error"' if error else ""
-    month = values.get("birth_month", "")
-    months = ['<option value="">Choose…</option>'] + [
-        f'<option value="{n}"{" selected" if month == str(n) else ""}>{n:02d}</option>' for n in range(1, 13)
-    ]
+    # The same date control as the screen's (month names, field order), from agegate.Pages.
+    dates = _DATE_CONTROL.date_fields({k: v for k, v in values.items() if k.startswith("birth_")})
     body = (
         f"<h1>Create an account</h1>{err}"
         f'<form method="post" action="{escape(root)}/signup">'
         f"{_text('username', 'Username', values, auto='username')}"
         f"{_text('email', 'Email', values, kind='email', auto='email')}"
-        f"<fieldset{described}><legend>Date of birth</legend><div class='parts'>"
-        f'<div><label for="birth_month">Month</label><select id="birth_month" name="birth_month">'
-        f"{''.join(months)}</select></div>"
-        f'<div><label for="birth_day">Day</label><input id="birth_day" name="birth_day" inputmode="numeric" '
-        f'size="3" value="{escape(values.get("birth_day", ""))}"></div>'
-        f'<div><label for="birth_year">Year</label><input id="birth_year" name="birth_year" '
-        f'inputmode="numeric" size="5" value="{escape(values.get("birth_year", ""))}"></div>'
-        "</div></fieldset>"
+        f"{dates}"
         '<button type="submit">Create account</button></form>'
     )
     return page("Sign up", body, root=root)

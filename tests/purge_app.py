@@ -111,6 +111,17 @@ def _pause(point: str) -> None:
     raise RuntimeError("the test never released or killed this process")
 
 
+def pause_at_boundaries(event: PurgeEvent) -> None:
+    """A listener pausing before and after each step (``before:STEP``, ``after:STEP``).
+
+    Listeners are plain functions, so a pause here does hold the event loop (and the lease
+    renewals): keep these pauses short, or kill the process during them, as the tests do."""
+    if event.kind == "start":
+        _pause(f"before:{event.step}")
+    elif event.kind == "done":
+        _pause(f"after:{event.step}")
+
+
 def _fail(name: str, subject: str) -> None:
     # Every handler call is logged (by name only), so tests can prove finished steps are not redone.
     directory = os.environ.get("PURGE_APP_DIR")
@@ -181,14 +192,6 @@ def build_gate(directory: Path, *, keys: Keyring, store: str | None = None) -> A
         return deleted + await avatars(subject)
 
     gate.purger.exempt(db.table("products"), "name")
-
-    # Listeners are plain functions, so a pause here does hold the event loop (and the lease
-    # renewals): keep these pauses short, or kill the process during them, as the tests do.
-    def pause_at_boundaries(event: PurgeEvent) -> None:
-        if event.kind == "start":
-            _pause(f"before:{event.step}")
-        elif event.kind == "done":
-            _pause(f"after:{event.step}")
 
     gate.purger.listen(pause_at_boundaries)
     return gate

@@ -20,7 +20,7 @@ import pytest
 
 from agegate import Keyring
 from agegate.cli import main
-from agegate.receipts import verify_receipt
+from agegate.purge.receipts import verify_receipt
 
 KEYS = Keyring.generate("cli")
 BASE = ["--app", "purge_app:gate"]
@@ -175,7 +175,7 @@ def test_receipt_round_trip(app_dir: Path, capsys: pytest.CaptureFixture[str], t
     assert code == 1 and out.startswith("INVALID")
     receipt.write_text(text)
     other = Keyring.generate("other")
-    from agegate.receipts import public_key_text
+    from agegate.purge.receipts import public_key_text
 
     code, out, _ = run(capsys, "receipt", "verify", str(receipt), "--public-key", public_key_text(other))
     assert code == 1 and "does not verify" in out
@@ -303,7 +303,8 @@ def test_missing_keys_is_a_clear_error(
 ) -> None:
     monkeypatch.delenv("AGEGATE_SECRET_KEYS")
     code, _, err = run(capsys, "purge", *BASE, "--resume")
-    assert code == 1 and "AGEGATE_SECRET_KEYS is not set" in err
+    # The app cannot be built: bad usage (exit 2), one line, agegate's own message.
+    assert code == 2 and "AGEGATE_SECRET_KEYS is not set" in err and err.count("\n") == 1
 
 
 def test_a_failing_handler_is_named_and_resumable(
@@ -347,8 +348,8 @@ def test_coverage(
     monkeypatch.chdir(tmp_path)
     code, out, _ = run(capsys, "purge", "--app", "leaky_app:gate", "--coverage")
     assert code == 1
-    assert "newsletter.email  (looks like email)" in out
-    assert "orders.account_id  (looks like account id)" in out
+    assert "  newsletter\n      email                        looks like email\n" in out
+    assert "  orders\n      account_id                   looks like account id\n" in out
     code, out, _ = run(capsys, "purge", "--app", "leaky_app:gate", "--coverage", "--json")
     assert code == 1
     report = json.loads(out)
@@ -527,6 +528,29 @@ def test_an_app_failing_on_import_is_named_without_its_message(
     code, _, err = run(capsys, "audit", "--app", "leaky_app:gate")
     assert code == 2 and "failed with RuntimeError" in err
     assert "hunter2" not in err and "postgresql" not in err
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("import sys\nsys.exit(3)\n", "exited (status 3) while being imported"),
+        ("def __getattr__(name):\n    import os\n    return os.environ['NO_SUCH_VAR_X']\n", "KeyError"),
+        ("from agegate import Keyring\nKeyring.from_string('nonsense')\n", "cannot start: "),
+        ("def f(:\n", "failed with SyntaxError"),
+    ],
+)
+def test_an_app_failing_to_load_is_one_line_and_exit_2(
+    app_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    message: str,
+) -> None:
+    (tmp_path / "leaky_app.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "purge", "--app", "leaky_app:gate", "--resume")
+    assert code == 2 and message in err and err.count("\n") == 1 and out == ""
 
 
 def test_usage_errors_are_one_line_under_python_m_agegate_cli(app_dir: Path) -> None:

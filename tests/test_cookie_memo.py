@@ -8,7 +8,7 @@ import time
 import tracemalloc
 from typing import Any
 
-from agegate import AgeGate, Keyring
+from agegate import AgeGate, AgePolicy, Keyring
 from agegate.asgi.cookie import _OPENED_TOKENS, UNDER_AGE, GateCookie
 from agegate.gate import Decision
 
@@ -102,3 +102,24 @@ def test_an_expired_token_is_opened_again_and_refused() -> None:
     assert counting.opened == 2
     assert cookie.result(value + "x") is None  # a token that does not open is never remembered
     assert token + "x" not in cookie._recent and token + "x" not in cookie._older
+
+
+def test_a_remembered_token_is_weighed_against_each_requests_policy() -> None:
+    """The memory holds what a token says (its policy's age, its verified flag); the request's
+    policy is compared with it afterwards, so an answer remembered under a lenient region never
+    counts under a stricter one, and a verified answer stays verified from memory."""
+    gate, cookie, counting = setup()
+    now = int(time.time())
+    lenient = AgePolicy(min_age=13, name="us", version="t1")
+    strict = AgePolicy(min_age=16, name="de", version="t1")
+    token = gate.sealer.seal("allowed", lenient.label, issued_at=now, expires_at=now + 3600, verified=True)
+    value = f"{cookie.name}={token}"
+    first = cookie.result(value, lenient)
+    assert first is not None and first.allowed and first.verified and first.version == "t1"
+    assert cookie.result(value, strict) is None  # from memory, and still weighed
+    assert cookie.result(value, lenient) == first
+    typed = gate.sealer.seal("allowed", strict.label, issued_at=now, expires_at=now + 3600)
+    stricter = cookie.result(f"{cookie.name}={typed}", lenient)  # a stricter answer counts here
+    assert stricter is not None and stricter.allowed and not stricter.verified
+    assert cookie.result(f"{cookie.name}={typed}", strict) == stricter
+    assert counting.opened == 2  # each token opened once

@@ -318,3 +318,16 @@ def test_agegate_demo_removes_its_temporary_folder() -> None:
     assert found, "".join(lines) + rest
     assert proc.returncode == 0, "".join(lines) + rest
     assert not Path(found.group(1)).exists()
+
+
+@pytest.mark.anyio
+async def test_the_signup_form_has_the_screens_date_control(shop: tuple[Any, Path]) -> None:
+    from agegate import Pages
+
+    app, _ = shop
+    async with client(app) as c:
+        signup = (await c.get("/signup", headers={"accept": "text/html"})).text
+        screen = (await c.get("/agegate", headers={"accept": "text/html"})).text
+    control = Pages().date_fields()
+    assert control in signup and control in screen  # one date control, the same everywhere
+    assert ">January</option>" in signup and ">01</option>" not in signup

@@ -14,8 +14,8 @@ import purge_app
 import pytest
 
 from agegate import AgeGate, ConfigurationError, Keyring
-from agegate.coverage import classify
 from agegate.handlers import AccountFiles, PostgresDatabase, SQLiteDatabase
+from agegate.purge.coverage import classify
 from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio

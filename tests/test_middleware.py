@@ -25,7 +25,7 @@ from agegate import AgeGate, AgeGateMiddleware, AgePolicy, ConfigurationError, K
 from agegate.asgi.cookie import cookie_name, read_cookie
 from agegate.asgi.forms import MAX_SCREEN_BODY
 from agegate.asgi.paths import safe_next
-from agegate.gate import NOTES_KEY, SCOPE_KEY, Decision, record_decision
+from agegate.gate import NOTES_KEY, SCOPE_KEY, Decision
 from agegate.signup import read_form
 from agegate.stores import MemoryStore
 
@@ -55,11 +55,9 @@ class Shop:
         form = await read_form(request)  # no python-multipart: the library must not need it
         gate: AgeGate = request.app.state.gate
         try:
-            await gate.signup(form, subject=form["account"])
+            await gate.signup(form, subject=form["account"], scope=request)
         except UnderAgeError:
-            record_decision(request.scope, Decision.of("under_age", gate.policy.name))
             return PlainTextResponse("refused", headers={"cache-control": "max-age=60"})
-        record_decision(request.scope, Decision.of("allowed", gate.policy.name))
         return PlainTextResponse("welcome")
 
     async def socket(self, websocket: WebSocket) -> None:
@@ -252,25 +250,30 @@ async def test_allowed_form_redirects_to_next_and_sets_sealed_cookie(client: htt
 async def test_under_age_form_gets_kind_page_and_sticky_cookie(
     client: httpx.AsyncClient, gate: AgeGate
 ) -> None:
+    # Post/redirect/get: the refusal is a 303 to the screen's own address, which carries
+    # nothing of the outcome; the cookie makes the screen show the refusal there.
     response = await client.post("/agegate", data={**CHILD, "next": "/checkout"}, headers=HTML)
-    assert response.status_code == 200
+    assert response.status_code == 303 and response.headers["location"] == "/agegate"
     assert_private(response)
-    page = response.text.lower()
-    assert "try again" not in page and 'href="/agegate' not in page and 'name="birth_' not in page
-    assert not re.search(r"\b13\b", page)
     attrs = attributes(response.headers["set-cookie"])
     assert attrs["max-age"] == str(30 * 24 * 3600)
+    shown = await client.get("/agegate", headers=HTML)
+    assert shown.status_code == 200
+    page = shown.text.lower()
+    assert "try again" not in page and 'href="/agegate' not in page and 'name="birth_' not in page
+    assert not re.search(r"\b13\b", page)
+    assert "thank you" not in page and "sorry" not in page  # one neutral message
     # Sticky: an adult date now changes nothing, in HTML or JSON, and sets no new cookie.
     again = await client.post("/agegate", data={**ADULT, "next": "/checkout"}, headers=HTML)
-    assert again.status_code == 200 and "set-cookie" not in again.headers
-    assert "try again" not in again.text.lower()
+    assert again.status_code == 303 and again.headers["location"] == "/agegate"
+    assert "set-cookie" not in again.headers
+    assert 'name="birth_' not in (await client.get("/agegate", headers=HTML)).text
     as_json = await client.post("/agegate", json={"birth_date": "1970-01-01"})
     assert as_json.json() == {"outcome": "under_age"} and "set-cookie" not in as_json.headers
-    screen = await client.get("/agegate", headers=HTML)
-    assert 'name="birth_year"' in screen.text  # the same neutral form for everyone...
-    answer = await client.post("/agegate", data=ADULT, headers=HTML)
-    assert answer.status_code == 200 and "Thank you" in answer.text  # ...but the answer sticks
     assert (await client.get("/agegate")).json()["outcome"] == "under_age"
+    # Without the cookie, the same address is the same neutral form as for everyone.
+    client.cookies.clear()
+    assert 'name="birth_year"' in (await client.get("/agegate", headers=HTML)).text
 
 
 @pytest.mark.anyio
@@ -331,15 +334,20 @@ async def test_bad_input_json(client: httpx.AsyncClient, birth_date: str, code: 
 
 
 @pytest.mark.anyio
-async def test_bad_input_form_keeps_what_was_typed(client: httpx.AsyncClient) -> None:
+async def test_bad_input_form_names_the_error_not_what_was_typed(client: httpx.AsyncClient) -> None:
+    # Post/redirect/get (Back and Reload never resend the form): the address names the message
+    # and the fields it is about, never what was typed (it would sit in history and logs).
     typed = {"birth_year": '19"><b>9', "birth_month": "2", "birth_day": "30", "next": "/profile"}
     response = await client.post("/agegate", data=typed, headers=HTML)
-    assert response.status_code == 400
+    assert response.status_code == 303 and "set-cookie" not in response.headers
     assert_private(response)
-    page = response.text
-    assert "<b>" not in page and "19&quot;&gt;&lt;b&gt;9" in page  # kept, and escaped
-    assert '<option value="2" selected>' in page
-    assert 'value="30"' in page and 'value="/profile"' in page
+    location = response.headers["location"]
+    assert location == "/agegate?next=/profile&error=year_digits&fields=birth_year"
+    shown = await client.get(location, headers=HTML)
+    assert shown.status_code == 200
+    page = shown.text.split("</style>", 1)[1]
+    assert "<b>" not in page and "&lt;b" not in page and 'value="30"' not in page  # nothing typed
+    assert "four digits" in page and 'value="/profile"' in page and " selected" not in page
     error_id = re.search(r'<p class="error" id="([^"]+)"', page)
     assert error_id
     controls = [c for c in re.findall(r"<(?:input|select)[^>]*>", page) if "hidden" not in c]
@@ -354,11 +362,29 @@ async def test_bad_input_form_keeps_what_was_typed(client: httpx.AsyncClient) ->
 @pytest.mark.anyio
 async def test_a_date_wrong_as_a_whole_marks_the_group(client: httpx.AsyncClient) -> None:
     typed = {"birth_year": "1990", "birth_month": "02", "birth_day": "30"}
-    page = (await client.post("/agegate", data=typed, headers=HTML)).text
+    page = (await client.post("/agegate", data=typed, headers=HTML, follow_redirects=True)).text
     assert '<fieldset aria-invalid="true" aria-describedby="agegate-error">' in page
     assert '<select id="agegate-month" name="birth_month" autocomplete="bday-month" aria-describedby=' in page
     assert page.count('aria-invalid="true"') == 1
-    assert '<option value="2" selected>' in page  # "02" is February, shown as chosen
+    assert "That day does not exist in that month" in page
+
+
+def test_the_form_shows_values_it_is_given_escaped() -> None:
+    from agegate.asgi.pages import Pages, ScreenForm
+
+    values = {"birth_year": '19"><b>9', "birth_month": "02", "birth_day": "30"}
+    page = Pages().screen(ScreenForm("/agegate", values=values, error="Please check."))
+    assert "<b>" not in page and "19&quot;&gt;&lt;b&gt;9" in page
+    assert '<option value="2" selected>' in page and 'value="30"' in page  # "02" is February
+
+
+@pytest.mark.anyio
+async def test_an_error_in_the_address_shows_only_known_messages(client: httpx.AsyncClient) -> None:
+    forged = await client.get("/agegate?error=<script>&fields=birth_year", headers=HTML)
+    assert "<script>" not in forged.text and 'class="error"' not in forged.text
+    assert 'aria-invalid="true"' not in forged.text
+    allowed = await client.get("/agegate?error=allowed&outcome=allowed", headers=HTML)
+    assert 'class="error"' not in allowed.text and "set-cookie" not in allowed.headers
 
 
 def test_only_the_year_is_required_in_the_markup() -> None:
@@ -627,7 +653,7 @@ async def test_blocked_browser_gets_the_kind_page(gate: AgeGate, shop: Shop) -> 
     async with client_for(build(gate, shop)) as c:
         response = await c.post("/checkout", headers={**HTML, **jar(sealed(gate, "under_age"))})
     assert response.status_code == 403
-    assert "text/html" in response.headers["content-type"] and "Thank you" in response.text
+    assert "text/html" in response.headers["content-type"] and "keep looking around" in response.text
     assert_private(response)
     assert shop.calls == []
 
@@ -868,6 +894,8 @@ async def test_mounted_under_a_root_path_home_is_the_root(gate: AgeGate, shop: S
         allowed = await c.post("/shop/agegate", data=ADULT, headers=HTML)
         assert allowed.status_code == 303 and allowed.headers["location"] == "/shop/"
         refused = await c.post("/shop/agegate", data=CHILD, headers=HTML)
+        assert refused.status_code == 303 and refused.headers["location"] == "/shop/agegate"
+        refused = await c.get("/shop/agegate", headers=HTML)
         assert 'href="/shop/"' in refused.text and 'href="/"' not in refused.text
         blocked = await c.post("/shop/checkout", headers=HTML)
         assert blocked.status_code == 403 and 'href="/shop/"' in blocked.text
@@ -1207,7 +1235,7 @@ async def test_an_app_brings_its_own_look(gate: AgeGate, shop: Shop) -> None:
     async with client_for(build(gate, shop, pages=pages)) as c:
         page = (await c.get("/agegate", headers=HTML)).text
         assert "<div id=mine>" in page and "body{color:teal}" in page and 'name="birth_year"' in page
-        refused = await c.post("/agegate", data=CHILD, headers=HTML)
-        assert "<div id=mine>" in refused.text
+        refused = await c.post("/agegate", data=CHILD, headers=HTML, follow_redirects=True)
+        assert "<div id=mine>" in refused.text and "keep looking around" in refused.text
     with pytest.raises(ConfigurationError):
         Pages(css="</style><script>alert(1)</script>")

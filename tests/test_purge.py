@@ -21,7 +21,8 @@ import pytest
 from agegate import AgeGate, ConfigurationError, Keyring, KeyringMismatch, UnderAgeError
 from agegate import purge as purge_module
 from agegate.purge import PurgeError, PurgeEvent, Purger
-from agegate.receipts import verify_receipt
+from agegate.purge import lease as lease_module
+from agegate.purge.receipts import verify_receipt
 from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -387,7 +388,7 @@ def _dead_pid() -> int:
 
 def _owner(pid: int, *, started: str, namespace: str | None = None) -> str:
     """A lease owner as a purge on this host writes it."""
-    namespace = purge_module._namespace() if namespace is None else namespace
+    namespace = lease_module.namespace() if namespace is None else namespace
     return f"{socket.gethostname()}:{pid}:{started}:{namespace}:0000"
 
 
@@ -640,7 +641,7 @@ async def _held_by(
     gate.purger.poll_interval = 0.01
 
 
-@pytest.mark.skipif(not purge_module._namespace(), reason="needs /proc")
+@pytest.mark.skipif(not lease_module.namespace(), reason="needs /proc")
 @pytest.mark.parametrize(
     "kind", ["other namespace", "older format", "unknown start"], ids=lambda k: k.replace(" ", "-")
 )
@@ -658,20 +659,20 @@ async def test_a_missing_pid_of_another_namespace_is_not_taken_as_dead(gate: Age
         await gate.purge("acct-1", ticket="T-1", operator="a")
 
 
-@pytest.mark.skipif(not purge_module._namespace(), reason="needs /proc")
+@pytest.mark.skipif(not lease_module.namespace(), reason="needs /proc")
 async def test_a_reused_pid_is_taken_as_dead(gate: AgeGate) -> None:
     # The holder's pid now belongs to another process (our parent), started at another time.
     parent = os.getppid()
-    started = str(int(purge_module._process_start(parent)) + 1)
+    started = str(int(lease_module.process_start(parent)) + 1)
     await _held_by(gate, _owner(parent, started=started))
     report = await gate.purge("acct-1", ticket="T-1", operator="a")
     assert report.job_id == "held" and report.state == "done"
 
 
-@pytest.mark.skipif(not purge_module._namespace(), reason="needs /proc")
+@pytest.mark.skipif(not lease_module.namespace(), reason="needs /proc")
 async def test_a_live_process_with_its_own_start_time_is_waited_for(gate: AgeGate) -> None:
     parent = os.getppid()
-    await _held_by(gate, _owner(parent, started=purge_module._process_start(parent)))
+    await _held_by(gate, _owner(parent, started=lease_module.process_start(parent)))
     with pytest.raises(PurgeError, match="another process is still running"):
         await gate.purge("acct-1", ticket="T-1", operator="a")
 

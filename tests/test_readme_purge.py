@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import relational_schema as rs
 
 from agegate import Keyring
 
@@ -28,26 +29,32 @@ async def test_the_purge_handlers_example_runs(tmp_path: Path, monkeypatch: pyte
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AGEGATE_SECRET_KEYS", Keyring.generate("readme").to_string())
     with contextlib.closing(sqlite3.connect("shop.sqlite3")) as conn, conn:
-        conn.execute("CREATE TABLE profiles (account_id TEXT, email TEXT)")
-        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, account_id TEXT)")
-        conn.executemany("INSERT INTO orders (account_id) VALUES (?)", [("48213",), ("48213",), ("7",)])
-        conn.execute("INSERT INTO profiles VALUES ('48213', 'kid@example.org')")
-    (tmp_path / "uploads" / "48213").mkdir(parents=True)
-    (tmp_path / "uploads" / "48213" / "a.png").write_bytes(b"png")
-    contacts = {"48213": 1}
+        conn.executescript(rs.SQLITE_DDL)
+        rs.seed(conn)
+        conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, account_id INTEGER, kind TEXT)")
+        conn.executemany(
+            "INSERT INTO events (account_id, kind) VALUES (?, 'login')", [(351,), (351,), (352,)]
+        )
+    with contextlib.closing(sqlite3.connect("newsletter.sqlite3")) as conn, conn:
+        conn.execute("CREATE TABLE subscribers (account_id TEXT PRIMARY KEY)")
+        conn.executemany("INSERT INTO subscribers VALUES (?)", [("351",), ("352",)])
+    (tmp_path / "uploads" / "351").mkdir(parents=True)
+    (tmp_path / "uploads" / "351" / "a.png").write_bytes(b"png")
+    with contextlib.closing(sqlite3.connect("shop.sqlite3")) as conn:
+        before = rs.snapshot(conn)
 
-    class Mailer:
-        async def delete_contact(self, subject: str) -> int:
-            return contacts.pop(subject, 0)
-
-    async def count_subscriptions(subject: str) -> int:
-        return contacts.get(subject, 0)
-
-    namespace: dict[str, Any] = {"mailer": Mailer(), "count_subscriptions": count_subscriptions}
+    namespace: dict[str, Any] = {}
     exec(compile(readme_example(), "README.md (purge handlers)", "exec"), namespace)
     gate = namespace["gate"]
     async with gate:
-        assert gate.purger.names == ("profiles", "orders", "files", "mailing-list")
-        report = await gate.purge("48213", ticket="SUP-1234", operator="Dana P")
-        assert report.deleted == {"profiles": 1, "orders": 2, "files": 1, "mailing-list": 1}
-        assert await gate.status_of("48213") == "under_age"
+        assert gate.purger.names == ("customer", "events", "files", "mailing-list")
+        dry = await gate.purge("351", ticket="SUP-1234", operator="Dana P", dry_run=True)
+        assert [(s.table, s.action) for s in dry.plan][-2:] == [
+            ("customer", "delete"),
+            ("address", "delete if unreferenced"),
+        ]
+        report = await gate.purge("351", ticket="SUP-1234", operator="Dana P")
+        assert report.deleted == {"customer": 9, "events": 2, "files": 1, "mailing-list": 1}
+        assert await gate.status_of("351") == "under_age"
+    with contextlib.closing(sqlite3.connect("shop.sqlite3")) as conn:
+        assert rs.snapshot(conn) == rs.expected_after(before, 351)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agegate import Keyring
-from agegate.receipts import (
+from agegate.purge.receipts import (
     InvalidReceipt,
     make_receipt,
     parse_public_key,

@@ -128,7 +128,7 @@ async def test_the_fallback_and_the_stores_agree(backend: tuple[str, str]) -> No
         await store.block_identifiers([b"i" * 32], until=now + timedelta(days=1))
         await gate.signup(ADULT, subject="adult-1")
         (old,) = gate.subject_hashes("adult-1")
-        record = gate._attestation("adult-2", gate.subject_hashes("adult-2")[0], "allowed", now)
+        record = gate._attestation("adult-2", gate.subject_hashes("adult-2")[0], "allowed", now, gate.policy)
         fallback = Counting(store, without=("swaps_unless_blocked",))
         for where in (store, fallback):
             blocked = await add_attestation(where, record, identifier_hashes=[b"i" * 32], now=now)  # type: ignore[arg-type]

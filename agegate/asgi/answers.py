@@ -15,16 +15,30 @@ Header = tuple[bytes, bytes]
 class Headers:
     """The header lists of the gate's own responses, built once per middleware."""
 
-    def __init__(self, pages: Pages) -> None:
+    def __init__(self, pages: Pages, *, vary_language: bool = False) -> None:
         #: A response that may set the gate's cookie is nobody else's to cache.
         self.private: list[Header] = [(b"cache-control", b"no-store"), (b"vary", b"Cookie, Accept")]
         self.json: list[Header] = [(b"content-type", b"application/json"), *self.private]
+        # Pages and messages follow Accept-Language when more than English can be spoken.
+        languages: list[Header] = [
+            (b"cache-control", b"no-store"),
+            (b"vary", b"Cookie, Accept, Accept-Language" if vary_language else b"Cookie, Accept"),
+        ]
+        #: A JSON answer carrying a message in the visitor's language.
+        self.json_language: list[Header] = [(b"content-type", b"application/json"), *languages]
         self.html: list[Header] = [
             (b"content-type", b"text/html; charset=utf-8"),
-            *self.private,
+            *languages,
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"same-origin"),
             (b"content-security-policy", pages.csp.encode("latin-1")),
+        ]
+        #: The screen's headers when it offers a digital ID: its one script is the gate's own
+        #: ``{prefix}/dc.js``, which fetches from the gate's own endpoints.
+        scripts = f"{pages.csp}; script-src 'self'; connect-src 'self'"
+        self.html_scripts: list[Header] = [
+            *self.html[:-1],
+            (b"content-security-policy", scripts.encode("latin-1")),
         ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from http import cookies as http_cookies
 from typing import Any, Final
 
@@ -21,6 +22,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from ..errors import ConfigurationError, InvalidToken
 from ..gate import AgeGate, Decision
 from ..keys import Keyring
+from ..policy import AgePolicy
+from ..regions import labelled_policy
 from ..tokens import OUTCOMES, Outcome
 
 __all__ = ["COOKIE_NAME", "UNDER_AGE", "GateCookie", "cookie_name", "read_cookie", "read_cookies"]
@@ -85,7 +88,8 @@ class GateCookie:
     A new cookie is written under that one name; the cookie is read under it and under the
     default names of every key in the keyring, so a key rotation (or a switch to a chosen name)
     drops no cookie the keys can still open. Only tokens the gate's own keys open count, and an
-    under-age one wins over any other.
+    under-age one wins over any other. An allowed token counts under a policy only when it was
+    sealed under a minimum age at least as high (see :func:`agegate.regions.labelled_policy`).
     """
 
     def __init__(self, gate: AgeGate, *, secure: bool, name: str | None = None) -> None:
@@ -98,10 +102,11 @@ class GateCookie:
                 )
             name = prefix + name
         self._sealer = gate.sealer
-        self._policy = gate.policy.name
-        self._allowed = Decision.of("allowed", self._policy)
-        self._policy_bytes = self._policy.encode()
-        # Opened tokens, by token: (expiry, result). New ones go into the recent generation;
+        self._own = gate.policy
+        # Opened tokens, by token: (expiry, UNDER_AGE, or (the minimum age it was sealed under,
+        # its decision), or None for a token that counts nowhere). The entry says what the token
+        # is; the request's policy is compared with it afterwards (:func:`_counts`), so one entry
+        # serves every region. New ones go into the recent generation;
         # when it is full it becomes the older one (the previous older one is dropped) and a
         # token found in the older one moves back to the recent one. So memory stays bounded
         # and a browser that keeps coming back is never forgotten, however many others come.
@@ -119,21 +124,25 @@ class GateCookie:
         }
         self._attrs = {outcome: f"; Max-Age={ttl}{attrs}" for outcome, ttl in self._ttl.items()}
 
-    def result(self, header: str | None) -> Any:
+    def result(self, header: str | None, policy: AgePolicy | None = None) -> Any:
         """The allowed :class:`Decision`, :data:`UNDER_AGE`, or ``None`` for no usable cookie in
-        the ``Cookie`` header ``header``."""
+        the ``Cookie`` header ``header``, for a request under ``policy`` (default: the gate's
+        own). The decision is the one the cookie was sealed with."""
         if not header:
             return None
+        need = (policy or self._own).min_age
         if self._only_name is not None:
             token = read_cookie(header, self._only_name)
-            return None if token is None else self._open(token, int(time.time()))
+            return None if token is None else _counts(self._open(token, int(time.time())), need)
         now = int(time.time())
         found: Any = None
         for token in read_cookies(header, self._names):
             result = self._open(token, now)
             if result is UNDER_AGE:
                 return UNDER_AGE  # a refusal under any of the gate's names wins
-            found = found or result
+            counted = _counts(result, need)
+            if found is None or (counted is not None and counted.verified):
+                found = counted  # a verified answer under any name wins over a typed one
         return found
 
     def _open(self, token: str, now: int) -> Any:
@@ -148,14 +157,24 @@ class GateCookie:
         if known is not None and now < known[0]:
             return known[1]
         try:
-            index, _, expires_at, policy = self._sealer.open_fields(token, now)
+            index, _, expires_at, label, verified = self._sealer.open_fields(token, now)
         except InvalidToken:
             return None
         if index == _UNDER_AGE_INDEX:
             found: Any = UNDER_AGE  # a child's answer counts under any policy
         else:
-            # An allowed answer counts only under the policy it was given for.
-            found = self._allowed if policy == self._policy_bytes else None
+            # An allowed answer counts only under policies no stricter than the one it was
+            # given for; one whose age cannot be known (an old or foreign label) counts nowhere.
+            # A verified one (a digital ID) stays verified under the same rule, never beyond it.
+            try:
+                reached = labelled_policy(label.decode(), self._own)
+            except UnicodeDecodeError:
+                reached = None
+            if reached is None:
+                found = None
+            else:
+                decision = Decision.of("allowed", reached)
+                found = (reached.min_age, replace(decision, verified=True) if verified else decision)
         self._remember(token, (expires_at, found))
         return found
 
@@ -171,8 +190,22 @@ class GateCookie:
         self._recent = {}
         self._older = {}
 
-    def set_cookie(self, outcome: Outcome) -> tuple[bytes, bytes]:
-        """A ``Set-Cookie`` header carrying a new sealed token for ``outcome``."""
+    def set_cookie(
+        self, outcome: Outcome, policy: AgePolicy | None = None, *, verified: bool = False
+    ) -> tuple[bytes, bytes]:
+        """A ``Set-Cookie`` header carrying a new sealed token for ``outcome`` reached under
+        ``policy`` (default: the gate's own); ``verified``: the answer came from a verified
+        digital ID."""
         now = int(time.time())
-        token = self._sealer.seal(outcome, self._policy, issued_at=now, expires_at=now + self._ttl[outcome])
+        label = (policy or self._own).label
+        expires = now + self._ttl[outcome]
+        token = self._sealer.seal(outcome, label, issued_at=now, expires_at=expires, verified=verified)
         return (b"set-cookie", f"{self.name}={token}{self._attrs[outcome]}".encode("latin-1"))
+
+
+def _counts(found: Any, need: int) -> Any:
+    """What an opened token (see :meth:`GateCookie._open`) says for a policy of age ``need``."""
+    if found is None or found is UNDER_AGE:
+        return found
+    threshold, decision = found
+    return decision if threshold >= need else None

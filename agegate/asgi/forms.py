@@ -12,7 +12,15 @@ from starlette.types import Receive
 from ..birthdate import BIRTH_FIELDS
 from .paths import safe_next
 
-__all__ = ["MAX_SCREEN_BODY", "FormRefused", "is_json", "is_text", "media_type", "read_screen_body"]
+__all__ = [
+    "MAX_SCREEN_BODY",
+    "FormRefused",
+    "is_json",
+    "is_text",
+    "media_type",
+    "read_bounded",
+    "read_screen_body",
+]
 
 #: Largest request body the screen accepts, in bytes (a birth date needs a few dozen).
 MAX_SCREEN_BODY = 8 * 1024
@@ -47,6 +55,32 @@ def is_json(media: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+async def read_bounded(declared: bytes | None, receive: Receive, limit: int) -> bytes | None:
+    """The whole body, of declared length ``declared``, if it is at most ``limit`` bytes;
+    ``None`` when the client disconnected. Raises :class:`FormRefused` (413, or 400 for a bad
+    ``Content-Length``) without reading more than ``limit`` bytes."""
+    if declared is not None:
+        if not declared.isdigit():  # bytes.isdigit: ASCII digits only
+            raise FormRefused(400, "invalid_request")
+        # int() refuses thousands of digits (ValueError): a length that long is huge anyway.
+        digits = declared.lstrip(b"0")
+        if len(digits) > 9 or int(digits or b"0") > limit:
+            raise FormRefused(413, "request_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise FormRefused(413, "request_too_large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
 async def read_screen_body(
     media: str, declared: bytes | None, receive: Receive, home: str
 ) -> tuple[dict[str, str] | None, str, bool]:
@@ -59,27 +93,9 @@ async def read_screen_body(
     json_body = is_json(media)
     if not json_body and media not in ("", "application/x-www-form-urlencoded"):
         raise FormRefused(415, "unsupported_media_type")
-    if declared is not None:
-        if not declared.isdigit():  # bytes.isdigit: ASCII digits only
-            raise FormRefused(400, "invalid_request")
-        # int() refuses thousands of digits (ValueError): a length that long is huge anyway.
-        digits = declared.lstrip(b"0")
-        if len(digits) > 9 or int(digits or b"0") > MAX_SCREEN_BODY:
-            raise FormRefused(413, "request_too_large")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None, home, json_body
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_SCREEN_BODY:
-            raise FormRefused(413, "request_too_large")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    raw = b"".join(chunks)
+    raw = await read_bounded(declared, receive, MAX_SCREEN_BODY)
+    if raw is None:
+        return None, home, json_body
     try:
         text = raw.decode("utf-8")
         if json_body:

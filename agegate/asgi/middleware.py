@@ -1,11 +1,13 @@
 """AgeGateMiddleware: a pure ASGI gate in front of any app.
 
-Reading stays open; providing data or transacting (unsafe methods, websockets) on a protected
-path needs a screen result. The order of :meth:`AgeGateMiddleware.__call__`, cheapest first: pass
-lifespan, serve the screen, let safe methods through without parsing any cookie, let unprotected
-paths through, and only then read the sealed cookie and the logged-in account. A blocked request
-is answered before its body is read and before the app is called; an allowed one is handed on
-with the original ``receive``, so uploads stream through unbuffered.
+Reading stays open (in ``mode="writes"``, the default; ``mode="all"`` gates reads too); providing
+data or transacting (unsafe methods, websockets) on a protected path needs a screen result. The
+order of :meth:`AgeGateMiddleware.__call__`, cheapest first: own the lifespan (the gate's store
+opens and closes with the server), serve the screen, let safe methods through without parsing
+any cookie, let unprotected paths through, and only then read the sealed cookie and the
+logged-in account. A blocked request is answered before its body is read and before the app is
+called; an allowed one is handed on with the original ``receive``,
+so uploads stream through unbuffered.
 """
 
 from __future__ import annotations
@@ -13,29 +15,45 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ConfigurationError, KeyringError, StoreError, StoreUnavailable
 from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
-from .answers import Headers, close_websocket, respond
+from ..hook import mark, unmark
+from ..regions import REGION_KEY, RegionFunc
+from .answers import Header, Headers, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
-from .endpoints import Screen, screen_headers
+from .endpoints import _PATH_SAFE, Screen, screen_headers
+from .language import LanguageChooser, LocaleFunc
+from .lifespan import run_lifespan
 from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
-from .paths import OPEN, SIGNUP, PathRules, readings, route_path, safe_next
+from .paths import OPEN, SIGNUP, PathRules, Patterns, readings, safe_next
 
-__all__ = ["SAFE_METHODS", "AgeGateMiddleware", "SubjectFunc"]
+if TYPE_CHECKING:
+    from ..credentials import CredentialVerifier
+    from .credential import CredentialEndpoint
+
+__all__ = ["MODES", "SAFE_METHODS", "AgeGateMiddleware", "Mode", "SubjectFunc"]
 
 SubjectFunc = Callable[[Scope], str | None] | Callable[[Scope], Awaitable[str | None]]
+#: What the gate guards: ``"writes"`` (unsafe methods and websockets) or ``"all"`` (reads too).
+Mode = Literal["writes", "all"]
+MODES: tuple[Mode, ...] = ("writes", "all")
 
 _log = logging.getLogger("agegate.asgi")
 #: Retry-After, in seconds, when the store cannot be used until someone mends it.
 _BROKEN_RETRY_AFTER = 60
-#: Methods that only read; they always pass.
+#: Methods that only read; they always pass in mode "writes" (only OPTIONS in mode "all").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: What a 428 for a path that needs a verified answer tells the client to do.
+_HINT = "a verified digital ID is needed here: answer the screen with one"
+#: What passes in mode "all" without a screen result: CORS preflights, which carry no cookie.
+_PREFLIGHT = frozenset({"OPTIONS"})
 
 
 class AgeGateMiddleware:
@@ -53,6 +71,25 @@ class AgeGateMiddleware:
     :func:`agegate.asgi.cookie.cookie_name`). ``origins`` (the app's public origins,
     ``["https://shop.example"]``) and ``trust_forwarded_host`` (the proxy's ``X-Forwarded-Host``)
     are for the cross-site rule behind a proxy (:class:`agegate.asgi.origin.OriginRule`).
+
+    ``mode="writes"`` (the default) leaves reading open. ``mode="all"`` gates the whole service:
+    reads (``GET``, ``HEAD``) of protected paths need a screen result too (a browser without one
+    is sent to the screen with ``303``, other clients get ``428``; a visitor the screen turned
+    away gets ``403`` on every protected page); ``OPTIONS`` and exempt paths stay open, and
+    signup paths can be read without a result (their form screens inline).
+
+    ``region`` maps the ASGI scope to the visitor's region code (or ``None`` for the gate's own
+    policy), plain or async, for example :func:`agegate.region_from_header`; the screen, the
+    cookie, the account's attestation and signup paths then follow that region's policy
+    (:meth:`AgeGate.policy_for <agegate.AgeGate.policy_for>`). The region is never stored.
+
+    ``locale`` is the app's own language choice over the ASGI scope (a tag such as ``"de"``, or
+    ``None`` to follow ``Accept-Language``), plain or async; pages speak other languages than
+    English only with the extra ``agegate[i18n]``.
+
+    ``credentials`` (an :class:`agegate.credentials.CredentialVerifier`, extra
+    ``agegate[credentials]``) lets the screen offer a digital ID; ``require_verified`` names
+    the path patterns where only such a verified answer will do (``428`` otherwise).
     """
 
     def __init__(
@@ -70,6 +107,11 @@ class AgeGateMiddleware:
         cookie_name: str | None = None,
         origins: Sequence[str] = (),
         trust_forwarded_host: bool = False,
+        mode: Mode = "writes",
+        region: RegionFunc | None = None,
+        locale: LocaleFunc | None = None,
+        credentials: CredentialVerifier | None = None,
+        require_verified: Sequence[str] = (),
     ) -> None:
         if not isinstance(gate, AgeGate):
             raise ConfigurationError("gate must be an AgeGate")
@@ -77,22 +119,33 @@ class AgeGateMiddleware:
             raise ConfigurationError("prefix must be a path such as '/agegate' (no trailing slash)")
         if subject is not None and not callable(subject):
             raise ConfigurationError("subject must be a function of the ASGI scope, or None")
+        if region is not None and not callable(region):
+            raise ConfigurationError("region must be a function of the ASGI scope, or None")
         if not isinstance(secure_cookies, bool):
             raise ConfigurationError("secure_cookies must be True or False")
         if pages is not None and not isinstance(pages, Pages):
             raise ConfigurationError("pages must be an agegate.Pages")
+        if not isinstance(mode, str) or mode not in MODES:
+            raise ConfigurationError('mode must be "writes" (the default) or "all"')
         self.app = app
         self.gate = gate
         self.prefix = prefix
+        self.mode = mode
+        #: The methods that pass without a screen result, whatever the path (in mode "all",
+        #: reads go on to be gated).
+        self._passing = SAFE_METHODS if mode == "writes" else _PREFLIGHT
         self.pages = pages or Pages()
         self._paths = PathRules(prefix=prefix, protect=protect, exempt=exempt, signup_paths=signup_paths)
+        self._gates_all = self._paths.gates_all
         self._subject = subject
+        self._region = region
         self._allowed = Decision.of("allowed", gate.policy.name)
         self._cookie = GateCookie(gate, secure=secure_cookies, name=cookie_name)
         self.cookie_name = self._cookie.name
         #: The cross-site rule, for everywhere the gate writes its cookie.
         self.origins = OriginRule(origins, trust_forwarded_host=trust_forwarded_host)
-        self._headers = Headers(self.pages)
+        self._language = LanguageChooser(locale)
+        self._headers = Headers(self.pages, vary_language=self._language.varies)
         self._screen = Screen(
             gate,
             prefix=prefix,
@@ -100,25 +153,35 @@ class AgeGateMiddleware:
             cookie=self._cookie,
             headers=self._headers,
             origins=self.origins,
+            language=self._language,
+            whole_service=mode == "all",
+            digital_id=credentials is not None,
         )
-        # Prebuilt early answers: the blocked path only sends bytes.
+        self._credential = self._digital_ids(credentials, secure_cookies)
+        self._require_verified = Patterns("require_verified", require_verified) if require_verified else None
+        if self._require_verified is not None and credentials is None:
+            raise ConfigurationError(
+                "require_verified needs credentials= (a CredentialVerifier): nobody could pass"
+            )
+        self._verify_json = json_body({"error": "age_verification_required", "screen": prefix, "hint": _HINT})
+        # Prebuilt early answers: the blocked path only sends bytes (pages are kept per language).
         self._restricted_json = json_body({"error": "age_restricted"})
-        self._restricted_html = self.pages.under_age().encode()
         self._required_json = json_body({"error": "age_screen_required", "screen": prefix})
         self._unavailable_json = json_body({"error": "store_unavailable"})
-        self._unavailable_html = self.pages.store_unavailable().encode()
 
     # -- the request path --------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The common cases first, in a small frame: a request that cannot be for the screen.
+        # The common cases first, in a small frame: a request that cannot be for the screen (or
+        # the digital-ID endpoints under its prefix).
         if scope["type"] == "http" and self.prefix not in scope["path"]:
-            if scope["method"] in SAFE_METHODS:
+            method = scope["method"]
+            if method in self._passing:
                 await self.app(scope, receive, send)
-            elif self._paths.gates_all:
+            elif self._gates_all:
                 # Every reading of the path contains the one the router sees, so none is the
                 # screen or under its prefix: with no path patterns, the request is gated.
-                await self._gated(scope, receive, send)
+                await self._gated(scope, receive, send, None, signup=False, reading=method in SAFE_METHODS)
             else:
                 await self._dispatch(scope, receive, send)
         else:
@@ -128,40 +191,73 @@ class AgeGateMiddleware:
         kind = scope["type"]
         if kind == "http":
             paths = readings(scope)
+            if self._credential is not None and (route := self._credential.route(paths)):
+                if self._region is not None:
+                    scope[REGION_KEY] = await _region_of(self._region, scope)  # the age asked for
+                await self._credential(scope, receive, send, route)
+                return
             # OPTIONS: CORS preflights go to the app.
             if scope["method"] != "OPTIONS" and self._paths.is_screen(paths):
+                if self._region is not None:
+                    scope[REGION_KEY] = await _region_of(self._region, scope)  # for the screen's policy
                 await self._screen(scope, receive, send)
                 return
-            if scope["method"] in SAFE_METHODS:
+            if scope["method"] in self._passing:
                 await self.app(scope, receive, send)
                 return
         elif kind == "websocket":
             paths = readings(scope)
+        elif kind == "lifespan":
+            await run_lifespan(
+                self.app, scope, receive, send, opening=self.gate.store, closing=self.gate.aclose
+            )
+            return
         else:
             await self.app(scope, receive, send)
             return
 
         rule = self._paths.classify(paths)
         if rule == OPEN:
-            await self.app(scope, receive, send)
+            token = mark(self.gate, None)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                unmark(token)
             return
         signup = rule == SIGNUP and kind == "http"
-        if signup:
+        # Only in mode "all": a GET or HEAD that needs a screen result.
+        reading = kind == "http" and scope["method"] in SAFE_METHODS
+        if signup and not reading:
             seen = screen_headers(scope)
             if self.origins.cross_origin(scope, seen):
                 # The gate writes its cookie on signup paths: another site must not be able to
                 # mark a visitor as under age there, any more than on the screen.
                 html = b"text/html" in seen.get(b"accept", b"")
                 root = scope.get("root_path") or ""
-                await self._screen.error(send, html, 403, "cross_site_request", root=root)
+                await self._screen.error(send, html, 403, "cross_site_request", root=root, scope=scope)
                 return
 
-        await self._gated(scope, receive, send, signup=signup)
+        await self._gated(scope, receive, send, paths, signup=signup, reading=reading)
 
-    async def _gated(self, scope: Scope, receive: Receive, send: Send, *, signup: bool = False) -> None:
-        """A request that needs a screen result: the cookie, then the logged-in account."""
+    async def _gated(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        paths: tuple[str, ...] | None,
+        *,
+        signup: bool,
+        reading: bool,
+    ) -> None:
+        """A request that needs a screen result: the cookie, then the logged-in account.
+        ``paths``: the readings of the path, or ``None`` when not yet needed."""
+        region = None
+        if self._region is not None:
+            # Also for the app's signup hook (agegate.signup_fields), in request memory only.
+            region = scope[REGION_KEY] = await _region_of(self._region, scope)
+        policy = self.gate.policy_for(region)
         cookie, accept = _cookie_and_accept(scope)
-        found = self._cookie.result(cookie)
+        found = self._cookie.result(cookie, policy)
         if found is UNDER_AGE:
             await self._block(scope, receive, send, accept)
             return
@@ -172,7 +268,9 @@ class AgeGateMiddleware:
                 account = await _resolve(account)
             if account:
                 try:
-                    status = self.gate.peek_status(account) or await self.gate.cached_status(account)
+                    status = self.gate.peek_status(account, region=region) or await self.gate.cached_status(
+                        account, region=region
+                    )
                 except StoreUnavailable as exc:
                     # Whether the account was purged as a child's cannot be known: refuse, for
                     # now, within the gate's store_timeout; the app is not called.
@@ -188,27 +286,44 @@ class AgeGateMiddleware:
                 if status == "under_age":
                     await self._block(scope, receive, send, accept)
                     return
-                if status == "allowed":
-                    decision = self._allowed
+                # A verified cookie stays verified: the account's attestation does not record it.
+                if status == "allowed" and (decision is None or not decision.verified):
+                    decision = self._allowed if region is None else Decision.of("allowed", policy)
 
-        if signup:
+        if signup and not reading:
             await self._signup_path(scope, receive, send, decision)
             return
-        if decision is None:
-            await self._require_screen(scope, receive, send, route_path(scope) or "/", accept)
+        verified = decision is not None and decision.verified
+        if self._require_verified is not None and not verified and not signup:
+            paths = paths or readings(scope)
+            if self._needs_verified(paths):
+                await self._require_screen(scope, receive, send, paths[0], accept, verified=True)
+                return
+        if decision is None and not signup:  # a signup form is read before its inline screen
+            path = (paths or readings(scope))[0]  # the path the app routes on
+            await self._require_screen(scope, receive, send, path, accept, reading)
             return
-        scope[SCOPE_KEY] = decision
-        await self.app(scope, receive, send)
+        if decision is not None:
+            scope[SCOPE_KEY] = decision
+        token = mark(self.gate, None)  # a signup in this request would write no cookie: refused
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            unmark(token)
 
     async def _block(self, scope: Scope, receive: Receive, send: Send, accept: bytes) -> None:
         if scope["type"] == "websocket":
             await close_websocket(receive, send, "age_restricted")
-        elif b"text/html" not in accept:
-            await respond(send, 403, self._headers.json, self._restricted_json)
-        elif root := scope.get("root_path"):
-            await respond(send, 403, self._headers.html, self.pages.under_age(root + "/").encode())
+            return
+        if b"text/html" not in accept:
+            headers, body = self._headers.json, self._restricted_json
         else:
-            await respond(send, 403, self._headers.html, self._restricted_html)
+            home = (scope.get("root_path") or "") + "/"
+            headers, body = self._headers.html, self._screen.under_age_page(home, await self._language(scope))
+        if scope["method"] == "HEAD":
+            await respond(send, 403, headers, b"", len(body))
+        else:
+            await respond(send, 403, headers, body)
 
     async def _unavailable(
         self, scope: Scope, receive: Receive, send: Send, accept: bytes, retry_after: int
@@ -218,28 +333,88 @@ class AgeGateMiddleware:
             return
         retry = (b"retry-after", str(retry_after).encode())
         if b"text/html" in accept:
-            await respond(send, 503, [*self._headers.html, retry], self._unavailable_html)
+            page = self.pages.store_unavailable(await self._language(scope)).encode()
+            await respond(send, 503, [*self._headers.html, retry], page)
         else:
             await respond(send, 503, [*self._headers.json, retry], self._unavailable_json)
 
     async def _require_screen(
-        self, scope: Scope, receive: Receive, send: Send, path: str, accept: bytes
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        accept: bytes,
+        reading: bool = False,
+        *,
+        verified: bool = False,
     ) -> None:
         if scope["type"] == "websocket":
-            await close_websocket(receive, send, "age_screen_required")
+            await close_websocket(
+                receive, send, "age_verification_required" if verified else "age_screen_required"
+            )
             return
         root = scope.get("root_path") or ""
         if b"text/html" in accept:
             # Come back to the address as sent (still encoded): the decoded path can differ.
             raw = scope.get("raw_path")
             target = raw.decode("latin-1") if raw else root + path
+            if reading:
+                # Mode "all": a browser's first visit goes straight to the screen and back.
+                location = self._screen_location(root, target, scope.get("query_string"))
+                await respond(send, 303, [*self._headers.private, (b"location", location)], b"")
+                return
             url = screen_url(root + self.prefix, safe_next(target, root + "/"))
-            await respond(send, 428, self._headers.html, self.pages.screen_required(url).encode())
+            language = await self._language(scope)
+            if verified:
+                page = self.pages.verification_required(url, language).encode()
+            else:
+                page = self.pages.screen_required(url, language).encode()
+            await respond(send, 428, self._headers.html, page)
+            return
+        if verified:
+            found = {"error": "age_verification_required", "screen": root + self.prefix, "hint": _HINT}
+            body = json_body(found) if root else self._verify_json
         elif root:
             body = json_body({"error": "age_screen_required", "screen": root + self.prefix})
-            await respond(send, 428, self._headers.json, body)
         else:
-            await respond(send, 428, self._headers.json, self._required_json)
+            body = self._required_json
+        await respond(send, 428, self._headers.json, b"" if scope["method"] == "HEAD" else body, len(body))
+
+    def _screen_location(self, root: str, target: str, query: bytes | None) -> bytes:
+        """The screen's address, for ``Location`` (ASCII), with ``next`` the address as sent,
+        query included, when it is a same-site path (else the app's home page)."""
+        home = quote(root, safe=_PATH_SAFE) + "/"
+        back = safe_next(target, home)
+        if query and back == target:
+            back = safe_next(f"{target}?{query.decode('latin-1')}", back)
+        return screen_url(home[:-1] + self.prefix, back).encode("ascii")
+
+    def _needs_verified(self, paths: tuple[str, ...]) -> bool:
+        """Whether any reading of the path is one that ``require_verified`` names."""
+        patterns = self._require_verified
+        return patterns is not None and any(patterns.match(path) for path in paths)
+
+    def _digital_ids(self, credentials: CredentialVerifier | None, secure: bool) -> CredentialEndpoint | None:
+        """The digital-ID endpoints, when the app accepts digital IDs (imported only then: the
+        verifier's libraries are the optional extra ``agegate[credentials]``)."""
+        if credentials is None:
+            return None
+        from ..credentials import CredentialVerifier
+        from .credential import CredentialEndpoint
+
+        if not isinstance(credentials, CredentialVerifier):
+            raise ConfigurationError("credentials must be an agegate.credentials.CredentialVerifier")
+        return CredentialEndpoint(
+            self.gate,
+            credentials,
+            prefix=self.prefix,
+            cookie=self._cookie,
+            headers=self._headers,
+            origins=self.origins,
+            screen=self._screen,
+            secure=secure,
+        )
 
     async def _signup_path(
         self, scope: Scope, receive: Receive, send: Send, decision: Decision | None
@@ -252,15 +427,35 @@ class AgeGateMiddleware:
 
         async def send_with_cookie(message: Message) -> None:
             if notes and message["type"] == "http.response.start":
-                under = any(note.outcome == "under_age" for note in notes)
-                # A response that sets the gate's cookie must not be cached for anyone else.
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"cache-control"]
-                headers += self._headers.private
-                headers.append(self._cookie.set_cookie("under_age" if under else "allowed"))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": self.signup_headers(notes, message.get("headers", ()))}
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        token = mark(self.gate, notes)
+        try:
+            await self.app(scope, receive, send_with_cookie)
+        finally:
+            unmark(token)
+
+    def signup_headers(self, notes: Sequence[Decision], headers: Iterable[Header]) -> list[Header]:
+        """A signup response's ``headers`` with the gate's cookie for the decisions in ``notes``
+        (a sticky under-age one if any is under age) and without caching."""
+        under = any(note.outcome == "under_age" for note in notes)
+        # A response that sets the gate's cookie must not be cached for anyone else.
+        out = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+        out += self._headers.private
+        # Sealed under the weakest policy the app's decisions were reached under.
+        reached = min((note.age_policy or self.gate.policy for note in notes), key=lambda p: p.min_age)
+        out.append(self._cookie.set_cookie("under_age" if under else "allowed", reached))
+        return out
+
+
+async def _region_of(func: RegionFunc, scope: Scope) -> str | None:
+    code: Any = func(scope)
+    if inspect.isawaitable(code):
+        code = await code
+    if code is not None and not isinstance(code, str):
+        raise ConfigurationError("region must return a region code (a string) or None")
+    return code
 
 
 def _cookie_and_accept(scope: Scope) -> tuple[str | None, bytes]:

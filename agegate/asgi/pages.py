@@ -10,29 +10,18 @@ subclassing :class:`Pages` and overriding any method.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from html import escape
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+from ..birthdate import EXAMPLES, MESSAGES
 from ..errors import ConfigurationError
+from ..i18n import ENGLISH, N_, Language
 
 #: The fields of the three-part birth date, as the screen form posts them.
 DATE_FIELDS = ("birth_year", "birth_month", "birth_day")
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 #: Error message element id; every control points at it with ``aria-describedby``.
 ERROR_ID = "agegate-error"
 #: The ``Content-Security-Policy`` of every page the middleware serves: nothing but the page
@@ -42,17 +31,25 @@ DEFAULT_CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; font-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+#: The colours an app may set with ``Pages(colors=...)``: CSS custom properties of the pages.
+COLOR_NAMES = frozenset({"fg", "bg", "card", "line", "accent", "accent-fg", "err"})
+_COLOR_VALUE = re.compile(
+    r"#[0-9A-Fa-f]{3,8}|[a-z]{3,20}|(?:rgb|rgba|hsl|hsla|oklch)\([0-9., %/a-z-]{1,60}\)"
+)
 
 DEFAULT_CSS = """
-:root{color-scheme:light dark;--fg:#1f2328;--bg:#f6f7f9;--card:#fff;--line:#c8ccd2;--accent:#2458b3;
---err:#b3261e}
-@media (prefers-color-scheme:dark){:root{--fg:#e6e7ea;--bg:#15171a;--card:#1e2125;--line:#474c55;
---accent:#8ab4f8;--err:#f2b8b5}}
+:root{color-scheme:light dark;--fg:#1f2328;--bg:#f6f7f9;--card:#fff;--line:#767b84;--accent:#2458b3;
+--accent-fg:#fff;--err:#b3261e}
+@media (prefers-color-scheme:dark){:root{--fg:#e6e7ea;--bg:#15171a;--card:#1e2125;--line:#8b919b;
+--accent:#8ab4f8;--accent-fg:#111;--err:#f2b8b5}}
 *{box-sizing:border-box}
-body{margin:0;font:1rem/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);
-background:var(--bg)}
+body{margin:0;padding:0 1rem;font:1rem/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+color:var(--fg);background:var(--bg)}
 main{max-width:30rem;margin:8vh auto;padding:2rem;background:var(--card);border:1px solid var(--line);
 border-radius:.75rem}
+@media (max-width:30rem){main{margin:1rem auto;padding:1.25rem}}
+.brand{display:flex;align-items:center;gap:.6rem;margin:0 0 1rem;font-weight:600}
+.brand img{max-height:2.5rem;max-width:10rem}
 h1{font-size:1.5rem;margin:0 0 .75rem}
 p{margin:0 0 1rem}
 fieldset{border:0;margin:0 0 1.25rem;padding:0}
@@ -65,19 +62,28 @@ border-radius:.4rem;padding:.45rem .6rem}
 #agegate-year{width:6.5rem}#agegate-day{width:4.5rem}
 [aria-invalid=true]{border-color:var(--err)}
 .error{color:var(--err);font-weight:600}
-button,.button{font:inherit;font-weight:600;color:#fff;background:var(--accent);border:0;
+button,.button{font:inherit;font-weight:600;color:var(--accent-fg);background:var(--accent);border:0;
 border-radius:.4rem;padding:.6rem 1.2rem;cursor:pointer;text-decoration:none;display:inline-block}
-@media (prefers-color-scheme:dark){button,.button{color:#111}}
 :focus-visible{outline:3px solid var(--accent);outline-offset:2px}
-.note{font-size:.85rem;opacity:.8;margin-top:1.25rem}
+.note{font-size:.85rem;margin-top:1.25rem}
+.note a{color:inherit}
 """.strip()
+
+#: What each refusal page of the screen says (by its JSON error code); each links back.
+ERROR_TEXT = {
+    "cross_site_request": N_("This form was sent from another site."),
+    "request_too_large": N_("That was more than this form takes."),
+    "unsupported_media_type": N_("This form could not be read."),
+    "invalid_request": N_("This form could not be read."),
+    "method_not_allowed": N_("This form could not be read."),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class ScreenForm:
     """What the screen form shows: where it posts, the ``next`` path it carries, what the
-    visitor typed (re-shown after an error), the error message, the field order, and which
-    fields the error is about (empty: the date as a whole)."""
+    visitor typed (re-shown after an error), the error message, the field order, which
+    fields the error is about (empty: the date as a whole), and the visitor's language."""
 
     action: str
     next: str = "/"
@@ -85,25 +91,52 @@ class ScreenForm:
     error: str | None = None
     order: str = "MDY"
     invalid: tuple[str, ...] = ()
+    language: Language = ENGLISH
+    #: The gate's prefix when the app accepts digital IDs (:mod:`agegate.credentials`): the
+    #: page then offers one, where the browser can (``{prefix}/dc.js`` decides).
+    digital_id: str | None = None
 
 
 def _default_layout(title: str, body: str, css: str) -> str:
+    return _document(title, body, css, ENGLISH, "")
+
+
+def _document(title: str, body: str, css: str, language: Language, brand: str) -> str:
     return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html>\n<html lang="{escape(language.tag)}" dir="{language.dir}">'
+        '<head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta name="robots" content="noindex"><title>{title}</title><style>{css}</style></head>'
-        f"<body><main>{body}</main></body></html>\n"
+        f"<body><main>{brand}{body}</main></body></html>\n"
     )
 
 
-class Pages:
-    """Renders the HTML pages of the screen.
+def _link(value: str | None, what: str) -> str | None:
+    """``value`` when it is an https URL or a path on this site, else a ConfigurationError."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.isprintable() or any(c in value for c in "\"'<> "):
+        raise ConfigurationError(f"{what} must be an https:// URL or a path starting with /")
+    parts = urlsplit(value)
+    if (parts.scheme, bool(parts.netloc)) == ("https", True) or (
+        not parts.scheme and not parts.netloc and value.startswith("/") and not value.startswith("//")
+    ):
+        return value
+    raise ConfigurationError(f"{what} must be an https:// URL or a path starting with /")
 
-    ``layout(title_html, body_html, css) -> document`` wraps every page (titles and bodies come
-    escaped); ``css`` is the inline stylesheet (the default one is small and neutral); ``csp`` is
-    the ``Content-Security-Policy`` the pages are served with (:data:`DEFAULT_CSP` allows the
-    app's own stylesheets, fonts and images; widen it for a CDN). Subclass and override
-    :meth:`screen`, :meth:`under_age` or :meth:`screen_required` to change a page.
+
+class Pages:
+    """Renders the HTML pages of the screen, in the visitor's language.
+
+    ``site_name``, ``logo_url`` (an ``https://`` URL or a path; its origin is added to the
+    default ``img-src``), ``colors`` (values for the custom properties in :data:`COLOR_NAMES`,
+    such as ``{"accent": "#0b6e4f"}``; they apply in light and dark mode) and ``privacy_url``
+    make the pages the app's own without a template. ``layout(title_html, body_html, css) ->
+    document`` replaces the whole document instead (titles and bodies come escaped); ``css`` is
+    the inline stylesheet; ``csp`` is the ``Content-Security-Policy`` the pages are served with
+    (:data:`DEFAULT_CSP` allows the app's own stylesheets, fonts and images; widen it for a
+    CDN). Subclass and override :meth:`screen`, :meth:`under_age`, :meth:`under_age_all` or
+    :meth:`screen_required` to change a page.
     """
 
     def __init__(
@@ -112,36 +145,81 @@ class Pages:
         css: str = DEFAULT_CSS,
         layout: Callable[[str, str, str], str] | None = None,
         csp: str = DEFAULT_CSP,
+        site_name: str | None = None,
+        logo_url: str | None = None,
+        colors: Mapping[str, str] | None = None,
+        privacy_url: str | None = None,
     ) -> None:
         if "</style" in css.lower():
             raise ConfigurationError("css must not close the <style> element")
         if not isinstance(csp, str) or not csp.strip() or not csp.isascii() or not csp.isprintable():
             raise ConfigurationError("csp must be a Content-Security-Policy value on one line")
+        if site_name is not None and (not isinstance(site_name, str) or not site_name.strip()):
+            raise ConfigurationError("site_name must be a non-empty string")
+        self.logo_url = _link(logo_url, "logo_url")
+        self.privacy_url = _link(privacy_url, "privacy_url")
+        self.site_name = site_name
+        custom = []
+        for name, value in (colors or {}).items():
+            if name not in COLOR_NAMES:
+                raise ConfigurationError(f"colors: unknown colour {name!r}; known: {sorted(COLOR_NAMES)}")
+            if not isinstance(value, str) or not _COLOR_VALUE.fullmatch(value.strip()):
+                raise ConfigurationError(f"colors: {name!r} must be a CSS colour such as '#0b6e4f'")
+            custom.append(f"--{name}:{value.strip()}")
+        if custom:
+            css = f"{css}\n:root{{{';'.join(custom)}}}"
+        if self.logo_url and self.logo_url.startswith("https://") and csp == DEFAULT_CSP:
+            origin = "https://" + urlsplit(self.logo_url).netloc
+            csp = csp.replace("img-src 'self' data:", f"img-src 'self' data: {origin}")
         self.css = css
         self.csp = csp
-        self._layout = layout or _default_layout
+        self._layout = layout
 
-    def page(self, title: str, body_html: str) -> str:
+    def page(self, title: str, body_html: str, language: Language = ENGLISH) -> str:
         """A whole document around ``body_html`` (already HTML) with the plain-text ``title``."""
-        return self._layout(escape(title), body_html, self.css)
+        if self._layout is not None:
+            return self._layout(escape(title), body_html, self.css)
+        full_title = f"{title} \N{EN DASH} {self.site_name}" if self.site_name else title
+        return _document(escape(full_title), body_html, self.css, language, self._brand())
 
-    def screen(self, form: ScreenForm) -> str:
-        """The neutral birth-date form."""
-        values = form.values
+    def _brand(self) -> str:
+        if not (self.site_name or self.logo_url):
+            return ""
+        name = escape(self.site_name or "")
+        # The name is said in text beside the logo, so the image itself is decorative.
+        logo = f'<img src="{escape(self.logo_url)}" alt="{"" if name else "logo"}">' if self.logo_url else ""
+        return f'<header class="brand">{logo}<span>{name}</span></header>'
+
+    def date_fields(
+        self,
+        values: Mapping[str, str] | None = None,
+        *,
+        language: Language = ENGLISH,
+        order: str = "MDY",
+        error: str | None = None,
+        invalid: tuple[str, ...] = (),
+    ) -> str:
+        """The birth-date control (a fieldset of year, month and day in ``order``, month names
+        in ``language``), the same on the screen and in an app's own signup form."""
+        _ = language.gettext
+        # Translated outside the f-strings, where the catalog extractor finds them.
+        year_label, month_label, day_label = escape(_("Year")), escape(_("Month")), escape(_("Day"))
+        choose, legend = escape(_("Choose…")), escape(_("Your date of birth"))
+        values = values or {}
         marks = dict.fromkeys(("group", *DATE_FIELDS), "")
-        error = ""
-        if form.error:
+        message = ""
+        if error:
             # Every control points at the message; only the fields it is about are marked
             # invalid, or the group when it is about the date as a whole.
             described = f' aria-describedby="{ERROR_ID}"'
             for name in DATE_FIELDS:
                 marks[name] = described
-            for name in form.invalid or ("group",):
+            for name in invalid or ("group",):
                 marks[name] = f' aria-invalid="true"{described}'
-            error = f'<p class="error" id="{ERROR_ID}" role="alert">{escape(form.error)}</p>'
+            message = f'<p class="error" id="{ERROR_ID}" role="alert">{escape(error)}</p>'
         # Only the year is required: a year alone is a valid (partial) answer.
         year = (
-            '<div class="part"><label for="agegate-year">Year</label>'
+            f'<div class="part"><label for="agegate-year">{year_label}</label>'
             '<input id="agegate-year" name="birth_year" type="text" inputmode="numeric" '
             'autocomplete="bday-year" pattern="[0-9]{4}" maxlength="4" required'
             f"{_value(values, 'birth_year')}{marks['birth_year']}></div>"
@@ -149,65 +227,147 @@ class Pages:
         chosen = values.get("birth_month", "").strip()
         if chosen.isdigit():
             chosen = str(int(chosen))  # "01" is January too
-        options = ['<option value="">Choose…</option>'] + [
-            f'<option value="{n}"{" selected" if chosen == str(n) else ""}>{name}</option>'
-            for n, name in enumerate(_MONTHS, start=1)
+        options = [f'<option value="">{choose}</option>'] + [
+            f'<option value="{n}"{" selected" if chosen == str(n) else ""}>{escape(name)}</option>'
+            for n, name in enumerate(language.months, start=1)
         ]
         month = (
-            '<div class="part"><label for="agegate-month">Month</label>'
+            f'<div class="part"><label for="agegate-month">{month_label}</label>'
             f'<select id="agegate-month" name="birth_month" autocomplete="bday-month"{marks["birth_month"]}>'
             f"{''.join(options)}</select></div>"
         )
         day = (
-            '<div class="part"><label for="agegate-day">Day</label>'
+            f'<div class="part"><label for="agegate-day">{day_label}</label>'
             '<input id="agegate-day" name="birth_day" type="text" inputmode="numeric" '
             'autocomplete="bday-day" pattern="[0-9]{1,2}" maxlength="2"'
             f"{_value(values, 'birth_day')}{marks['birth_day']}></div>"
         )
         parts = {"Y": year, "M": month, "D": day}
-        controls = "".join(parts[letter] for letter in form.order)
+        controls = "".join(parts[letter] for letter in order)
+        return (
+            f"<fieldset{marks['group']}><legend>{legend}</legend>{message}"
+            f'<div class="parts">{controls}</div></fieldset>'
+        )
+
+    def screen(self, form: ScreenForm) -> str:
+        """The neutral birth-date form."""
+        _ = form.language.gettext
+        title, button = _("Before you continue"), escape(_("Continue"))
+        privacy = ""
+        if self.privacy_url:
+            policy = escape(_("Privacy policy"))
+            privacy = f' <a href="{escape(self.privacy_url)}">{policy}</a>'
+        fields = self.date_fields(
+            form.values, language=form.language, order=form.order, error=form.error, invalid=form.invalid
+        )
         body = (
-            "<h1>Before you continue</h1>"
+            f"<h1>{escape(title)}</h1>"
             f'<form method="post" action="{escape(form.action)}" novalidate>'
             f'<input type="hidden" name="next" value="{escape(form.next)}">'
-            f"<fieldset{marks['group']}><legend>Your date of birth</legend>{error}"
-            f'<div class="parts">{controls}</div>'
-            "</fieldset>"
-            '<button type="submit">Continue</button></form>'
-            '<p class="note">We use your answer only to decide what this site can offer you. '
-            "We do not keep your date of birth.</p>"
+            f"{fields}"
+            f'<button type="submit">{button}</button></form>'
+            f"{self.digital_id_option(form) if form.digital_id else ''}"
+            '<p class="note">'
+            + escape(
+                _(
+                    "We use your answer only to decide what this site can offer you. "
+                    "We do not keep your date of birth."
+                )
+            )
+            + f"{privacy}</p>"
         )
-        return self.page("Before you continue", body)
+        return self.page(title, body, form.language)
 
-    def under_age(self, home: str = "/") -> str:
-        """The page for a visitor the screen turned away: kind, neutral, no way to try again.
+    def digital_id_option(self, form: ScreenForm) -> str:
+        """The "Use a digital ID" option under the form: hidden, and shown by
+        ``{prefix}/dc.js`` only where the browser has the Digital Credentials API. It names no
+        age: the request, fetched when chosen, carries the claim."""
+        _ = form.language.gettext
+        base = escape(form.digital_id or "")
+        failed = escape(_("That digital ID could not be used. Please enter your date of birth instead."))
+        intro, button = escape(_("Or, if your device holds a digital ID:")), escape(_("Use a digital ID"))
+        return (
+            '<div id="agegate-dc" style="margin-top:1.25rem" hidden '
+            f'data-request="{base}/credential/request" '
+            f'data-verify="{base}/credential" data-next="{escape(form.next)}" '
+            f'data-failed="{failed}">'
+            f"<p>{intro}</p>"
+            f'<button type="button" id="agegate-dc-button">{button}</button>'
+            '<p id="agegate-dc-status" class="error" role="status"></p></div>'
+            f'<script src="{base}/dc.js" defer></script>'
+        )
+
+    def verification_required(self, screen_url: str, language: Language = ENGLISH) -> str:
+        """The page for a visitor who needs a verified answer (a digital ID) to do this."""
+        _ = language.gettext
+        text = _("Please confirm your age with a digital ID before you continue.")
+        return self._one_step(text, screen_url, language)
+
+    def under_age(self, home: str = "/", language: Language = ENGLISH) -> str:
+        """The page for a visitor the screen turned away: kind, neutral, one message, no way to
+        try again.
 
         ``home`` is the app's home page (its root path when mounted under one)."""
+        _ = language.gettext
+        title = _("You can keep looking around")
+        text = _("Signing up, buying things and sending us information aren't available to you here.")
+        button = escape(_("Go to the home page"))
         body = (
-            "<h1>Thank you</h1>"
-            "<p>Sorry, you can't create an account, buy things or send us information on this "
-            "site right now.</p>"
-            "<p>You're welcome to keep looking around.</p>"
-            f'<p><a class="button" href="{escape(home)}">Go to the home page</a></p>'
+            f"<h1>{escape(title)}</h1><p>{escape(text)}</p>"
+            f'<p><a class="button" href="{escape(home)}">{button}</a></p>'
         )
-        return self.page("Thank you", body)
+        return self.page(title, body, language)
 
-    def screen_required(self, screen_url: str) -> str:
+    def under_age_all(self, language: Language = ENGLISH) -> str:
+        """The refusal when the whole service is gated (``mode="all"``): as neutral as
+        :meth:`under_age`, one message, no way to try again and nothing of the service offered."""
+        _ = language.gettext
+        title = _("This site isn't available to you")
+        return self.page(title, f"<h1>{escape(title)}</h1>", language)
+
+    def screen_required(self, screen_url: str, language: Language = ENGLISH) -> str:
         """The page for a visitor who has to answer the screen before doing this."""
-        body = (
-            "<h1>One step first</h1>"
-            "<p>Please answer one quick question before you continue.</p>"
-            f'<p><a class="button" href="{escape(screen_url)}">Continue</a></p>'
-        )
-        return self.page("One step first", body)
+        _ = language.gettext
+        text = _("Please answer one quick question before you continue.")
+        return self._one_step(text, screen_url, language)
 
-    def store_unavailable(self) -> str:
-        """The page for a request that needs the gate's store while it cannot answer (503)."""
+    def _one_step(self, text: str, screen_url: str, language: Language) -> str:
+        """A "one step first" page saying ``text`` (translated), linking to the screen."""
+        _ = language.gettext
+        title, button = _("One step first"), escape(_("Continue"))
         body = (
-            "<h1>Please try again in a moment</h1>"
-            "<p>This can't be done just now. Nothing was saved; please try again shortly.</p>"
+            f"<h1>{escape(title)}</h1><p>{escape(text)}</p>"
+            f'<p><a class="button" href="{escape(screen_url)}">{button}</a></p>'
         )
-        return self.page("Please try again in a moment", body)
+        return self.page(title, body, language)
+
+    def store_unavailable(self, language: Language = ENGLISH) -> str:
+        """The page for a request that needs the gate's store while it cannot answer (503)."""
+        _ = language.gettext
+        title = _("Please try again in a moment")
+        text = _("This can't be done just now. Nothing was saved; please try again shortly.")
+        body = f"<h1>{escape(title)}</h1><p>{escape(text)}</p>"
+        return self.page(title, body, language)
+
+    def refused(self, error: str, screen_url: str, language: Language = ENGLISH) -> str:
+        """The page for a screen request that cannot be used (``error`` is a key of
+        :data:`ERROR_TEXT`); it links back to the screen."""
+        _ = language.gettext
+        heading, text, button = _("Please start again"), _(ERROR_TEXT[error]), escape(_("Start again"))
+        body = (
+            f"<h1>{escape(heading)}</h1><p>{escape(text)}</p>"
+            f'<p><a class="button" href="{escape(screen_url)}">{button}</a></p>'
+        )
+        return self.page(_("Something went wrong"), body, language)
+
+
+def error_message(reason: str, fallback: str, order: str, language: Language = ENGLISH) -> str:
+    """The birth-date error ``reason`` (a key of :data:`agegate.birthdate.MESSAGES`) in
+    ``language``; ``fallback`` when the reason is unknown."""
+    template = MESSAGES.get(reason)
+    if template is None:
+        return fallback
+    return language.gettext(template).format(example=EXAMPLES.get(order, EXAMPLES["MDY"]))
 
 
 def _value(values: Mapping[str, str], name: str) -> str:

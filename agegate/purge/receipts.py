@@ -27,8 +27,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .errors import AgeGateError
-from .keys import Keyring
+from ..errors import AgeGateError
+from ..keys import Keyring
 
 RECEIPT_TYPE = "agegate.deletion-receipt"
 RECEIPT_VERSION = 1

@@ -1,30 +1,15 @@
-"""The coverage check: personal-looking SQL columns that no purge handler covers.
+"""Which column names look like personal data: the rules the coverage check reads names by.
 
-A purge that misses one column leaves a child's data behind, and a new column is easy to add
-without touching the purge. This check lists, for every SQL database the registered handlers
-know, each column whose name looks like it holds an account id, an email, a phone number, a
-person's name, an IP address or user agent, a birth date or a postal address, in a table no
-handler purges. It reads names only, never data.
-
-A table purged by a built-in row handler (``db.rows("messages", "sender_id")``) is checked too:
-its rows go when their ``sender_id`` is the account's, so the columns describing that row's
-owner (``email``, ``display_name``) go with them, but a column naming another party
-(``recipient_id``, ``recipient_email``, ``created_by``) may hold the account in rows that stay,
-and is listed unless another handler covers it. A handler registered with ``covers=`` a whole
-table covers all of it.
-
-The name rules are deliberately broad; a column that only looks personal (``products.name``)
-is declared with ``gate.purger.exempt(db.table("products"), "name")``.
+Names only, never data. The rules are deliberately broad (a column that only looks personal is
+declared with ``gate.purger.exempt``); plural and compound names count (``addresses``,
+``home_address_line``, ``mailing_address_1``, ``email_addresses``, ``phone_numbers``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
-
-from .handlers import Database, SQLiteDatabase, TableRef
 
 Kind = Literal["account id", "email", "phone", "name", "ip address", "user agent", "birth date", "address"]
 
@@ -82,7 +67,8 @@ _THING_TABLES = {
     "setting", "config", "migration", "country", "currency", "feature", "permission", "role",
     "variant", "collection", "inventory", "course", "game", "level", "badge", "achievement",
 }  # fmt: skip
-_OWN_TABLES = re.compile(r"agegate_", re.IGNORECASE)
+#: Last words of a column that points at a row of another table (``address_id``).
+_ROW_KEYS = {"id", "uid", "uuid", "guid", "ref", "key", "fk"}
 
 
 def _tokens(name: str) -> list[str]:
@@ -91,7 +77,15 @@ def _tokens(name: str) -> list[str]:
 
 
 def _singular(word: str) -> str:
-    return word[:-1] if word.endswith("s") and len(word) > 3 else word
+    """English plural to singular, for the words column names use: ``addresses`` is
+    ``address`` (not ``addresse``), ``address`` and ``status`` stay as they are."""
+    if len(word) <= 3 or not word.endswith("s") or word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "xes", "ches", "shes", "zes")):
+        return word[:-2]
+    return word[:-1]
 
 
 def _person_token(token: str) -> str | None:
@@ -150,6 +144,10 @@ def classify(table: str, column: str) -> Kind | None:
     ):
         return "name"
     if words & _ADDRESS or joined in _ADDRESS or joined.endswith("address"):
+        # ``address_id`` points at an address row (whose own columns are checked where they
+        # are); an address itself is text.
+        if len(tokens) > 1 and tokens[-1] in _ROW_KEYS and words & {"address", "addr"} and not words & _IP:
+            return None
         return "address"
     if "id" in kinds or joined == "uid":
         return "account id"
@@ -185,7 +183,8 @@ def names_another_party(table: str, column: str, purged_by: Iterable[str]) -> bo
     """Whether ``column`` of a table purged by the columns ``purged_by`` may name someone other
     than the rows' owner (``recipient_id`` beside ``sender_id``), so rows that stay may hold the
     account. ``sender_name`` beside ``sender_id`` names the owner; a plain ``email`` too."""
-    parties = _parties(column)
+    # ``user_agent`` describes the row's request, whoever's it is; its ``user`` is no party.
+    parties = set() if classify(table, column) == "user agent" else _parties(column)
     if not parties:
         return False
     owners: set[str] = set()
@@ -193,78 +192,3 @@ def names_another_party(table: str, column: str, purged_by: Iterable[str]) -> bo
         # A bare ``id`` stands for the table's own person (``users.id``).
         owners |= _parties(key) or {_singular(t) for t in _tokens(table.rpartition(".")[2])}
     return not parties <= owners
-
-
-@dataclass(frozen=True, slots=True)
-class Uncovered:
-    """A personal-looking column in a table no handler purges."""
-
-    database: str
-    table: str
-    column: str
-    kind: Kind
-
-
-def _normal(database: Database, table: str) -> str:
-    """The name of ``table`` as the database lists it: no default schema (``public.orders`` is
-    ``orders``), and case-folded for SQLite, whose names ignore case."""
-    if isinstance(database, SQLiteDatabase):
-        table = table.casefold()
-        return table[len("main.") :] if table.startswith("main.") else table
-    return table[len("public.") :] if table.startswith("public.") else table
-
-
-def _column(database: Database, column: str) -> str:
-    return column.casefold() if isinstance(database, SQLiteDatabase) else column
-
-
-async def find_uncovered(
-    covered: Iterable[TableRef], exempt: Iterable[tuple[TableRef, str | None]] = ()
-) -> tuple[list[Uncovered], int]:
-    """Check every database named in ``covered``; returns the uncovered columns and how many
-    tables were checked. ``exempt`` lists (table, column or ``None`` for the whole table).
-
-    A reference with a ``column`` (a built-in row handler) covers that column of its table; one
-    without covers the whole table (see the module docs)."""
-    databases: dict[str, Database] = {}
-    whole: set[tuple[str, str]] = set()
-    by_column: dict[tuple[str, str], set[str]] = {}
-    for ref in covered:
-        database = ref.database
-        databases.setdefault(database.key, database)
-        ref_name = (database.key, _normal(database, ref.table))
-        if ref.column is None:
-            whole.add(ref_name)
-        else:
-            by_column.setdefault(ref_name, set()).add(_column(database, ref.column))
-    exempted = {
-        (
-            ref.database.key,
-            _normal(ref.database, ref.table),
-            None if column is None else _column(ref.database, column),
-        )
-        for ref, column in exempt
-    }
-    out: list[Uncovered] = []
-    tables_seen: set[tuple[str, str]] = set()
-    for key, database in databases.items():
-        for table, column in await database.columns():
-            if _OWN_TABLES.match(table.rpartition(".")[2]):
-                continue
-            name = (key, _normal(database, table))
-            tables_seen.add(name)
-            if name in whole:
-                continue
-            if (*name, None) in exempted or (*name, _column(database, column)) in exempted:
-                continue
-            kind = classify(table, column)
-            if kind is None:
-                continue
-            # A table purged by its rows' owner column: only a column naming another party is left.
-            if name in by_column and (
-                _column(database, column) in by_column[name]
-                or not names_another_party(table, column, by_column[name])
-            ):
-                continue
-            out.append(Uncovered(key, table, column, kind))
-    return out, len(tables_seen)

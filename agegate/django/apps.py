@@ -1,0 +1,50 @@
+"""The Django app ``agegate.django``: system checks for the gate's settings and middleware."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+_MIDDLEWARE = "agegate.django.AgeGateMiddleware"
+_AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+class AgeGateConfig(AppConfig):
+    """``agegate.django`` in ``INSTALLED_APPS``."""
+
+    name = "agegate.django"
+    label = "agegate"
+    verbose_name = "Age gate"
+
+    def ready(self) -> None:
+        checks.register(check_settings)
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``AGEGATE`` names a gate, and the middleware is installed after authentication (so the
+    logged-in account counts)."""
+    from .config import get_gate, middleware_options
+
+    errors: list[checks.CheckMessage] = []
+    try:
+        get_gate()
+        middleware_options()
+    except (ImproperlyConfigured, ImportError) as exc:
+        errors.append(checks.Error(str(exc), id="agegate.E001"))
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or ())
+    if _MIDDLEWARE not in middleware:
+        errors.append(
+            checks.Error(f"add {_MIDDLEWARE!r} to MIDDLEWARE", id="agegate.E002"),
+        )
+    elif _AUTH in middleware and middleware.index(_AUTH) > middleware.index(_MIDDLEWARE):
+        errors.append(
+            checks.Error(
+                f"{_MIDDLEWARE!r} must come after {_AUTH!r}: a purged account would not be known",
+                id="agegate.E003",
+            )
+        )
+    return errors

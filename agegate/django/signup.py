@@ -1,0 +1,81 @@
+"""Signups in Django views and forms: the age screen before the account is saved.
+
+::
+
+    def register(request):
+        form = SignupForm(request.POST)
+        if form.is_valid():
+            try:
+                fields = agegate.django.signup(request, form.cleaned_data,
+                                               subject=new_id, identifier_fields=["email"])
+            except UnderAgeError:
+                return render(request, "refused.html", status=403)
+            User.objects.create(...)   # only now
+
+The decision reaches the middleware through the request (the path must be one of
+``signup_paths``), which then sets the browser's cookie: a sticky one for a child.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest
+
+from ..signup import Identifiers, Subject, prepare_signup, without_birth_date
+from .config import get_gate
+
+__all__ = ["asignup", "signup"]
+
+
+def _text(fields: Mapping[str, Any]) -> dict[str, str]:
+    """Form data as text: a Django ``QueryDict`` keeps the last value of a field; a cleaned
+    ``DateField`` reads as an ISO date; fields without a value are left out."""
+    items = fields.dict().items() if hasattr(fields, "dict") else fields.items()
+    out: dict[str, str] = {}
+    for name, value in items:
+        if isinstance(value, date | datetime):
+            out[name] = value.isoformat()[:10]
+        elif isinstance(value, str | int) and not isinstance(value, bool):
+            out[name] = str(value)
+    return out
+
+
+def signup(
+    request: HttpRequest,
+    fields: Mapping[str, Any],
+    *,
+    subject: Subject,
+    identifiers: Identifiers = None,
+    identifier_fields: Iterable[str] = (),
+) -> dict[str, str]:
+    """Screen a signup in a sync view (:meth:`AgeGate.signup_sync <agegate.AgeGate.signup_sync>`);
+    returns the fields (as text) without the birth-date fields. ``fields`` is ``request.POST``
+    or a form's ``cleaned_data``; the rest is :func:`agegate.signup.signup_fields`'. Raises
+    :class:`~agegate.InvalidSignupForm`, :class:`~agegate.InvalidBirthDate` and
+    :class:`~agegate.UnderAgeError`."""
+    gate = get_gate()
+    checked, account, named = prepare_signup(gate, _text(fields), subject, identifiers, identifier_fields)
+    # A screen result the browser already has (the middleware's request.agegate) counts.
+    decision = getattr(request, "agegate", None)
+    gate.signup_sync(checked, subject=account, identifiers=named, decision=decision, scope=request)
+    return without_birth_date(checked)
+
+
+async def asignup(
+    request: HttpRequest,
+    fields: Mapping[str, Any],
+    *,
+    subject: Subject,
+    identifiers: Identifiers = None,
+    identifier_fields: Iterable[str] = (),
+) -> dict[str, str]:
+    """:func:`signup` for async views."""
+    # The gate's store lives on the gate's own loop thread (agegate.syncloop): wait for it in a
+    # worker thread, which carries this request's context (the middleware's mark) along.
+    return await sync_to_async(signup, thread_sensitive=False)(
+        request, fields, subject=subject, identifiers=identifiers, identifier_fields=identifier_fields
+    )
