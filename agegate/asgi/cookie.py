@@ -37,6 +37,9 @@ UNDER_AGE: Final = object()
 _OPENED_TOKENS = 4096
 _GENERATION = _OPENED_TOKENS // 2
 _UNDER_AGE_INDEX = OUTCOMES.index("under_age")
+#: The most policy labels whose reading is remembered (a gate seals a handful: one per region
+#: policy it uses; only labels of tokens that opened get there).
+_LABELS = 256
 #: A cookie name an app may choose: RFC 6265 token characters, without the prefixes this
 #: module adds itself.
 _NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,64}")
@@ -112,6 +115,8 @@ class GateCookie:
         # and a browser that keeps coming back is never forgotten, however many others come.
         self._recent: dict[str, tuple[int, Any]] = {}
         self._older: dict[str, tuple[int, Any]] = {}
+        # Policy label (UTF-8) -> what an allowed token under it says, typed and verified.
+        self._labels: dict[bytes, tuple[Any, Any]] = {}
         self.name = name or cookie_name(gate.keys, secure=secure)
         derived = (cookie_name(gate.keys, secure=secure, kid=kid) for kid in gate.keys.kids)
         self._names = frozenset((self.name, *derived))
@@ -163,20 +168,28 @@ class GateCookie:
         if index == _UNDER_AGE_INDEX:
             found: Any = UNDER_AGE  # a child's answer counts under any policy
         else:
-            # An allowed answer counts only under policies no stricter than the one it was
-            # given for; one whose age cannot be known (an old or foreign label) counts nowhere.
-            # A verified one (a digital ID) stays verified under the same rule, never beyond it.
-            try:
-                reached = labelled_policy(label.decode(), self._own)
-            except UnicodeDecodeError:
-                reached = None
-            if reached is None:
-                found = None
-            else:
-                decision = Decision.of("allowed", reached)
-                found = (reached.min_age, replace(decision, verified=True) if verified else decision)
+            known = self._labels.get(label)
+            if known is None:
+                known = self._labels[label] = self._read_label(label)
+            found = known[verified]
         self._remember(token, (expires_at, found))
         return found
+
+    def _read_label(self, label: bytes) -> tuple[Any, Any]:
+        """What an allowed token sealed under ``label`` says: typed, and verified."""
+        if len(self._labels) >= _LABELS:
+            self._labels.clear()
+        # An allowed answer counts only under policies no stricter than the one it was given
+        # for; one whose age cannot be known (an old or foreign label) counts nowhere. A
+        # verified one (a digital ID) stays verified under the same rule, never beyond it.
+        try:
+            reached = labelled_policy(label.decode(), self._own)
+        except UnicodeDecodeError:
+            reached = None
+        if reached is None:
+            return None, None
+        decision = Decision.of("allowed", reached)
+        return (reached.min_age, decision), (reached.min_age, replace(decision, verified=True))
 
     def _remember(self, token: str, entry: tuple[int, Any]) -> None:
         recent = self._recent
