@@ -1,5 +1,7 @@
 """agegate: a neutral age screen, an ASGI gate and a purge routine for COPPA-style rules."""
 
+from typing import TYPE_CHECKING, Any
+
 from .asgi import AgeGateMiddleware, Pages
 from .errors import (
     AgeGateError,
@@ -19,12 +21,14 @@ from .errors import (
 from .gate import AgeGate, Attestation, Decision
 from .keys import Keyring
 from .policy import AgePolicy
-from .purge import PurgeError, PurgeReport
 from .regions import PolicyTable, RegionRule, region_from_header
 from .reports import Delivery
 from .signals import AgeSignal, lower_wins
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
+
+if TYPE_CHECKING:
+    from .purge import PurgeError, PurgeReport
 
 __all__ = [
     "AgeGate",
@@ -61,3 +65,12 @@ __all__ = [
     "signup_form",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the purge code loads when first asked for, not with every app that gates requests.
+    if name in ("PurgeError", "PurgeReport"):
+        from . import purge
+
+        return getattr(purge, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,14 +13,31 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from dateutil.parser import parserinfo
-
 from .errors import InvalidBirthDate
 from .i18n import N_, date_words
 from .policy import AgePolicy, today_aoe, today_latest
 
 DateOrder = Literal["MDY", "DMY", "YMD"]
 DATE_ORDERS: tuple[DateOrder, ...] = ("MDY", "DMY", "YMD")
+
+
+class _Names:
+    """English month and weekday names, read as ``dateutil.parser.parserinfo`` reads them
+    (case-insensitive, the same spellings), without importing dateutil's parser: it is the
+    slowest import an app with the gate would pay for."""
+
+    def __init__(self, *names: tuple[str, ...]) -> None:
+        self._index = {spelling.lower(): i for i, spellings in enumerate(names) for spelling in spellings}
+
+    def month(self, name: str) -> int | None:
+        """The month number (1-12) of an English month name or abbreviation, or ``None``."""
+        found = self._index.get(name.lower())
+        return None if found is None else found + 1
+
+    def weekday(self, name: str) -> int | None:
+        """The weekday (0 is Monday) of an English weekday name or abbreviation, or ``None``."""
+        return self._index.get(name.lower())
+
 
 #: Longest accepted value of any one field; longer input is refused before any parsing.
 MAX_INPUT_LENGTH = 64
@@ -29,7 +46,15 @@ MAX_AGE = 120
 
 BIRTH_FIELDS = ("birth_date", "birth_year", "birth_month", "birth_day", "age")
 
-_MONTHS = parserinfo()
+_MONTHS = _Names(
+    ("Jan", "January"), ("Feb", "February"), ("Mar", "March"), ("Apr", "April"), ("May",),
+    ("Jun", "June"), ("Jul", "July"), ("Aug", "August"), ("Sep", "Sept", "September"),
+    ("Oct", "October"), ("Nov", "November"), ("Dec", "December"),
+)  # fmt: skip
+_WEEKDAYS = _Names(
+    ("Mon", "Monday"), ("Tue", "Tuesday"), ("Wed", "Wednesday"), ("Thu", "Thursday"),
+    ("Fri", "Friday"), ("Sat", "Saturday"), ("Sun", "Sunday"),
+)  # fmt: skip
 _ISO = re.compile(r"(\d{4})-(\d{1,2})(?:-(\d{1,2}))?", re.ASCII)
 _NUMERIC = re.compile(r"(\d{1,4})[/.\- ]+(\d{1,4})(?:[/.\- ]+(\d{1,4}))?", re.ASCII)
 #: Year, month and day marked with CJK characters: 2013年6月1日 (Japanese, Chinese), 2013년 6월 1일.
@@ -131,7 +156,7 @@ def _is_filler(word: str) -> bool:
 
 def _is_weekday(word: str) -> bool:
     bare = word.rstrip(".")
-    return _MONTHS.weekday(bare) is not None or bare.casefold() in date_words().weekdays
+    return _WEEKDAYS.weekday(bare) is not None or bare.casefold() in date_words().weekdays
 
 
 def _span(year: int, month: int | None, day: int | None) -> tuple[date, date]:

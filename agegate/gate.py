@@ -18,7 +18,7 @@ from .keycheck import KeyStatus, check_keys, key_status, move_to_active_key
 from .keys import Keyring
 from .policy import AgePolicy, aware
 from .regions import UNDER_AGE, PolicyTable, Standing, labelled_policy, status_for
-from .stores import AttestationRecord, Store, open_store
+from .stores import AttestationRecord, Store, add_attestation, open_store
 from .syncloop import run_sync
 from .tokens import OUTCOMES, Hasher, Outcome, Sealer
 
@@ -176,19 +176,27 @@ class AgeGate:
         self._opened = False
         self._open_lock = asyncio.Lock()
         self._abandoned: set[asyncio.Task[Any]] = set()  # store calls that ran out of time
-
-        from .knowledge import ActualKnowledge
-        from .purge import Purger
-
         #: The app's own shape for account ids (``gate.purger.subject_format`` sets it).
         self.account_format: AccountFormat | None = None
-        self.purger: Purger = Purger(self)
+        self._purger: Purger | None = None
+        from .knowledge import ActualKnowledge
         from .reports import Reports
 
         #: Reports from parents that a child has an account (:class:`~agegate.reports.Reports`).
         self.reports: Reports = Reports(self)
         #: Accounts known to be a child's from an age signal (:mod:`agegate.knowledge`).
         self.knowledge: ActualKnowledge = ActualKnowledge(self)
+
+    @property
+    def purger(self) -> Purger:
+        """The gate's :class:`~agegate.purge.Purger`: its handlers and purge jobs. Made (and the
+        purge code imported) on first use, so that an app that only gates requests and screens
+        signups never loads it."""
+        if self._purger is None:
+            from .purge import Purger
+
+            self._purger = Purger(self)
+        return self._purger
 
     # -- the store ---------------------------------------------------------------------------
 
@@ -567,7 +575,9 @@ class AgeGate:
         """
         subject = self.account_id(subject)
         for kind in identifiers or {}:
-            self.purger.known_kind(kind)
+            # The default kinds are known without loading the purge code for them.
+            if self._purger is not None or not isinstance(kind, str) or kind.strip().lower() not in _KINDS:
+                self.purger.known_kind(kind)
         if isinstance(decision, Decision) and not (decision.allowed and decision.outcome == "allowed"):
             raise UnderAgeError()
         if not self.passed(decision, region=region) or has_birth_input(fields):
@@ -581,22 +591,34 @@ class AgeGate:
         new = self._attestation(subject, hashes[0], "allowed", now, policy)
 
         async def write(store: Store) -> Attestation:
-            if blocks and await store.is_blocked(blocks, now=at):
+            # A new account: the blocks, the account's record and the write in one transaction.
+            done = await add_attestation(store, new, replaces=hashes[1:], identifier_hashes=blocks, now=at)
+            if done.blocked:
                 raise UnderAgeError(reason="blocked")
-            if await self._write_allowed(store, subject, hashes, new) is not None:
+            if not done.written and (
+                await self._write_allowed(store, subject, hashes, new, read=(done.current,)) is not None
+            ):
                 raise UnderAgeError(reason="blocked")
+            self.forget_status(subject)
             return Attestation("allowed", policy.name, new.checked_at, new.kid, policy.version)
 
         # One bound for the whole signup: its reads and its one write.
         return await self._ask(write)
 
     async def _write_allowed(
-        self, store: Store, subject: str, hashes: list[bytes], new: AttestationRecord
+        self,
+        store: Store,
+        subject: str,
+        hashes: list[bytes],
+        new: AttestationRecord,
+        *,
+        read: tuple[AttestationRecord | None] | None = None,
     ) -> AttestationRecord | None:
         """Write the allowed record ``new`` for ``subject`` unless the account is recorded under
-        age; returns that under-age record (written nothing) or ``None`` (written)."""
-        for _ in range(5):
-            current = await store.get_attestation(hashes)
+        age; returns that under-age record (written nothing) or ``None`` (written). ``read`` is
+        the account's record as just read, when the caller has it (saves one read)."""
+        for attempt in range(5):
+            current = read[0] if read is not None and attempt == 0 else await store.get_attestation(hashes)
             if current is not None and self._status_in(current, subject) == "under_age":
                 await move_to_active_key(store, self.attestation_hasher, current, subject, hashes)
                 return current
@@ -643,5 +665,7 @@ class AgeGate:
         )
 
 
+#: ``agegate.purge.IDENTIFIER_KINDS``, the identifier kinds of a purger left as it was made.
+_KINDS = frozenset({"email", "phone", "username"})
 #: Most accounts whose status :meth:`AgeGate.cached_status` keeps in memory at once.
 _STATUS_CACHE_SIZE = 10_000

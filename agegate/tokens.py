@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import re
 import struct
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
@@ -33,16 +32,19 @@ VERSION = 1
 #: How far in the future an issue time may lie (clock skew between instances), in seconds.
 MAX_CLOCK_SKEW = 60
 _HEADER = struct.Struct(">BQQ")  # outcome index, issued-at, expires-at (Unix seconds)
+_HEADER_SIZE = _HEADER.size
+_N_OUTCOMES = len(OUTCOMES)
 #: Set in the outcome byte of a token whose answer came from a verified digital ID.
 _VERIFIED = 0x80
 _NONCE = 12
 _MAX_TOKEN_CHARS = 512
-_B64URL = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
 _B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _B64_VALUE = {char: value for value, char in enumerate(_B64_ALPHABET)}
-_STRAY_BITS = {2: 0b1111, 3: 0b11}  # low bits of the last character that carry no data
-_PADDING = {0: b"", 2: b"==", 3: b"="}
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_STRAY_BITS = (0, 0, 0b1111, 0b11)  # by length % 4: low bits of the last character that carry no data
+_PADDING = (b"", b"", b"==", b"=")
+# base64url to standard base64; '+', '/' and '=' are not in the unpadded base64url alphabet, so
+# they become '*', which the strict decoder refuses like any other stray character.
+_FROM_URLSAFE = bytes.maketrans(b"-_+/=", b"+/***")
 
 
 class Claims(NamedTuple):
@@ -65,16 +67,18 @@ def _b64encode(raw: bytes) -> str:
 
 def _b64decode(text: str) -> bytes:
     # Strict: only the canonical unpadded base64url spelling of the bytes opens, so no two
-    # different cookie strings carry the same token: the alphabet only, no padding, and no
-    # stray bits in the last character (which a lenient decoder would ignore).
-    if not isinstance(text, str) or len(text) > _MAX_TOKEN_CHARS or _B64URL.fullmatch(text) is None:
+    # different cookie strings carry the same token: the alphabet only (binascii's strict
+    # mode), no padding, and no stray bits in the last character (which a lenient decoder
+    # would ignore). Every cookie a worker has not seen comes here: no regex, no extra copies.
+    if not isinstance(text, str) or len(text) > _MAX_TOKEN_CHARS:
         raise InvalidToken()
     tail = len(text) % 4
-    if tail == 1 or (tail and _B64_VALUE[text[-1]] & _STRAY_BITS[tail]):
+    if tail == 1 or (tail and _B64_VALUE.get(text[-1], 0) & _STRAY_BITS[tail]):
         raise InvalidToken()
     try:
-        return binascii.a2b_base64(text.encode("ascii").translate(_FROM_URLSAFE) + _PADDING[tail])
-    except (binascii.Error, ValueError):
+        raw = text.encode("ascii").translate(_FROM_URLSAFE) + _PADDING[tail]
+        return binascii.a2b_base64(raw, strict_mode=True)
+    except (UnicodeEncodeError, binascii.Error, ValueError):
         raise InvalidToken() from None
 
 
@@ -130,22 +134,24 @@ class Sealer:
     def open(self, token: str, *, now: datetime | int | None = None) -> Claims:
         """Open a token from :meth:`seal`; raises :class:`InvalidToken` for any failure,
         including expiry and an issue time in the future beyond :data:`MAX_CLOCK_SKEW`."""
-        payload = self.open_bytes(_b64decode(token))
-        if len(payload) < _HEADER.size:
-            raise InvalidToken()
-        index, issued_at, expires_at = _HEADER.unpack_from(payload)
-        verified = bool(index & _VERIFIED)
-        index &= ~_VERIFIED
-        if index >= len(OUTCOMES):
-            raise InvalidToken()
+        index, issued_at, expires_at, policy, verified = self.open_fields(token, _unix(now))
         try:
-            policy = payload[_HEADER.size :].decode()
+            return Claims(OUTCOMES[index], policy.decode(), issued_at, expires_at, verified)
         except UnicodeDecodeError:
             raise InvalidToken() from None
-        current = _unix(now)
-        if current >= expires_at or issued_at > current + MAX_CLOCK_SKEW:
+
+    def open_fields(self, token: str, now: int) -> tuple[int, int, int, bytes, bool]:
+        """:meth:`open` for a caller on the request path: ``(index of the outcome in
+        OUTCOMES, issued at, expires at, policy label as UTF-8 bytes, verified)``, checked the
+        same way except that the policy label is not decoded. ``now`` is in Unix seconds."""
+        payload = self.open_bytes(_b64decode(token))
+        if len(payload) < _HEADER_SIZE:
             raise InvalidToken()
-        return Claims(OUTCOMES[index], policy, issued_at, expires_at, verified)
+        byte, issued_at, expires_at = _HEADER.unpack_from(payload)
+        index = byte & ~_VERIFIED
+        if index >= _N_OUTCOMES or now >= expires_at or issued_at > now + MAX_CLOCK_SKEW:
+            raise InvalidToken()
+        return index, issued_at, expires_at, payload[_HEADER_SIZE:], bool(byte & _VERIFIED)
 
 
 def sealed_kid(token: bytes) -> str | None:

@@ -1,9 +1,16 @@
-"""What AgeGateMiddleware costs per request, against a bare Starlette app in the same run.
+"""What AgeGateMiddleware costs per request, against its anchor in the same run.
 
 Calls the ASGI stack directly (no server, no network) in interleaved rounds: each round measures
-every case right after its bare counterpart, and the ratios reported are the medians of those
-paired ratios, so a busy machine slows both sides alike. Prints µs/request, ratios and PASS/FAIL
-per target; exits 1 on a miss. Takes well under a minute.
+every case right after its anchor (the bare Starlette app, or for GET the no-op pure-ASGI layer),
+and the ratios reported are the medians of those paired ratios, so a busy machine slows both
+sides alike. Times are the thread's CPU time (a shared machine's other work is left out). Prints
+µs/request, ratios and PASS/FAIL per target; exits 1 on a miss.
+
+First-seen cookies: every request carries a valid cookie the middleware has never seen (every
+visitor's first request to each worker). 50k distinct cookies: requests cycle through 50,000
+browsers' cookies, more than the middleware remembers, so each one is opened again.
+
+Run from the project's root as ``python -m bench.middleware`` (``bench/run`` does).
 """
 
 from __future__ import annotations
@@ -81,23 +88,11 @@ class NoOp:
         await self.app(scope, receive, send)
 
 
-class FirstSeen:
-    """The middleware as it meets every cookie for the first time: its memory of opened tokens
-    is emptied before each request, so each one decrypts and checks the sealed token."""
-
-    def __init__(self, middleware: AgeGateMiddleware) -> None:
-        self.middleware = middleware
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.middleware._cookie._opened.clear()
-        await self.middleware(scope, receive, send)
+Case = tuple[Any, Callable[[], list[dict[str, Any]]], int]  # app, scopes for one batch, status
 
 
-Case = tuple[Any, dict[str, Any], int]
-
-
-async def run_batch(app: Any, template: dict[str, Any], expect: int, n: int) -> float:
-    """Seconds per request over ``n`` requests."""
+async def run_batch(app: Any, scopes: list[dict[str, Any]], expect: int) -> float:
+    """Seconds per request over one request per scope."""
     status = 0
 
     async def send(message: dict[str, Any]) -> None:
@@ -108,26 +103,39 @@ async def run_batch(app: Any, template: dict[str, Any], expect: int, n: int) -> 
     gc.collect()
     gc.disable()
     try:
-        start = time.perf_counter()
-        for _ in range(n):
-            await app(dict(template), receive, send)
-        elapsed = time.perf_counter() - start
+        start = time.thread_time()
+        for scope in scopes:
+            await app(scope, receive, send)
+        elapsed = time.thread_time() - start
     finally:
         gc.enable()
     if status != expect:
         raise SystemExit(f"bench: expected {expect}, got {status}: the setup is wrong")
-    return elapsed / n
+    return elapsed / len(scopes)
 
 
-def whole_service_case(gate: AgeGate, allowed: str, bare: Any) -> dict[str, tuple[Case, Case]]:
+def copies(template: dict[str, Any], n: int) -> Callable[[], list[dict[str, Any]]]:
+    """``n`` fresh copies of one request (the middleware writes into the scope)."""
+    return lambda: [dict(template) for _ in range(n)]
+
+
+def cycling(templates: list[dict[str, Any]], n: int) -> Callable[[], list[dict[str, Any]]]:
+    """The next ``n`` requests of an endless cycle through ``templates``."""
+    position = 0
+
+    def take() -> list[dict[str, Any]]:
+        nonlocal position
+        batch = [dict(templates[(position + i) % len(templates)]) for i in range(n)]
+        position += n
+        return batch
+
+    return take
+
+
+def whole_service_case(gate: AgeGate, get: dict[str, Any], bare: Any, n: int) -> dict[str, tuple[Case, Case]]:
     """``mode="all"``: a read with an adult's cookie, which is gated like an allowed POST."""
     gated_reads = starlette(Middleware(AgeGateMiddleware, gate=gate, mode="all"))
-    return {
-        'GET, mode="all"': (
-            (gated_reads, scope_for("GET", allowed), 200),
-            (bare, scope_for("GET", allowed), 200),
-        )
-    }
+    return {'GET, mode="all"': ((gated_reads, copies(get, n), 200), (bare, copies(get, n), 200))}
 
 
 async def main(rounds: int, n: int) -> int:
@@ -162,35 +170,38 @@ async def measure(gate: AgeGate, rounds: int, n: int) -> int:
     session_value = TimestampSigner(session_secret).sign(b64encode(b'{"user": "acct-1"}')).decode()
     sessions = starlette(Middleware(SessionMiddleware, secret_key=session_secret))
 
-    # The same middleware around the same app as ``gated``, wrapped from outside to reach it.
-    first_seen = FirstSeen(AgeGateMiddleware(starlette(), gate=gate))
+    def sealed(count: int) -> list[dict[str, Any]]:
+        """Requests with ``count`` distinct valid cookies (of ``count`` browsers)."""
+        return [
+            scope_for(
+                "POST", f"{name}={seal('allowed', gate.policy.name, issued_at=now, expires_at=now + 3600)}"
+            )
+            for _ in range(count)
+        ]
 
+    # Never a cookie twice in the whole run: warm-up, and every round of both sides.
+    fresh = cycling(sealed(2 * n * (rounds + 1)), n)
+    browsers = cycling(sealed(50_000), n)
+    post, get = scope_for("POST", allowed), scope_for("GET", allowed)
+    noop = starlette(Middleware(NoOp))
     cases: dict[str, tuple[Case, Case]] = {
-        # name: (the case, its bare counterpart)
-        "allowed POST": ((gated, scope_for("POST", allowed), 200), (bare, scope_for("POST", allowed), 200)),
-        "allowed POST, first-seen cookie": (
-            (first_seen, scope_for("POST", allowed), 200),
-            (bare, scope_for("POST", allowed), 200),
-        ),
-        "GET": ((gated, scope_for("GET", allowed), 200), (bare, scope_for("GET", allowed), 200)),
-        "blocked POST": ((gated, scope_for("POST", under), 403), (bare, scope_for("POST", under), 200)),
-        "cached subject POST": (
-            (with_subject, scope_for("POST", allowed), 200),
-            (gated, scope_for("POST", allowed), 200),
-        ),
-        "no-op middleware GET (reference)": (
-            (starlette(Middleware(NoOp)), scope_for("GET", allowed), 200),
-            (bare, scope_for("GET", allowed), 200),
-        ),
+        # name: (the case, its anchor)
+        "allowed POST": ((gated, copies(post, n), 200), (bare, copies(post, n), 200)),
+        "allowed POST, first-seen cookies": ((gated, fresh, 200), (bare, fresh, 200)),
+        "allowed POST, 50k distinct cookies": ((gated, browsers, 200), (bare, browsers, 200)),
+        "GET (against the no-op layer)": ((gated, copies(get, n), 200), (noop, copies(get, n), 200)),
+        "blocked POST": ((gated, copies(scope_for("POST", under), n), 403), (bare, copies(post, n), 200)),
+        "cached subject POST": ((with_subject, copies(post, n), 200), (gated, copies(post, n), 200)),
+        "no-op middleware GET (reference)": ((noop, copies(get, n), 200), (bare, copies(get, n), 200)),
         "SessionMiddleware POST (reference)": (
-            (sessions, scope_for("POST", f"session={session_value}"), 200),
-            (bare, scope_for("POST", f"session={session_value}"), 200),
+            (sessions, copies(scope_for("POST", f"session={session_value}"), n), 200),
+            (bare, copies(post, n), 200),
         ),
     }
-    cases.update(whole_service_case(gate, allowed, bare))
-    for (app, template, expect), (base, base_template, base_expect) in cases.values():  # warm up
-        await run_batch(app, template, expect, n)
-        await run_batch(base, base_template, base_expect, n)
+    cases.update(whole_service_case(gate, get, bare, n))
+    for (app, scopes, expect), (base, base_scopes, base_expect) in cases.values():  # warm up
+        await run_batch(app, scopes(), expect)
+        await run_batch(base, base_scopes(), base_expect)
 
     times: dict[str, list[float]] = {name: [] for name in cases}
     bases: dict[str, list[float]] = {name: [] for name in cases}
@@ -200,14 +211,15 @@ async def measure(gate: AgeGate, rounds: int, n: int) -> int:
     for round_no in range(rounds):
         order = names[round_no % len(names) :] + names[: round_no % len(names)]
         for name in order:
-            (app, template, expect), (base, base_template, base_expect) = cases[name]
+            (app, scopes, expect), (base, base_scopes, base_expect) = cases[name]
+            ours, theirs = scopes(), base_scopes()
             # Alternate which side goes first, so neither always gets the warmer cache.
             if round_no % 2:
-                t = await run_batch(app, template, expect, n)
-                b = await run_batch(base, base_template, base_expect, n)
+                t = await run_batch(app, ours, expect)
+                b = await run_batch(base, theirs, base_expect)
             else:
-                b = await run_batch(base, base_template, base_expect, n)
-                t = await run_batch(app, template, expect, n)
+                b = await run_batch(base, theirs, base_expect)
+                t = await run_batch(app, ours, expect)
             times[name].append(t)
             bases[name].append(b)
             ratios[name].append(t / b)
@@ -215,13 +227,15 @@ async def measure(gate: AgeGate, rounds: int, n: int) -> int:
 
     targets: dict[str, tuple[str, Callable[[str], float], float]] = {
         "allowed POST": ("ratio", lambda k: statistics.median(ratios[k]), 1.5),
-        "GET": ("ratio", lambda k: statistics.median(ratios[k]), 1.05),
+        "allowed POST, first-seen cookies": ("ratio", lambda k: statistics.median(ratios[k]), 1.3),
+        "allowed POST, 50k distinct cookies": ("ratio", lambda k: statistics.median(ratios[k]), 1.3),
+        "GET (against the no-op layer)": ("ratio", lambda k: statistics.median(ratios[k]), 1.05),
         "blocked POST": ("ratio", lambda k: statistics.median(ratios[k]), 1.0),
         "cached subject POST": ("adds µs", lambda k: statistics.median(deltas[k]) * 1e6, 2.0),
         'GET, mode="all"': ("ratio", lambda k: statistics.median(ratios[k]), 1.5),  # as an allowed POST
     }
     print(f"{rounds} interleaved rounds of {n} requests per case; medians of paired measurements")
-    print(f"{'case':38} {'µs/req':>8} {'bare':>8} {'ratio':>7}  target")
+    print(f"{'case':38} {'µs/req':>8} {'anchor':>8} {'ratio':>7}  target")
     failed = False
     for name in names:
         us = statistics.median(times[name]) * 1e6
@@ -236,10 +250,10 @@ async def measure(gate: AgeGate, rounds: int, n: int) -> int:
             shown = f"{value:.3f}x" if kind == "ratio" else f"+{value:.2f} µs"
             line += f"  {'PASS' if ok else 'FAIL'}: {shown} <= {limit}{'x' if kind == 'ratio' else ' µs'}"
         else:
-            line += "  (no target)" if "first-seen" in name else "  (reference)"
+            line += "  (reference)"
         print(line)
-    print("(the cached subject case is compared with the allowed POST through the same middleware;")
-    print(" a first-seen cookie is opened once per browser, then remembered until it expires)")
+    print("(anchors: the bare app; for GET the no-op pure-ASGI layer in the same rounds; for the cached")
+    print(" subject case the allowed POST through the same middleware)")
     return 1 if failed else 0
 
 

@@ -24,7 +24,7 @@ from ..gate import AgeGate, Decision
 from ..keys import Keyring
 from ..policy import AgePolicy
 from ..regions import labelled_policy
-from ..tokens import Outcome
+from ..tokens import OUTCOMES, Outcome
 
 __all__ = ["COOKIE_NAME", "UNDER_AGE", "GateCookie", "cookie_name", "read_cookie", "read_cookies"]
 
@@ -32,8 +32,14 @@ __all__ = ["COOKIE_NAME", "UNDER_AGE", "GateCookie", "cookie_name", "read_cookie
 COOKIE_NAME = "agegate"
 #: What :meth:`GateCookie.result` answers for a cookie that says under age (under any policy).
 UNDER_AGE: Final = object()
-#: How many opened cookie tokens are remembered (they are a few hundred bytes each).
+#: The most opened cookie tokens remembered at once (a few hundred bytes each), in two
+#: generations of half as many: see :meth:`GateCookie.result`.
 _OPENED_TOKENS = 4096
+_GENERATION = _OPENED_TOKENS // 2
+_UNDER_AGE_INDEX = OUTCOMES.index("under_age")
+#: The most policy labels whose reading is remembered (a gate seals a handful: one per region
+#: policy it uses; only labels of tokens that opened get there).
+_LABELS = 256
 #: A cookie name an app may choose: RFC 6265 token characters, without the prefixes this
 #: module adds itself.
 _NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,64}")
@@ -100,9 +106,17 @@ class GateCookie:
             name = prefix + name
         self._sealer = gate.sealer
         self._own = gate.policy
-        # Token -> (expiry, UNDER_AGE, or (the minimum age it was sealed under, its decision), or
-        # None for a token that counts nowhere).
-        self._opened: dict[str, tuple[int, Any]] = {}
+        # Opened tokens, by token: (expiry, UNDER_AGE, or (the minimum age it was sealed under,
+        # its decision), or None for a token that counts nowhere). The entry says what the token
+        # is; the request's policy is compared with it afterwards (:func:`_counts`), so one entry
+        # serves every region. New ones go into the recent generation;
+        # when it is full it becomes the older one (the previous older one is dropped) and a
+        # token found in the older one moves back to the recent one. So memory stays bounded
+        # and a browser that keeps coming back is never forgotten, however many others come.
+        self._recent: dict[str, tuple[int, Any]] = {}
+        self._older: dict[str, tuple[int, Any]] = {}
+        # Policy label (UTF-8) -> what an allowed token under it says, typed and verified.
+        self._labels: dict[bytes, tuple[Any, Any]] = {}
         self.name = name or cookie_name(gate.keys, secure=secure)
         derived = (cookie_name(gate.keys, secure=secure, kid=kid) for kid in gate.keys.kids)
         self._names = frozenset((self.name, *derived))
@@ -140,29 +154,54 @@ class GateCookie:
         # A browser sends the same token for months: remember what a token that opened says,
         # until it expires, instead of decrypting it on every request. Only tokens that opened
         # get here, so a forged one can never be served from memory.
-        known = self._opened.get(token)
+        known = self._recent.get(token)
+        if known is None:
+            known = self._older.get(token)
+            if known is not None:
+                self._remember(token, known)
         if known is not None and now < known[0]:
             return known[1]
         try:
-            claims = self._sealer.open(token, now=now)
+            index, _, expires_at, label, verified = self._sealer.open_fields(token, now)
         except InvalidToken:
             return None
-        if claims.outcome == "under_age":
+        if index == _UNDER_AGE_INDEX:
             found: Any = UNDER_AGE  # a child's answer counts under any policy
         else:
-            # An allowed answer counts only under policies no stricter than the one it was
-            # given for; one whose age cannot be known (an old or foreign label) counts nowhere.
-            # A verified one (a digital ID) stays verified under the same rule, never beyond it.
-            reached = labelled_policy(claims.policy, self._own)
-            if reached is None:
-                found = None
-            else:
-                decision = Decision.of("allowed", reached)
-                found = (reached.min_age, replace(decision, verified=True) if claims.verified else decision)
-        if len(self._opened) >= _OPENED_TOKENS:
-            self._opened.clear()
-        self._opened[token] = (claims.expires_at, found)
+            known = self._labels.get(label)
+            if known is None:
+                known = self._labels[label] = self._read_label(label)
+            found = known[verified]
+        self._remember(token, (expires_at, found))
         return found
+
+    def _read_label(self, label: bytes) -> tuple[Any, Any]:
+        """What an allowed token sealed under ``label`` says: typed, and verified."""
+        if len(self._labels) >= _LABELS:
+            self._labels.clear()
+        # An allowed answer counts only under policies no stricter than the one it was given
+        # for; one whose age cannot be known (an old or foreign label) counts nowhere. A
+        # verified one (a digital ID) stays verified under the same rule, never beyond it.
+        try:
+            reached = labelled_policy(label.decode(), self._own)
+        except UnicodeDecodeError:
+            reached = None
+        if reached is None:
+            return None, None
+        decision = Decision.of("allowed", reached)
+        return (reached.min_age, decision), (reached.min_age, replace(decision, verified=True))
+
+    def _remember(self, token: str, entry: tuple[int, Any]) -> None:
+        recent = self._recent
+        if len(recent) >= _GENERATION:
+            self._older = recent
+            self._recent = recent = {}
+        recent[token] = entry
+
+    def forget(self) -> None:
+        """Forget every opened token (the next request with each one opens it again)."""
+        self._recent = {}
+        self._older = {}
 
     def set_cookie(
         self, outcome: Outcome, policy: AgePolicy | None = None, *, verified: bool = False

@@ -149,14 +149,12 @@ class AgeGateMiddleware:
         self.gate = gate
         self.prefix = prefix
         self.mode = mode
-        # The first line of __call__ passes safe methods whose path does not contain this. In
-        # mode "all" it is "", which every path contains, so reads go on to be gated; mode
-        # "writes" keeps the fast path exactly as it was.
-        self._fast = prefix if mode == "writes" else ""
-        #: The methods that pass without a screen result, whatever the path.
+        #: The methods that pass without a screen result, whatever the path (in mode "all",
+        #: reads go on to be gated).
         self._passing = SAFE_METHODS if mode == "writes" else _PREFLIGHT
         self.pages = pages or Pages()
         self._paths = PathRules(prefix=prefix, protect=protect, exempt=exempt, signup_paths=signup_paths)
+        self._gates_all = self._paths.gates_all
         self._subject = subject
         self._region = region
         self._signal = signal
@@ -202,9 +200,18 @@ class AgeGateMiddleware:
     # -- the request path --------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The common case first, in a small frame: a read that cannot be for the screen.
-        if scope["type"] == "http" and scope["method"] in SAFE_METHODS and self._fast not in scope["path"]:
-            await self.app(scope, receive, send)
+        # The common cases first, in a small frame: a request that cannot be for the screen (or
+        # the digital-ID endpoints under its prefix).
+        if scope["type"] == "http" and self.prefix not in scope["path"]:
+            method = scope["method"]
+            if method in self._passing:
+                await self.app(scope, receive, send)
+            elif self._gates_all:
+                # Every reading of the path contains the one the router sees, so none is the
+                # screen or under its prefix: with no path patterns, the request is gated.
+                await self._gated(scope, receive, send, None, signup=False, reading=method in SAFE_METHODS)
+            else:
+                await self._dispatch(scope, receive, send)
         else:
             await self._dispatch(scope, receive, send)
 
@@ -261,6 +268,20 @@ class AgeGateMiddleware:
                 await self._screen.error(send, html, 403, "cross_site_request", root=root, scope=scope)
                 return
 
+        await self._gated(scope, receive, send, paths, signup=signup, reading=reading)
+
+    async def _gated(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        paths: tuple[str, ...] | None,
+        *,
+        signup: bool,
+        reading: bool,
+    ) -> None:
+        """A request that needs a screen result: the cookie, then the logged-in account.
+        ``paths``: the readings of the path, or ``None`` when not yet needed."""
         region = None
         if self._region is not None:
             # Also for the app's signup hook (agegate.signup_fields), in request memory only.
@@ -314,11 +335,14 @@ class AgeGateMiddleware:
             await self._signup_path(scope, receive, send, decision)
             return
         verified = decision is not None and decision.verified
-        if self._require_verified is not None and not verified and not signup and self._needs_verified(paths):
-            await self._require_screen(scope, receive, send, paths[0], accept, verified=True)
-            return
+        if self._require_verified is not None and not verified and not signup:
+            paths = paths or readings(scope)
+            if self._needs_verified(paths):
+                await self._require_screen(scope, receive, send, paths[0], accept, verified=True)
+                return
         if decision is None and not signup:  # a signup form is read before its inline screen
-            await self._require_screen(scope, receive, send, paths[0], accept, reading)
+            path = (paths or readings(scope))[0]  # the path the app routes on
+            await self._require_screen(scope, receive, send, path, accept, reading)
             return
         if decision is not None:
             scope[SCOPE_KEY] = decision

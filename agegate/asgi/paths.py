@@ -61,6 +61,8 @@ class Patterns:
             tail = "(?:/.*)?" if bare else "/?"
             simple.append(".*".join(re.escape(piece) for piece in pattern.split("*")) + tail)
         self._regex = re.compile("|".join(simple), re.DOTALL) if simple else None
+        #: Whether there are no patterns at all (nothing can match).
+        self.empty = not items
 
     def match(self, path: str) -> bool:
         """Whether ``path`` matches any of the patterns."""
@@ -200,6 +202,9 @@ class PathRules:
         self._protect = None if protect is None else Patterns("protect", protect)
         self._exempt = Patterns("exempt", exempt)
         self._signup = Patterns("signup_paths", signup_paths)
+        #: Every path outside the screen's prefix is gated (no protect, exempt or signup
+        #: patterns): a request whose path does not contain the prefix needs no readings.
+        self.gates_all = self._protect is None and self._exempt.empty and self._signup.empty
 
     def is_screen(self, paths: tuple[str, ...]) -> bool:
         """Whether every reading is the screen's own path."""

@@ -11,7 +11,9 @@ from .base import (
     PurgeJob,
     ReportRecord,
     ReportState,
+    SignupWrite,
     Store,
+    add_attestation,
 )
 from .memory import MemoryStore
 
@@ -24,7 +26,9 @@ __all__ = [
     "PurgeJob",
     "ReportRecord",
     "ReportState",
+    "SignupWrite",
     "Store",
+    "add_attestation",
     "open_store",
 ]
 

@@ -35,6 +35,17 @@ class AttestationRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SignupWrite:
+    """What :func:`add_attestation` did: wrote the record (``written``), or wrote nothing
+    because an identifier is blocked (``blocked``) or the account has a record (``current``;
+    ``None`` when another writer's record appeared meanwhile: read it again)."""
+
+    written: bool = False
+    blocked: bool = False
+    current: AttestationRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class KeyUse:
     """How many of a store's records need key ``kid``: attestations (needed as long as they
     exist) and identifier blocks still in force (needed until ``blocked_until``, the latest
@@ -150,11 +161,14 @@ class Store(Protocol):
         expected: AttestationRecord | None,
     ) -> bool:
         """:meth:`put_attestation`, but only if the account's record is still ``expected`` (same
-        ``subject_hash`` and ``mac``; ``None``: the account has no record under
-        ``record.subject_hash``), checked and written atomically. Returns whether it wrote.
+        ``subject_hash`` and ``mac``; ``None``: the account has no record, under
+        ``record.subject_hash`` nor under ``replaces``), checked and written atomically.
+        Returns whether it wrote.
 
         The signup hook reads the account's record, decides, and writes with this, so that a
-        purge marking the account under age in between is never overwritten."""
+        purge marking the account under age in between is never overwritten. The stores agegate
+        ships also take ``blocks`` and ``now`` (see :func:`add_attestation`): then they write
+        only if none of the identifier hashes in ``blocks`` is blocked at ``now`` either."""
 
     async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
         """The record under the first of ``subject_hashes`` that has one, or ``None``."""
@@ -278,3 +292,37 @@ class Store(Protocol):
         the stored report of its reference, if that one is still in state ``expected`` (compare
         and set). Returns whether it wrote. A sealed part set to ``None`` leaves no copy behind
         in the store's files (SQLite: its WAL is checkpointed)."""
+
+
+async def add_attestation(
+    store: Store,
+    record: AttestationRecord,
+    *,
+    replaces: Sequence[bytes] = (),
+    identifier_hashes: Sequence[bytes] = (),
+    now: datetime,
+) -> SignupWrite:
+    """A new account's signup: insert ``record`` unless any of ``identifier_hashes`` is blocked
+    at ``now`` or the account has a record (under ``record.subject_hash`` or ``replaces``); say
+    which, with the account's record.
+
+    On a store whose class sets ``swaps_unless_blocked`` (the stores agegate ships), the check
+    and the write are one transaction: :meth:`~Store.swap_attestation` with ``expected=None``,
+    ``blocks`` and ``now``; it is then read why nothing was written, if it was not. Another
+    store gets the three calls it always had: :meth:`~Store.is_blocked`,
+    :meth:`~Store.get_attestation` and :meth:`~Store.swap_attestation`."""
+    whole = getattr(store, "swaps_unless_blocked", False) is True
+    if whole and await store.swap_attestation(  # type: ignore[call-arg]
+        record, replaces=replaces, expected=None, blocks=identifier_hashes, now=now
+    ):
+        return SignupWrite(written=True)
+    if identifier_hashes and await store.is_blocked(identifier_hashes, now=now):
+        return SignupWrite(blocked=True)
+    current = await store.get_attestation([record.subject_hash, *replaces])
+    if (
+        not whole
+        and current is None
+        and await store.swap_attestation(record, replaces=replaces, expected=None)
+    ):
+        return SignupWrite(written=True)
+    return SignupWrite(current=current)

@@ -17,6 +17,9 @@ _FINAL = ("done", "dry_run")
 class MemoryStore:
     """Keeps everything in dictionaries; one lock makes every method atomic."""
 
+    #: :meth:`swap_attestation` takes ``blocks`` and ``now`` (see :func:`.add_attestation`).
+    swaps_unless_blocked = True
+
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._lock = asyncio.Lock()
@@ -53,10 +56,19 @@ class MemoryStore:
         *,
         replaces: Sequence[bytes] = (),
         expected: AttestationRecord | None,
+        blocks: Sequence[bytes] = (),
+        now: datetime | None = None,
     ) -> bool:
+        account = (record.subject_hash, *replaces)
+        # Reads take no lock here: a record already there refuses at once, as a reader sees it.
+        # The check that counts is the one under the lock, with the write.
+        if expected is None and await self.get_attestation(account) is not None:
+            return False
         async with self._lock:
+            if blocks and (now is None or await self.is_blocked(blocks, now=now)):
+                return False
             if expected is None:
-                if record.subject_hash in self._attestations:
+                if any(h in self._attestations for h in account):
                     return False
             else:
                 current = self._attestations.get(expected.subject_hash)

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import os
 import re
@@ -94,9 +93,6 @@ _TABLES = (
 )
 
 logger = logging.getLogger("agegate.stores.postgres")
-# When the call running in this task must be done (event loop time): the pool's connection check
-# runs in the caller's task and is bounded by it.
-_DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("agegate_postgres_deadline")
 # SQLSTATE classes meaning the server cannot serve now: connection exception, insufficient
 # resources (disk full, too many connections), operator intervention (shutdown, statement
 # timeout), system error (I/O).
@@ -187,6 +183,33 @@ _JOB_COLUMNS = (
     "job_id, subject_hash, ticket, operator, handlers, state, created_at, updated_at, "
     "sealed_subject, identifier_hashes, finished_at, error, lease_owner, lease_until"
 )
+
+
+def _blocked_sql(count: int) -> str:
+    """A query for any of ``count`` identifier hashes blocked at a time (the last parameter)."""
+    marks = ", ".join(["%s"] * count)  # placeholders only: the values are parameters
+    return (
+        f"SELECT 1 FROM agegate_identifier_blocks WHERE identifier_hash IN ({marks}) "  # noqa: S608
+        "AND blocked_until > %s LIMIT 1"
+    )
+
+
+def _insert_new_sql(hashes: int, blocks: int) -> str:
+    """A new account's attestation in one statement (``swap_attestation`` with
+    ``expected=None``): inserted only if the account has no record under any of its ``hashes``
+    and none of ``blocks`` identifier hashes is blocked. ``ON CONFLICT``: a concurrent insert of
+    the same account wins, and this one writes nothing. Plain parameters, not arrays: dumping an
+    array costs more than the statement's own work."""
+    marks = ", ".join(["%s"] * hashes)
+    unblocked = f" AND NOT EXISTS ({_blocked_sql(blocks)})" if blocks else ""
+    return (
+        "INSERT INTO agegate_attestations (subject_hash, kid, mac, policy, checked_at) "  # noqa: S608
+        "SELECT %s, %s, %s, %s, %s WHERE NOT EXISTS "
+        f"(SELECT 1 FROM agegate_attestations WHERE subject_hash IN ({marks})){unblocked} "
+        "ON CONFLICT (subject_hash) DO NOTHING"
+    )
+
+
 _MISSING = "the PostgreSQL store needs psycopg 3 and psycopg_pool: pip install 'agegate[postgres]'"
 
 
@@ -278,6 +301,9 @@ class PostgresStore:
     ``url`` is the URL without its password.
     """
 
+    #: :meth:`swap_attestation` takes ``blocks`` and ``now`` (see :func:`.add_attestation`).
+    swaps_unless_blocked = True
+
     def __init__(self, url: str, *, timeout: float = TIMEOUT) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 300:
             raise StoreError("the PostgreSQL store's timeout is a number of seconds above 0, at most 300")
@@ -349,14 +375,6 @@ class PostgresStore:
         finally:
             handle.cancel()
 
-    async def _check(self, conn: Conn) -> None:
-        """The pool's check before lending a connection: one empty round trip, so that a
-        connection broken by a server restart is replaced rather than failing the call; cut if
-        it does not answer before the call's deadline."""
-        loop = asyncio.get_running_loop()
-        with self._watch(conn, _DEADLINE.get(loop.time() + self.timeout * _CUT_AT)):
-            await conn.execute("")
-
     def _connect_kwargs(self, application_name: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"autocommit": True}
         if "connect_timeout" not in self._params:
@@ -389,7 +407,6 @@ class PostgresStore:
             max_size=self._parsed.pool_max_size,
             open=False,
             configure=self._configure_pooled,
-            check=self._check,
             name="agegate",
             timeout=self._parsed.pool_timeout,
         )
@@ -548,37 +565,48 @@ class PostgresStore:
             raise StoreError(f"agegate tables are missing in {where}: the store is damaged")
         return version
 
-    async def _run(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+    async def _run(self, fn: Callable[[Conn], Awaitable[T]], *, single: bool = False) -> T:
         """Run ``fn`` in one transaction on a pooled connection, retrying a serialization failure
-        or a deadlock, within the store's ``timeout``."""
+        or a deadlock, within the store's ``timeout``. ``single``: ``fn`` runs one statement,
+        which is a transaction of its own (no ``BEGIN``/``COMMIT`` round trips), and which may
+        run again if its connection turns out to be dead.
+
+        A pooled connection is not checked before use (that would cost a round trip on every
+        call): one that died while idle (a server restart, an idle timeout) fails on its first
+        statement, which nothing has then committed, and the call goes on with another one."""
         psycopg = self._psycopg
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout * _CUT_AT
-        token = _DEADLINE.set(deadline)
-        try:
-            pool = await self._usable_pool(deadline)
-            attempt = 0
-            while True:
-                attempt += 1
-                cut: list[bool] = []
-                try:
-                    wait = min(self._parsed.pool_timeout, deadline - loop.time())
-                    async with pool.connection(timeout=wait) as conn:
-                        with self._watch(conn, deadline) as cut:
-                            async with conn.transaction():
-                                return await fn(conn)
-                except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as exc:
-                    if attempt >= _RETRIES or loop.time() >= deadline:
-                        raise self._error(exc, "a transaction") from None
-                    await asyncio.sleep(0.005 * attempt)
-                except psycopg.Error as exc:
-                    if cut or self._is_outage(exc):
-                        self._mark_down(pool)
-                    if cut:
-                        raise self._unavailable(f"no answer within {self.timeout:g} seconds") from None
-                    raise self._error(exc, "a query") from None
-        finally:
-            _DEADLINE.reset(token)
+        pool = await self._usable_pool(deadline)
+        attempt = lost = 0
+        while True:
+            attempt += 1
+            cut: list[bool] = []
+            conn: Conn | None = None
+            started = False  # a statement of the call's own has reached the server
+            try:
+                wait = min(self._parsed.pool_timeout, deadline - loop.time())
+                async with pool.connection(timeout=wait) as conn:
+                    with self._watch(conn, deadline) as cut:
+                        if single:
+                            return await fn(conn)
+                        async with conn.transaction():
+                            started = True
+                            return await fn(conn)
+            except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as exc:
+                if attempt >= _RETRIES or loop.time() >= deadline:
+                    raise self._error(exc, "a transaction") from None
+                await asyncio.sleep(0.005 * attempt)
+            except psycopg.Error as exc:
+                dead = conn is not None and conn.broken and not cut and not started
+                if dead and lost <= self._parsed.pool_max_size and loop.time() < deadline:
+                    lost += 1  # died while idle in the pool: the pool drops it; try another
+                    continue
+                if cut or self._is_outage(exc):
+                    self._mark_down(pool)
+                if cut:
+                    raise self._unavailable(f"no answer within {self.timeout:g} seconds") from None
+                raise self._error(exc, "a query") from None
 
     def _mark_down(self, pool: AsyncConnectionPool[Conn]) -> None:
         if pool is self._pool and not self._down:
@@ -715,16 +743,33 @@ class PostgresStore:
         *,
         replaces: Sequence[bytes] = (),
         expected: AttestationRecord | None,
+        blocks: Sequence[bytes] = (),
+        now: datetime | None = None,
     ) -> bool:
-        """:meth:`put_attestation` only if the account's record is still ``expected``: the
-        account's row is changed by a conditional ``UPDATE`` or inserted with ``ON CONFLICT DO
-        NOTHING``, so a concurrent writer is never overwritten."""
+        """:meth:`put_attestation` only if the account's record is still ``expected`` and none of
+        ``blocks`` is blocked at ``now``: the account's row is changed by a conditional
+        ``UPDATE`` or inserted with ``ON CONFLICT DO NOTHING``, so a concurrent writer is never
+        overwritten. A new account's (``expected=None``) is one statement, one round trip."""
         subject = bytes(record.subject_hash)
         row = (subject, record.kid, bytes(record.mac), record.policy, _at(record.checked_at))
         olds = list({bytes(h) for h in replaces} - {subject})
+        blocked = [bytes(h) for h in blocks]
+        if blocked and now is None:
+            return False
+        at = _at(now) if now is not None else None
+
+        async def insert_new(conn: Conn) -> bool:
+            sql = _insert_new_sql(1 + len(olds), len(blocked))
+            params = (*row, subject, *olds, *blocked, *((at,) if blocked else ()))
+            return (await conn.execute(sql, params)).rowcount == 1
 
         async def run(conn: Conn) -> bool:
-            if expected is not None and bytes(expected.subject_hash) == subject:
+            if blocked:
+                found = await (await conn.execute(_blocked_sql(len(blocked)), (*blocked, at))).fetchone()
+                if found is not None:
+                    return False
+            assert expected is not None
+            if bytes(expected.subject_hash) == subject:
                 cursor = await conn.execute(
                     "UPDATE agegate_attestations SET kid = %s, mac = %s, policy = %s, checked_at = %s "
                     "WHERE subject_hash = %s AND mac = %s",
@@ -738,7 +783,7 @@ class PostgresStore:
                 )
             if cursor.rowcount != 1:
                 return False
-            if expected is not None and bytes(expected.subject_hash) != subject:
+            if bytes(expected.subject_hash) != subject:
                 # The expected record was under an older key: it must still be there, unchanged.
                 gone = await conn.execute(
                     "DELETE FROM agegate_attestations WHERE subject_hash = %s AND mac = %s",
@@ -750,6 +795,8 @@ class PostgresStore:
                 await conn.execute("DELETE FROM agegate_attestations WHERE subject_hash = ANY(%s)", (olds,))
             return True
 
+        if expected is None:
+            return await self._run(insert_new, single=True)
         try:
             return await self._run(run)
         except _Conflict:

@@ -217,6 +217,9 @@ def _is_busy(exc: sqlite3.Error) -> bool:
 class SQLiteStore:
     """The store behind ``sqlite:///path``; see the module docstring for its guarantees."""
 
+    #: :meth:`swap_attestation` takes ``blocks`` and ``now`` (see :func:`.add_attestation`).
+    swaps_unless_blocked = True
+
     def __init__(self, url: str) -> None:
         self.url = url
         # Absolute now: a later chdir (a daemon's) or a reconnect must reach the same file.
@@ -502,26 +505,45 @@ class SQLiteStore:
         *,
         replaces: Sequence[bytes] = (),
         expected: AttestationRecord | None,
+        blocks: Sequence[bytes] = (),
+        now: datetime | None = None,
     ) -> bool:
-        """:meth:`put_attestation` only if the account's record is still ``expected``."""
+        """:meth:`put_attestation` only if the account's record is still ``expected`` and none of
+        ``blocks`` is blocked at ``now``. A new account's (``expected=None``) is one
+        ``INSERT … SELECT … WHERE NOT EXISTS`` statement."""
         row = (bytes(record.subject_hash), record.kid, bytes(record.mac), record.policy)
         checked_at = _micros(record.checked_at)
-        olds = [(bytes(h),) for h in replaces if bytes(h) != row[0]]
+        olds = [bytes(h) for h in replaces if bytes(h) != row[0]]
         want = None if expected is None else (bytes(expected.subject_hash), bytes(expected.mac))
+        blocked = [bytes(h) for h in blocks]
+        at = _micros(now) if now is not None else None
+        if blocked and at is None:
+            return False
+        marks = ", ".join("?" * len(blocked))  # placeholders only: the values are parameters
+        unblocked = (
+            "NOT EXISTS (SELECT 1 FROM identifier_blocks "  # noqa: S608
+            f"WHERE identifier_hash IN ({marks}) AND blocked_until > ?)"
+        )
+        insert_new = (
+            "INSERT INTO attestations (subject_hash, kid, mac, policy, checked_at) SELECT ?, ?, ?, ?, ? "  # noqa: S608
+            "WHERE NOT EXISTS (SELECT 1 FROM attestations "
+            f"WHERE subject_hash IN ({', '.join('?' * (1 + len(olds)))})) AND {unblocked}"
+        )
 
         def run(conn: sqlite3.Connection) -> bool:
-            # BEGIN IMMEDIATE holds the write lock: nothing changes between this check and the write.
-            moving = want is None or want[0] != row[0]  # the account has no record under this key
-            taken = conn.execute("SELECT 1 FROM attestations WHERE subject_hash = ?", (row[0],)).fetchone()
-            if moving and taken:
+            if want is None:
+                params = (*row, checked_at, row[0], *olds, *blocked, at)
+                return conn.execute(insert_new, params).rowcount == 1
+            # BEGIN IMMEDIATE holds the write lock: nothing changes between these checks and the write.
+            if blocked and conn.execute("SELECT " + unblocked, (*blocked, at)).fetchone()[0] == 0:
                 return False
-            if want is not None:
-                found = conn.execute(
-                    "SELECT mac FROM attestations WHERE subject_hash = ?", (want[0],)
-                ).fetchone()
-                if found is None or bytes(found[0]) != want[1]:
-                    return False
-            conn.executemany("DELETE FROM attestations WHERE subject_hash = ?", olds)
+            taken = conn.execute("SELECT 1 FROM attestations WHERE subject_hash = ?", (row[0],)).fetchone()
+            if want[0] != row[0] and taken:  # moving to this key: the account has no record under it
+                return False
+            found = conn.execute("SELECT mac FROM attestations WHERE subject_hash = ?", (want[0],)).fetchone()
+            if found is None or bytes(found[0]) != want[1]:
+                return False
+            conn.executemany("DELETE FROM attestations WHERE subject_hash = ?", [(h,) for h in olds])
             conn.execute(
                 "INSERT OR REPLACE INTO attestations (subject_hash, kid, mac, policy, checked_at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -536,15 +558,7 @@ class SQLiteStore:
         wanted = [bytes(h) for h in subject_hashes]
 
         def run(conn: sqlite3.Connection) -> AttestationRecord | None:
-            for subject_hash in wanted:
-                row = conn.execute(
-                    "SELECT kid, mac, policy, checked_at FROM attestations WHERE subject_hash = ?",
-                    (subject_hash,),
-                ).fetchone()
-                if row is not None:
-                    kid, mac, policy, checked_at = row
-                    return AttestationRecord(subject_hash, kid, bytes(mac), policy, _aware(checked_at))
-            return None
+            return _first_attestation(conn, wanted)
 
         if not wanted:
             return None
@@ -910,6 +924,17 @@ def _os_error(exc: OSError, doing: str) -> StoreError:
     work again once an operator frees space), a plain :class:`StoreError` otherwise."""
     kind = StoreUnavailable if exc.errno in _UNAVAILABLE_ERRNOS else StoreError
     return kind(f"{doing}: {exc.strerror or type(exc).__name__}")
+
+
+def _first_attestation(conn: sqlite3.Connection, subject_hashes: list[bytes]) -> AttestationRecord | None:
+    for subject_hash in subject_hashes:
+        row = conn.execute(
+            "SELECT kid, mac, policy, checked_at FROM attestations WHERE subject_hash = ?", (subject_hash,)
+        ).fetchone()
+        if row is not None:
+            kid, mac, policy, checked_at = row
+            return AttestationRecord(subject_hash, kid, bytes(mac), policy, _aware(checked_at))
+    return None
 
 
 def _aware(micros: int) -> datetime:

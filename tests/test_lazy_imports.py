@@ -1,0 +1,54 @@
+"""An app that only gates requests and screens signups loads neither the purge code nor
+dateutil's parser; they load when first needed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+LAZY = ("agegate.purge", "agegate.coverage", "agegate.receipts", "agegate.handlers", "dateutil.parser")
+
+APP = """
+import asyncio, sys
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from agegate import AgeGate, AgeGateMiddleware, Keyring, signup_form
+import agegate
+
+gate = AgeGate(keys=Keyring.generate("k"), store="memory://")
+app = Starlette(middleware=[Middleware(AgeGateMiddleware, gate=gate, signup_paths=["/signup"])])
+adult = {"birth_date": "March 4, 1990"}
+asyncio.run(gate.signup(adult, subject="acct-1", identifiers={"email": "a@example.com"}))
+print(" ".join(sorted(m for m in sys.modules if m.startswith(LAZY))))
+gate.purger
+print(agegate.PurgeReport.__name__, " ".join(sorted(m for m in sys.modules if m.startswith(LAZY))))
+"""
+
+
+def test_the_gate_and_the_signup_hook_load_no_purge_code_and_no_date_parser() -> None:
+    code = f"LAZY = {LAZY!r}\n{APP}"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
+    before, after = out.stdout.splitlines()
+    assert before == ""
+    assert after.startswith("PurgeReport ") and "agegate.purge" in after.split()
+
+
+def test_the_default_identifier_kinds_are_the_purges() -> None:
+    from agegate import purge
+    from agegate.gate import _KINDS
+
+    assert frozenset(purge.IDENTIFIER_KINDS) == _KINDS
+
+
+@given(st.text(max_size=12) | st.sampled_from(["jan", "SEPT", "May", "sunday", "Thu", "İ", "mai"]))
+def test_month_and_weekday_names_read_as_dateutil_reads_them(word: str) -> None:
+    from dateutil.parser import parserinfo
+
+    from agegate.birthdate import _MONTHS, _WEEKDAYS
+
+    info = parserinfo()
+    assert _MONTHS.month(word) == info.month(word)
+    assert _WEEKDAYS.weekday(word) == info.weekday(word)
