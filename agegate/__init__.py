@@ -3,6 +3,7 @@
 from typing import TYPE_CHECKING, Any
 
 from .asgi import AgeGateMiddleware, Pages
+from .decisions import Attestation, Decision
 from .errors import (
     AgeGateError,
     ConfigurationError,
@@ -18,7 +19,7 @@ from .errors import (
     StoreUnavailable,
     UnderAgeError,
 )
-from .gate import AgeGate, Attestation, Decision
+from .gate import AgeGate
 from .keys import Keyring
 from .policy import AgePolicy
 from .regions import PolicyTable, RegionRule, region_from_header

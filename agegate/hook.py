@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .errors import ConfigurationError, UnderAgeError
 
 if TYPE_CHECKING:
-    from .gate import Attestation, Decision
+    from .decisions import Attestation, Decision
     from .policy import AgePolicy
 
 __all__ = ["SCOPE_ATTR", "Place", "mark", "scope_of", "signup_place", "unmark"]
@@ -79,7 +79,7 @@ class Place:
     async def recorded(self, attempt: Callable[[], Awaitable[Attestation]], policy: AgePolicy) -> Attestation:
         """The result of the signup ``attempt()`` under ``policy``, its decision recorded here
         (an under-age one as well, before :class:`~agegate.UnderAgeError` goes on)."""
-        from .gate import Decision
+        from .decisions import Decision
 
         try:
             attestation = await attempt()
@@ -91,7 +91,7 @@ class Place:
 
     def record(self, decision: Decision) -> None:
         """Tell the middleware (and the app, as ``scope["agegate"]``) about ``decision``."""
-        from .gate import NOTES_KEY, record_decision
+        from .decisions import NOTES_KEY, record_decision
 
         if self._scope is not None:
             record_decision(self._scope, decision)

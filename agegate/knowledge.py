@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
+from .decisions import Attestation, Decision
 from .errors import ConfigurationError, InvalidSignal, InvalidToken
-from .gate import Attestation, Decision
 from .policy import aware
 from .signals import AgeSignal
 from .tokens import Hasher, Sealer

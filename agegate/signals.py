@@ -23,7 +23,7 @@ from .errors import InvalidSignal
 from .tokens import Outcome
 
 if TYPE_CHECKING:
-    from .gate import Decision
+    from .decisions import Decision
     from .policy import AgePolicy
 
 __all__ = ["APPLE", "CA_AB1043", "GOOGLE_PLAY", "MAX_SIGNAL_AGE", "AgeSignal", "lower_wins"]

@@ -32,8 +32,9 @@ from urllib.parse import parse_qsl
 from .asgi.forms import is_text
 from .birthdate import BIRTH_FIELDS
 from .bodies import ClientGone, body_chunks, check_readable
+from .decisions import SCOPE_KEY
 from .errors import AgeGateError, InvalidAccountId
-from .gate import SCOPE_KEY, AgeGate
+from .gate import AgeGate
 from .hook import scope_of
 from .regions import REGION_KEY
 

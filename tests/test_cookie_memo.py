@@ -10,7 +10,7 @@ from typing import Any
 
 from agegate import AgeGate, AgePolicy, Keyring
 from agegate.asgi.cookie import _OPENED_TOKENS, UNDER_AGE, GateCookie
-from agegate.gate import Decision
+from agegate.decisions import Decision
 
 
 class CountingSealer:

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from agegate import AgeGate, AgeGateMiddleware, ConfigurationError, Keyring, UnderAgeError, signup_form
 from agegate.asgi.cookie import UNDER_AGE, GateCookie
-from agegate.gate import NOTES_KEY, SCOPE_KEY
+from agegate.decisions import NOTES_KEY, SCOPE_KEY
 from agegate.hook import SCOPE_ATTR, scope_of
 from agegate.stores import MemoryStore
 from agegate.syncloop import loop_of

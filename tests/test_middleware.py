@@ -25,7 +25,7 @@ from agegate import AgeGate, AgeGateMiddleware, AgePolicy, ConfigurationError, K
 from agegate.asgi.cookie import cookie_name, read_cookie
 from agegate.asgi.forms import MAX_SCREEN_BODY
 from agegate.asgi.paths import safe_next
-from agegate.gate import NOTES_KEY, SCOPE_KEY, Decision
+from agegate.decisions import NOTES_KEY, SCOPE_KEY, Decision
 from agegate.signup import read_form
 from agegate.stores import MemoryStore
 

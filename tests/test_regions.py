@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from agegate import AgeGate, AgePolicy, ConfigurationError, Keyring, PolicyTable, UnderAgeError
 from agegate.asgi.cookie import UNDER_AGE, GateCookie
-from agegate.gate import Decision
+from agegate.decisions import Decision
 from agegate.regions import labelled_policy, region_from_header
 from agegate.stores import AttestationRecord, MemoryStore
 

@@ -28,7 +28,7 @@ from agegate import (
 )
 from agegate.asgi.cookie import cookie_name
 from agegate.cli import main
-from agegate.gate import SCOPE_KEY
+from agegate.decisions import SCOPE_KEY
 from agegate.stores import MemoryStore
 
 KEYS = Keyring.generate("t1")

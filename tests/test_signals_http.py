@@ -19,7 +19,7 @@ from starlette.websockets import WebSocket
 
 from agegate import AgeGate, AgeGateMiddleware, AgePolicy, AgeSignal, ConfigurationError, Keyring
 from agegate.asgi.cookie import cookie_name
-from agegate.gate import SCOPE_KEY
+from agegate.decisions import SCOPE_KEY
 from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio

@@ -23,7 +23,7 @@ from test_middleware import HTML, Probe, http_scope, sealed
 
 from agegate import AgeGate, AgeGateMiddleware, ConfigurationError, Keyring, StoreUnavailable
 from agegate.asgi.cookie import cookie_name
-from agegate.gate import SCOPE_KEY
+from agegate.decisions import SCOPE_KEY
 from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio

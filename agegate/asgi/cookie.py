@@ -19,8 +19,9 @@ from typing import Any, Final
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..decisions import Decision
 from ..errors import ConfigurationError, InvalidToken
-from ..gate import AgeGate, Decision
+from ..gate import AgeGate
 from ..keys import Keyring
 from ..policy import AgePolicy
 from ..regions import labelled_policy

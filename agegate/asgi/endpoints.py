@@ -14,8 +14,9 @@ from urllib.parse import parse_qsl, quote, urlencode
 from starlette.types import Receive, Scope, Send
 
 from ..birthdate import MESSAGES
+from ..decisions import Decision
 from ..errors import InvalidBirthDate
-from ..gate import AgeGate, Decision
+from ..gate import AgeGate
 from ..i18n import ENGLISH, Language
 from ..policy import AgePolicy
 from ..regions import REGION_KEY

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..decisions import NOTES_KEY, SCOPE_KEY, Decision
 from ..errors import (
     AgeGateError,
     ConfigurationError,
@@ -29,7 +30,7 @@ from ..errors import (
     StoreError,
     StoreUnavailable,
 )
-from ..gate import NOTES_KEY, SCOPE_KEY, AgeGate, Decision
+from ..gate import AgeGate
 from ..hook import mark, unmark
 from ..regions import REGION_KEY, RegionFunc
 from ..signals import AgeSignal

@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import Scope
 
+from ..decisions import Decision
 from ..errors import InvalidSignal
-from ..gate import AgeGate, Decision
+from ..gate import AgeGate
 from ..signals import AgeSignal
 
 __all__ = ["SignalFunc", "read_signal"]

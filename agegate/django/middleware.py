@@ -22,8 +22,8 @@ from django.utils.cache import patch_vary_headers
 from ..asgi.forms import MAX_SCREEN_BODY
 from ..asgi.middleware import SAFE_METHODS
 from ..asgi.middleware import AgeGateMiddleware as Gate
+from ..decisions import NOTES_KEY, SCOPE_KEY
 from ..errors import StoreUnavailable
-from ..gate import NOTES_KEY, SCOPE_KEY
 from ..hook import SCOPE_ATTR, mark, unmark
 from ..syncloop import loop_of
 from .config import get_gate, middleware_options
