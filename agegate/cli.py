@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -136,6 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A command may say what was done and how to finish it (agegate purge does).
         print(f"agegate: interrupted{': ' + str(exc) if exc.args else ''}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`agegate policies | head`): what it read was complete; say
+        # nothing more, and keep Python from complaining as it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     return result
 
 

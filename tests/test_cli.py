@@ -84,3 +84,20 @@ def test_console_script_is_installed() -> None:
         [str(SCRIPT), "check", "--birth-date", "2000-01-01"], capture_output=True, text=True, timeout=60
     )
     assert (result.returncode, result.stdout.strip()) == (0, "allowed")
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """`agegate policies | head -1`: the pipe closes before the table is written (here, at once:
+    the reader reads nothing)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        f"{sys.executable} -m agegate.cli policies | true",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "Traceback" not in run.stderr and "BrokenPipeError" not in run.stderr, run.stderr
