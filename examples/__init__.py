@@ -1,1 +1,1 @@
-"""Runnable example apps behind agegate (see README, "Drop it into your app")."""
+"""Runnable example apps behind agegate (see docs/integration.md, "Drop it into your app")."""

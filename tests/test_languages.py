@@ -170,7 +170,7 @@ def test_every_message_in_the_code_is_in_the_template_and_translated_everywhere(
     }
     with (LOCALE_DIR / f"{DOMAIN}.pot").open("rb") as pot:
         template = {m.id for m in read_po(pot) if m.id}
-    assert template == found, "run pybabel extract (README, Languages)"
+    assert template == found, "run pybabel extract (docs/regions-and-languages.md, Languages)"
     for catalog in CATALOGS:
         with (LOCALE_DIR / catalog / "LC_MESSAGES" / f"{DOMAIN}.po").open("rb") as po:
             source = read_po(po)
@@ -400,11 +400,11 @@ def test_english_is_the_default_language() -> None:
     assert Pages().screen(ScreenForm("/agegate")).startswith('<!doctype html>\n<html lang="en" dir="ltr">')
 
 
-# -- the README's "Languages" section, run as written -----------------------------------------
+# -- docs/regions-and-languages.md, "Languages", run as written -----------------------------------------
 
 
 def _languages_section() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "regions-and-languages.md").read_text(encoding="utf-8")
     return text.split("## Languages", 1)[1].split("\n## ", 1)[0]
 
 
@@ -412,7 +412,7 @@ def _languages_section() -> str:
 async def test_the_readme_example_runs() -> None:
     block = re.findall(r"```python\n(.*?)```", _languages_section(), re.DOTALL)[0]
     namespace: dict[str, Any] = {}
-    exec(compile(block, "README.md (Languages)", "exec"), namespace)
+    exec(compile(block, "docs/regions-and-languages.md (Languages)", "exec"), namespace)
     transport = httpx.ASGITransport(app=namespace["app"])
     async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
         page = await c.get("/agegate", headers={**HTML, "accept-language": "nl"})

@@ -1,4 +1,4 @@
-"""No refused visitor's address reaches a log when the server runs the way the README says.
+"""No refused visitor's address reaches a log when the server runs the way docs/integration.md says.
 
 uvicorn logs every websocket it accepts (the gate accepts a refused one, then closes it with
 1008) with the client's address at INFO, and every request in its access log. The servers here
@@ -27,7 +27,7 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 SERVER = "127.0.0.2"
 VISITOR = "127.0.0.1"
 CHILD = {"birth_date": f"{time.gmtime().tm_year - 8}-01-01"}
-#: How the README says to run the example shop.
+#: How docs/integration.md says to run the example shop.
 DOCUMENTED = ["--no-access-log", "--log-level", "warning"]
 
 
@@ -134,7 +134,7 @@ def test_agegate_demo_logs_no_refused_visitors_address(tmp_path: Path) -> None:
 
 
 def test_the_readme_runs_uvicorn_the_tested_way() -> None:
-    readme = (CHECKOUT / "README.md").read_text(encoding="utf-8")
+    readme = (CHECKOUT / "docs" / "integration.md").read_text(encoding="utf-8")
     assert "uvicorn examples.starlette_app:app --no-access-log --log-level warning" in readme
     for example in ("starlette_app.py", "fastapi_app.py"):
         source = (CHECKOUT / "examples" / example).read_text(encoding="utf-8")

@@ -1,5 +1,5 @@
 """Behind a proxy: public origins, a trusted forwarded host, a refusal page that leads back, and
-a real uvicorn run the way the README's "Behind a proxy" section says."""
+a real uvicorn run the way docs/integration.md's "Behind a proxy" section says."""
 
 from __future__ import annotations
 
@@ -183,13 +183,13 @@ def test_cross_origin_keeps_its_two_argument_form() -> None:
     assert not rule.cross_origin(scope, {b"origin": b"https://shop.example", b"host": b"127.0.0.1:8000"})
 
 
-# -- real uvicorn, configured as the README says ---------------------------------------------------
+# -- real uvicorn, configured as docs/integration.md says -----------------------------------------
 
 
 @pytest.fixture
 def uvicorn_behind_proxy() -> Iterator[int]:
     """The gated app under uvicorn with --proxy-headers, --forwarded-allow-ips 127.0.0.1 and
-    --root-path /shop, as behind the README's nginx (which strips /shop and sets the headers)."""
+    --root-path /shop, as behind docs/integration.md's nginx (which strips /shop and sets the headers)."""
     with uvicorn_thread(
         gated(trust_forwarded_host=True),
         proxy_headers=True,
@@ -235,13 +235,13 @@ def test_real_uvicorn_behind_a_proxy_that_sends_its_upstream_host(uvicorn_behind
     assert status == 428 and 'href="/shop/agegate?next=/shop/checkout"' in text
 
 
-# -- the README's "Behind a proxy" section, as written ----------------------------------------------
+# -- docs/integration.md's "Behind a proxy" section, as written -------------------------------------
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "integration.md"
 
 
 def proxy_section() -> str:
-    return README.read_text(encoding="utf-8").split("## Behind a proxy", 1)[1].split("\n## ", 1)[0]
+    return PAGE.read_text(encoding="utf-8").split("## Behind a proxy", 1)[1].split("\n## ", 1)[0]
 
 
 async def test_readme_origins_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -249,7 +249,7 @@ async def test_readme_origins_example_runs(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AGEGATE_SECRET_KEYS", Keyring.generate("readme").to_string())
     namespace: dict[str, Any] = {}
-    exec(compile(block, "README.md (Behind a proxy)", "exec"), namespace)
+    exec(compile(block, "docs/integration.md (Behind a proxy)", "exec"), namespace)
     app, gate = namespace["app"], namespace["gate"]
     async with gate, client(app) as c:  # Host: 127.0.0.1:8000, as a proxy that drops it sends
         response = await c.post("/agegate", json=JSON_ADULT, headers=SAFARI)

@@ -1,5 +1,5 @@
-"""The README's "Digital IDs" example, copied out of README.md and run as written, with a test
-issuer's root in ``issuers.pem`` and a test wallet presenting to it."""
+"""The "Digital IDs" example, copied out of docs/signals-and-credentials.md and run as written,
+with a test issuer's root in ``issuers.pem`` and a test wallet presenting to it."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from wallet import Issuer, Wallet, sd_jwt_credential, sd_jwt_presentation
 
 from agegate import Keyring
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "signals-and-credentials.md"
 ORIGIN = "https://shop.example"
 
 
 def example() -> str:
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     section = text.split("## Digital IDs", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, re.DOTALL)[0]
 
@@ -33,7 +33,7 @@ async def test_digital_id_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AGEGATE_SECRET_KEYS", Keyring.generate("readme").to_string())
     namespace: dict[str, Any] = {}
-    exec(compile(example(), "README.md (Digital IDs)", "exec"), namespace)
+    exec(compile(example(), "docs/signals-and-credentials.md (Digital IDs)", "exec"), namespace)
     app, gate = namespace["app"], namespace["gate"]
     app.router.routes.append(Route("/wine/order", lambda _: PlainTextResponse("ordered"), methods=["POST"]))
     transport = httpx.ASGITransport(app=app)

@@ -1,4 +1,4 @@
-"""The README's "Drop it into your app" example, copied out of README.md and run as written."""
+"""The "Drop it into your app" example, copied out of docs/integration.md and run as written."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 
 from agegate import Keyring
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "integration.md"
 
 
 def example() -> str:
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     section = text.split("## Drop it into your app", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, re.DOTALL)[0]
 
@@ -25,7 +25,7 @@ async def test_drop_in_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AGEGATE_SECRET_KEYS", Keyring.generate("readme").to_string())
     namespace: dict[str, Any] = {}
-    exec(compile(example(), "README.md (Drop it into your app)", "exec"), namespace)
+    exec(compile(example(), "docs/integration.md (Drop it into your app)", "exec"), namespace)
     app, gate = namespace["app"], namespace["gate"]
     transport = httpx.ASGITransport(app=app)
     async with gate, httpx.AsyncClient(transport=transport, base_url="https://shop.example") as c:

@@ -1,4 +1,4 @@
-"""The README's purge handlers example, copied out of README.md and run against real data."""
+"""The purge handlers example, copied out of docs/purge.md and run against real data."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from agegate import Keyring
 
 pytestmark = pytest.mark.anyio
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "purge.md"
 
 
 def readme_example() -> str:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Purge handlers (for developers)\n", 1)[1].split("\n## ", 1)[0]
+    text = PAGE.read_text(encoding="utf-8")
+    section = text.split("# Purge handlers (for developers)\n", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     return block
 
@@ -44,7 +44,7 @@ async def test_the_purge_handlers_example_runs(tmp_path: Path, monkeypatch: pyte
         before = rs.snapshot(conn)
 
     namespace: dict[str, Any] = {}
-    exec(compile(readme_example(), "README.md (purge handlers)", "exec"), namespace)
+    exec(compile(readme_example(), "docs/purge.md (purge handlers)", "exec"), namespace)
     gate = namespace["gate"]
     async with gate:
         assert gate.purger.names == ("customer", "events", "files", "mailing-list")

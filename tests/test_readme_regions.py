@@ -1,5 +1,5 @@
-"""The README's "Other countries" section: its examples run as written, and its table is the
-built-in one."""
+"""The "Other countries" section of docs/regions-and-languages.md: its examples run as written,
+and its table is the built-in one."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 
 from agegate import AgeGate, AgePolicy, Keyring, PolicyTable
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "regions-and-languages.md"
 
 
 def section() -> str:
-    return README.read_text(encoding="utf-8").split("## Other countries", 1)[1].split("\n## ", 1)[0]
+    return PAGE.read_text(encoding="utf-8").split("## Other countries", 1)[1].split("\n## ", 1)[0]
 
 
 @pytest.mark.anyio
@@ -27,7 +27,7 @@ async def test_the_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     blocks = re.findall(r"```python\n(.*?)```", section(), re.DOTALL)
     assert len(blocks) == 2
     first: dict[str, Any] = {}
-    exec(compile(blocks[0], "README.md (Other countries)", "exec"), first)
+    exec(compile(blocks[0], "docs/regions-and-languages.md (Other countries)", "exec"), first)
     assert first["decision"].policy == "gdpr-de-16"
     transport = httpx.ASGITransport(app=first["app"])
     async with first["gate"], httpx.AsyncClient(transport=transport, base_url="https://shop.example") as c:
@@ -37,7 +37,7 @@ async def test_the_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         american = await c.post("/agegate", json=fifteen, headers={"cf-ipcountry": "US"})
         assert american.json() == {"outcome": "under_age"}  # sticky
     second: dict[str, Any] = {}
-    exec(compile(blocks[1], "README.md (Other countries, override)", "exec"), second)
+    exec(compile(blocks[1], "docs/regions-and-languages.md (Other countries, override)", "exec"), second)
     gate: AgeGate = second["gate"]
     assert gate.policy_for("us-ca") == AgePolicy(13, "coppa-ca-13", "2026.1-shop.1")
     assert gate.policy_for("nz").min_age == 16

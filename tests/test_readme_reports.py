@@ -1,4 +1,5 @@
-"""The README's "Reports from parents" section, run as written against its ``myshop.main``."""
+"""docs/reports.md and the support runbook's "Reports from parents", run as written against
+the page's ``myshop.main``."""
 
 from __future__ import annotations
 
@@ -18,14 +19,16 @@ from starlette.applications import Starlette
 from agegate import AgeGateMiddleware, Keyring
 from agegate.cli import main
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-SECTION = README.read_text(encoding="utf-8").split("## Reports from parents", 1)[1]
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+#: The developers' page (the app's ``myshop/main.py``) and the support runbook's section (the commands).
+REPORTS = (DOCS / "reports.md").read_text(encoding="utf-8")
+SUPPORT = (DOCS / "support-runbook.md").read_text(encoding="utf-8").split("\n## Reports from parents\n", 1)[1]
 EXAMPLE_REF = "R-7KQ2-M9XD-4HFA"
 
 
 @pytest.fixture
 def myshop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (python,) = re.findall(r"```python\n(.*?)```", SECTION, re.DOTALL)
+    (python,) = re.findall(r"```python\n(.*?)```", REPORTS, re.DOTALL)
     (tmp_path / "myshop").mkdir()
     (tmp_path / "myshop" / "__init__.py").write_text("")
     (tmp_path / "myshop" / "main.py").write_text(python)
@@ -62,7 +65,7 @@ def test_a_parent_reports_support_purges_the_parent_verifies(
     capsys.readouterr()
     assert main(["keys", "public"]) == 0
     public = capsys.readouterr().out.strip()
-    (commands,) = re.findall(r"```sh\n(.*?)```", SECTION, re.DOTALL)
+    (commands,) = re.findall(r"```sh\n(.*?)```", SUPPORT, re.DOTALL)
     for line in commands.strip().splitlines():
         command = line.split("  #")[0].replace(EXAMPLE_REF, reference).replace("<the public key>", public)
         args = shlex.split(command)

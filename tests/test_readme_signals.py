@@ -1,4 +1,5 @@
-"""The README's "Platform age signals" example, copied out of README.md and run as written."""
+"""The "Platform age signals" example, copied out of docs/signals-and-credentials.md and run as
+written."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import pytest
 
 from agegate import Keyring
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "signals-and-credentials.md"
 
 
 def example() -> str:
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     section = text.split("## Platform age signals", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, re.DOTALL)[0]
 
@@ -26,7 +27,7 @@ async def test_platform_signals_example_runs(tmp_path: Path, monkeypatch: pytest
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AGEGATE_SECRET_KEYS", Keyring.generate("readme").to_string())
     namespace: dict[str, Any] = {}
-    exec(compile(example(), "README.md (Platform age signals)", "exec"), namespace)
+    exec(compile(example(), "docs/signals-and-credentials.md (Platform age signals)", "exec"), namespace)
     app, gate, after_login = namespace["app"], namespace["gate"], namespace["after_login"]
     transport = httpx.ASGITransport(app=app)
 

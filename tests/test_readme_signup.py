@@ -1,4 +1,4 @@
-"""The README's "Signup hook" examples, copied out of README.md and run as written."""
+"""The signup hook examples, copied out of docs/signup.md and run as written."""
 
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ from agegate.asgi.cookie import cookie_name
 
 pytestmark = pytest.mark.anyio
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "signup.md"
 
 
 def readme_example(title: str) -> str:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Signup hook\n", 1)[1].split("\n## ", 1)[0]
+    text = PAGE.read_text(encoding="utf-8")
+    section = text.split("# The signup hook\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     found = [b for b in blocks if b.startswith(f"# app.py ({title})\n")]
-    assert len(found) == 1, f"README's Signup hook section should have one {title} example"
+    assert len(found) == 1, f"docs/signup.md should have one {title} example"
     return found[0]
 
 
@@ -61,7 +61,7 @@ async def test_readme_signup_example_runs(
     monkeypatch.setenv("AGEGATE_SECRET_KEYS", keys.to_string())
     monkeypatch.chdir(tmp_path)  # the example's sqlite:///agegate.sqlite3 lands here
     namespace: dict[str, Any] = {"__name__": "readme_app"}
-    exec(compile(readme_example(title), f"README.md ({title})", "exec"), namespace)
+    exec(compile(readme_example(title), f"docs/signup.md ({title})", "exec"), namespace)
     app, gate = namespace["app"], namespace["gate"]
 
     async with serving(app), client(app) as browser:

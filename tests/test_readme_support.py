@@ -1,4 +1,4 @@
-"""The README's support-section examples for batches and vacuum, run as written against a
+"""The support runbook's examples for batches and vacuum, run as written against a
 small ``myshop.main:gate``."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from agegate import Keyring
 from agegate.cli import main
 from agegate.cli_batch import parse_subjects
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "support-runbook.md"
 MYSHOP = """
 from agegate import AgeGate, Keyring
 from agegate.handlers import SQLiteDatabase
@@ -28,7 +28,7 @@ gate.purger.add(db.rows("profiles", "account_id"))
 
 
 def paragraph(title: str) -> str:
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     return text.split(f"**{title}**", 1)[1].split("\n**", 1)[0]
 
 

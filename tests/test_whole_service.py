@@ -33,7 +33,7 @@ COOKIE = cookie_name(KEYS)
 JSON = {"accept": "application/json"}
 ADULT = {"birth_year": "1990", "birth_month": "3", "birth_day": "4"}
 CHILD = {"birth_year": str(time.gmtime().tm_year - 8), "birth_month": "1", "birth_day": "1"}
-#: The README's exempt list for a whole-service gate.
+#: docs/integration.md's exempt list for a whole-service gate.
 EXEMPT = ["/static/*", "/favicon.ico", "/robots.txt", "/healthz", "/privacy", "/terms"]
 PROTECTED = ["/", "/products", "/products/kite", "/account", "/api/orders"]
 OPEN_PATHS = [
@@ -388,11 +388,11 @@ async def test_websockets_are_gated_as_before(gate: AgeGate, cookie: str | None,
         assert not called and sent[-1]["type"] == "websocket.close" and sent[-1]["code"] == code
 
 
-# -- the README's section, run as written -------------------------------------------------------
+# -- docs/integration.md's section, run as written -----------------------------------------------
 
 
 def readme_example() -> str:
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parent.parent / "docs" / "integration.md").read_text(encoding="utf-8")
     section = text.split("## Gating the whole service", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     return block
@@ -402,7 +402,7 @@ async def test_the_readme_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AGEGATE_SECRET_KEYS", Keyring.generate("readme").to_string())
     namespace: dict[str, Any] = {}
-    exec(compile(readme_example(), "README.md (Gating the whole service)", "exec"), namespace)
+    exec(compile(readme_example(), "docs/integration.md (Gating the whole service)", "exec"), namespace)
     app, gate = namespace["app"], namespace["gate"]
     async with gate, client_for(app) as c:
         assert (await c.get("/products", headers=HTML)).headers["location"] == "/agegate?next=/products"
