@@ -106,21 +106,21 @@ def test_urls_keep_the_password_out_of_sight() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "message"),
     [
-        "postgresql://h/db?schema=Bad-Name",
-        "postgresql://h/db?schema=a;drop",
-        "postgresql://h/db?pool_max_size=0",
-        "postgresql://h/db?pool_min_size=5&pool_max_size=2",
-        "postgresql://h/db?pool_timeout=soon",
-        "postgresql://h/db#frag",
-        "postgresql://h/db?nosuchlibpqoption=1",
+        ("postgresql://h/db?schema=Bad-Name", r"the \?schema= of a PostgreSQL store URL is a lower-case"),
+        ("postgresql://h/db?schema=a;drop", r"the \?schema= of a PostgreSQL store URL is a lower-case"),
+        ("postgresql://h/db?pool_max_size=0", r"pool_max_size in a PostgreSQL store URL is a whole number"),
+        ("postgresql://h/db?pool_min_size=5&pool_max_size=2", r"pool_max_size must not be smaller than"),
+        ("postgresql://h/db?pool_timeout=soon", r"pool_timeout in a PostgreSQL store URL is a whole number"),
+        ("postgresql://h/db#frag", r"a PostgreSQL store URL has no '#' part: postgresql://user@host"),
+        ("postgresql://h/db?nosuchlibpqoption=1", r"the PostgreSQL store URL .* cannot be parsed by libpq$"),
     ],
 )
-def test_bad_urls_are_refused_clearly(bad: str) -> None:
-    with pytest.raises(StoreError) as caught:
+def test_bad_urls_are_refused_clearly(bad: str, message: str) -> None:
+    # agegate's own error and message: a psycopg error passed on would fail here.
+    with pytest.raises(StoreError, match=f"^{message}"):
         open_store(bad)
-    assert "postgres" in str(caught.value).lower() or "pool" in str(caught.value)
 
 
 def test_without_psycopg_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
