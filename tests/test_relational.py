@@ -246,7 +246,7 @@ async def test_a_failure_before_the_commit_rolls_the_whole_account_back(shop: Sh
         journalled.append(rows)
         raise RuntimeError("the journal is down")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"^the journal is down$"):
         await handler.run_journalled("351", journal_down)
     assert journalled == [9]  # the deletes' own row count, journalled before the commit
     assert shop.snapshot() == before  # nothing half-deleted

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_postgres_store import until
 
-from agegate import AgeGate, AgePolicy, AgeSignal, InvalidSignal, Keyring, lower_wins
+from agegate import AgeGate, AgePolicy, AgeSignal, InvalidSignal, Keyring, UnderAgeError, lower_wins
 from agegate.errors import AgeGateError, ConfigurationError
 from agegate.stores import MemoryStore
 
@@ -282,8 +282,9 @@ async def test_an_allowed_signal_never_lifts_an_under_age_record(shared: Callabl
     assert after is not None and after.outcome == "under_age"
     assert await gate.status_of("kid") == "under_age"
     # A purged child's account stays blocked for signup too.
-    with pytest.raises(AgeGateError):
+    with pytest.raises(UnderAgeError) as caught:
         await gate.signup({"birth_date": "1990-01-01"}, subject="kid")
+    assert caught.value.reason == "blocked"
 
 
 async def test_a_straddling_signal_records_nothing(shared: Callable[[], AgeGate]) -> None:
