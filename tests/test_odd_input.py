@@ -6,7 +6,6 @@ Each answer is a clear 4xx before anything is stored, never an exception out of 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -19,21 +18,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agegate import AgeGate, AgeGateMiddleware, InvalidSignupForm, Keyring, UnderAgeError, signup_form
+from agegate import AgeGate, AgeGateMiddleware, InvalidSignupForm, UnderAgeError, signup_form
 from agegate.asgi.forms import MAX_SCREEN_BODY, FormRefused, is_text, read_screen_body
 from agegate.signup import signup_fields
-from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
 
 #: Strings no form field may hold, and the JSON text that carries each.
 NOT_TEXT = ["\ud800", "a\udfffb", "\udbff\udbff", "x\x00y", "\x1b[2J", "\x7f", "\x0b"]
-
-
-@pytest.fixture
-async def gate() -> AsyncIterator[AgeGate]:
-    async with AgeGate(keys=Keyring.generate("odd"), store=MemoryStore()) as g:
-        yield g
 
 
 async def call(app: Any, scope: dict[str, Any], body: bytes = b"") -> tuple[int, bytes]:

@@ -150,9 +150,9 @@ async def call(middleware: Any, method: str, raw: str, cookie: str | None) -> tu
     return int(sent[0]["status"]), sent
 
 
-@pytest.fixture(scope="module")
-def gate() -> AgeGate:
-    return AgeGate(keys=KEYS, store=MemoryStore())
+@pytest.fixture
+def keyring() -> Keyring:
+    return KEYS  # COOKIE is named after these keys
 
 
 def seal(gate: AgeGate, outcome: str) -> str:

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,11 +49,9 @@ def _time_limit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         yield
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def gate(request: pytest.FixtureRequest, keyring: Keyring, tmp_path: Path) -> AsyncIterator[AgeGate]:
-    store = MemoryStore() if request.param == "memory" else f"sqlite:///{tmp_path}/agegate.sqlite3"
-    async with AgeGate(keys=keyring, store=store) as g:
-        yield g
+@pytest.fixture
+def gate_store(store_url: str) -> str:
+    return store_url  # memory, then SQLite
 
 
 class Data:
