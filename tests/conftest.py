@@ -90,19 +90,6 @@ def _time_limit(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
-def with_query(url: str, **params: str) -> str:
-    """``url`` with ``params`` added to its query string."""
-    query = "&".join(f"{name}={value}" for name, value in params.items())
-    return f"{url}{'&' if '?' in url else '?'}{query}"
-
-
-def drop_postgres_schema(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 @pytest.fixture
 def postgres_schema() -> Iterator[str]:
     """A fresh schema name (the store creates it on open), dropped afterwards."""
@@ -112,10 +99,13 @@ def postgres_schema() -> Iterator[str]:
     try:
         yield name
     finally:
-        drop_postgres_schema(name)
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 @pytest.fixture
 def postgres_url(postgres_schema: str) -> str:
     """``AGEGATE_TEST_POSTGRES_URL`` with ``?schema=`` this test's own schema."""
-    return with_query(POSTGRES_URL, schema=postgres_schema)
+    return f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}schema={postgres_schema}"

@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -39,18 +37,8 @@ def store_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreOf
         url = f"sqlite:///{tmp_path}/agegate.sqlite3"
         yield lambda: url
     else:
-        if not POSTGRES_URL:
-            pytest.skip("AGEGATE_TEST_POSTGRES_URL is not set")
-        import psycopg
-
-        schema = "agegate_test_" + secrets.token_hex(6)
-        sep = "&" if "?" in POSTGRES_URL else "?"
-        url = f"{POSTGRES_URL}{sep}schema={quote(schema)}"
-        try:
-            yield lambda: url
-        finally:
-            with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        postgres: str = request.getfixturevalue("postgres_url")
+        yield lambda: postgres
 
 
 def rotated(new: Keyring, *older: Keyring) -> Keyring:

@@ -11,7 +11,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import quote
 
 import pytest
@@ -42,21 +42,13 @@ def _admin(sql: str) -> None:
 
 
 @pytest.fixture
-def schema() -> Iterator[str]:
-    """A fresh schema name (created by the store on open), dropped afterwards."""
-    if not POSTGRES_URL:
-        pytest.skip("AGEGATE_TEST_POSTGRES_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
-    name = "agegate_test_" + secrets.token_hex(6)
-    try:
-        yield name
-    finally:
-        _admin(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+def schema(postgres_schema: str) -> str:
+    return postgres_schema  # conftest's: a fresh one, dropped afterwards
 
 
 @pytest.fixture
-def url(schema: str) -> str:
-    assert POSTGRES_URL
-    return _with_query(POSTGRES_URL, schema=schema)
+def url(postgres_url: str) -> str:
+    return postgres_url
 
 
 async def until(condition: Callable[[], bool | Awaitable[bool]], *, within: float = 10.0) -> None:

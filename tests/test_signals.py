@@ -3,7 +3,6 @@ and actual knowledge (an under-age signal freezes the account on every gate at o
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -232,10 +231,7 @@ async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/agegate.sqlite3"
     else:
-        base = os.environ.get("AGEGATE_TEST_POSTGRES_URL")
-        if not base:
-            pytest.skip("AGEGATE_TEST_POSTGRES_URL is not set")
-        url = f"{base}?schema=sig_{os.urandom(6).hex()}"
+        url = request.getfixturevalue("postgres_url")  # a schema of its own, dropped afterwards
     made: list[AgeGate] = []
 
     def make() -> AgeGate:
