@@ -92,10 +92,16 @@ class StoreContract:
         assert isinstance(store.url, str) and "://" in store.url
 
     async def test_open_and_close_are_idempotent(self, store: Store) -> None:
-        await store.open()
+        await store.open()  # the fixture opened it already: a second open keeps what it holds
         await store.put_attestation(record("a"))
         await store.open()
         assert await store.get_attestation([h("a")]) == record("a")
+        await store.close()
+        await store.close()  # a second close is a no-op, not an error
+        await store.open()  # and the same object opens again over the same data
+        assert await store.get_attestation([h("a")]) == record("a")
+        await store.put_attestation(record("b"))
+        assert await store.get_attestation([h("b")]) == record("b")
 
     async def test_bump_revision_changes_the_revision(self, store: Store) -> None:
         seen = {store.revision()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import json
 import os
@@ -12,7 +11,6 @@ import select
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import purge_app
@@ -30,14 +28,7 @@ PURGE = [
 ]  # fmt: skip
 SECRETS = (purge_app.CHILD, purge_app.CHILD_EMAIL)
 
-
-@pytest.fixture(autouse=True)
-def _time_limit(request: pytest.FixtureRequest) -> Iterator[None]:
-    if inspect.iscoroutinefunction(request.function):
-        yield  # see purge_app.time_limit: async tests bound their waits themselves
-        return
-    with purge_app.time_limit(60):
-        yield
+pytestmark = pytest.mark.time_limit(60)
 
 
 @pytest.fixture

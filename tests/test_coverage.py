@@ -8,7 +8,7 @@ import os
 import secrets
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,6 @@ from agegate import AgeGate, Keyring
 from agegate.cli import main
 from agegate.handlers import AccountFiles, PostgresDatabase, SQLiteDatabase
 from agegate.purge.coverage import CoverageReport, NoDatabaseKnown, classify
-from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
 POSTGRES_URL = os.environ.get("AGEGATE_TEST_POSTGRES_URL", "")
@@ -27,12 +26,6 @@ POSTGRES_URL = os.environ.get("AGEGATE_TEST_POSTGRES_URL", "")
 @pytest.fixture
 def shop(tmp_path: Path) -> SQLiteDatabase:
     return rental_shop.create_sqlite(tmp_path / "shop.sqlite3")
-
-
-@pytest.fixture
-async def gate(keyring: Keyring) -> AsyncIterator[AgeGate]:
-    async with AgeGate(keys=keyring, store=MemoryStore()) as gate:
-        yield gate
 
 
 @pytest.fixture

@@ -35,9 +35,8 @@ VERIFIER = CredentialVerifier(TrustList([ISSUER.root]), vct_values=[VCT])
 
 
 @pytest.fixture
-async def gate() -> AsyncIterator[AgeGate]:
-    async with AgeGate(keys=KEYS, store=MemoryStore()) as g:
-        yield g
+def keyring() -> Keyring:
+    return KEYS  # COOKIE is named after these keys
 
 
 @pytest.fixture

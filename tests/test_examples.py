@@ -239,8 +239,9 @@ def test_demo_refuses_ephemeral_keys_over_data_kept_from_another_run(tmp_path: P
 
 
 def test_demo_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         main(["demo", "--help"])
+    assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert re.search(r"--host", out) and re.search(r"--port", out)
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from raw_asgi import http_scope, send_through
 from test_store_timeout import StallingStore
 
 from agegate import (
@@ -91,29 +92,7 @@ async def ask(middleware: AgeGateMiddleware, method: str, path: str, cookie: str
     headers = [(b"x-account", account.encode())]
     if cookie:
         headers.append((b"cookie", f"{middleware.cookie_name}={cookie}".encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "https",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "server": ("shop.example", 443),
-        "client": ("127.0.0.1", 5000),
-    }
-    sent: list[Any] = []
-
-    async def receive() -> Any:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    await middleware(scope, receive, send)
+    sent = await send_through(middleware, http_scope(method, path, headers))
     return int(sent[0]["status"])
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,16 +14,9 @@ pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/agegate.sqlite3"
-
-
 @pytest.fixture
-async def gate(store_url: str, keyring: Keyring) -> AsyncIterator[AgeGate]:
-    store = MemoryStore() if store_url == "memory://" else store_url
-    async with AgeGate(keys=keyring, store=store) as gate:
-        yield gate
+def gate_store(store_url: str) -> str:
+    return store_url  # memory, then SQLite
 
 
 async def test_signup_stores_only_for_allowed(gate: AgeGate) -> None:

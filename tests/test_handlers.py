@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import secrets
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-import purge_app
 import pytest
 
 from agegate import AgeGate, ConfigurationError, Keyring
@@ -18,19 +16,10 @@ from agegate.handlers import AccountFiles, PostgresDatabase, SQLiteDatabase
 from agegate.purge.coverage import classify
 from agegate.stores import MemoryStore
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.time_limit(60)]
 
 POSTGRES_URL = os.environ.get("AGEGATE_TEST_POSTGRES_URL")
 NASTY = ["acct-1", "x' OR '1'='1", 'a"; DROP TABLE orders; --', "%", "_", "\\", "💥", "1"]
-
-
-@pytest.fixture(autouse=True)
-def _time_limit(request: pytest.FixtureRequest) -> Iterator[None]:
-    if inspect.iscoroutinefunction(request.function):
-        yield  # see purge_app.time_limit: async tests bound their waits themselves
-        return
-    with purge_app.time_limit(60):
-        yield
 
 
 @pytest.fixture

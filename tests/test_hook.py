@@ -25,12 +25,6 @@ ADULT = {"birth_date": "1990-01-01"}
 CHILD = {"birth_date": "2020-01-01"}
 
 
-@pytest.fixture
-async def gate() -> Any:
-    async with AgeGate(keys=Keyring.generate(), store=MemoryStore()) as g:
-        yield g
-
-
 def app_with(gate: AgeGate, endpoint: Any, **options: Any) -> Starlette:
     app = Starlette(routes=[Route("/{path:path}", endpoint, methods=["POST"])])
     app.add_middleware(AgeGateMiddleware, gate=gate, secure_cookies=False, **options)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from raw_asgi import http_scope
 from servers import uvicorn_thread, websocket_events
 from starlette.applications import Starlette
 from starlette.requests import Request, cookie_parser
@@ -82,9 +83,8 @@ def build(gate: AgeGate, shop: Shop, **options: Any) -> Starlette:
 
 
 @pytest.fixture
-async def gate() -> AsyncIterator[AgeGate]:
-    async with AgeGate(keys=KEYS, store=MemoryStore()) as g:
-        yield g
+def keyring() -> Keyring:
+    return KEYS  # COOKIE is named after these keys
 
 
 @pytest.fixture
@@ -615,23 +615,6 @@ class Probe:
     @property
     def body(self) -> bytes:
         return b"".join(m.get("body", b"") for m in self.sent[1:])
-
-
-def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]] = ()) -> dict[str, Any]:  # type: ignore[assignment]
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "https",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": list(headers),
-        "server": ("shop.example", 443),
-        "client": ("127.0.0.1", 5000),
-    }
 
 
 @pytest.mark.anyio

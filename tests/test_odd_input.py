@@ -6,7 +6,6 @@ Each answer is a clear 4xx before anything is stored, never an exception out of 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -14,15 +13,15 @@ import httpx
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from raw_asgi import http_scope, send_through
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agegate import AgeGate, AgeGateMiddleware, InvalidSignupForm, Keyring, UnderAgeError, signup_form
+from agegate import AgeGate, AgeGateMiddleware, InvalidSignupForm, UnderAgeError, signup_form
 from agegate.asgi.forms import MAX_SCREEN_BODY, FormRefused, is_text, read_screen_body
 from agegate.signup import signup_fields
-from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
 
@@ -30,41 +29,10 @@ pytestmark = pytest.mark.anyio
 NOT_TEXT = ["\ud800", "a\udfffb", "\udbff\udbff", "x\x00y", "\x1b[2J", "\x7f", "\x0b"]
 
 
-@pytest.fixture
-async def gate() -> AsyncIterator[AgeGate]:
-    async with AgeGate(keys=Keyring.generate("odd"), store=MemoryStore()) as g:
-        yield g
-
-
 async def call(app: Any, scope: dict[str, Any], body: bytes = b"") -> tuple[int, bytes]:
     """One raw ASGI request, headers exactly as given (no client recomputes them)."""
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
+    sent = await send_through(app, scope, body)
     return int(sent[0]["status"]), b"".join(m.get("body", b"") for m in sent[1:])
-
-
-def post_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "https",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "server": ("shop.example", 443),
-        "client": ("127.0.0.1", 5000),
-    }
 
 
 # -- Content-Length ---------------------------------------------------------------------------
@@ -88,7 +56,7 @@ async def test_screen_content_length_odd_values(
     app = AgeGateMiddleware(Response("app"), gate=gate)
     body = b'{"birth_date": "1990-01-01"}'
     headers = [(b"content-type", b"application/json"), (b"content-length", declared)]
-    got, answer = await call(app, post_scope("/agegate", headers), body)
+    got, answer = await call(app, http_scope("POST", "/agegate", headers), body)
     assert got == status
     assert json.loads(answer) == ({"error": error} if error else {"outcome": "allowed"})
 
@@ -123,7 +91,9 @@ async def test_screen_refuses_json_that_is_not_text(gate: AgeGate, bad: str) -> 
     app = AgeGateMiddleware(Response("app"), gate=gate)
     for body in ({"birth_date": "1990-01-01", "note": bad}, {"birth_date": f"1990-01-01{bad}"}, {bad: "1"}):
         raw = json.dumps(body).encode()  # ensure_ascii: "\ud800" travels as an escape
-        got, answer = await call(app, post_scope("/agegate", [(b"content-type", b"application/json")]), raw)
+        got, answer = await call(
+            app, http_scope("POST", "/agegate", [(b"content-type", b"application/json")]), raw
+        )
         assert (got, json.loads(answer)) == (400, {"error": "invalid_request"})
 
 
@@ -202,7 +172,7 @@ async def test_signup_refuses_a_form_that_is_not_text_before_storing(gate: AgeGa
 
 
 async def test_signup_fields_checks_forms_the_app_read_itself(gate: AgeGate) -> None:
-    request = Request(post_scope("/signup", []))
+    request = Request(http_scope("POST", "/signup", []))
     with pytest.raises(InvalidSignupForm) as caught:
         await signup_fields(
             request, gate, {"birth_date": "1990-04-23", "email": "\ud800@x.example"}, subject="a"

@@ -20,6 +20,7 @@ from urllib.parse import unquote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from raw_asgi import http_scope, send_through
 from servers import uvicorn_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -124,35 +125,21 @@ class Recorder:
 
 async def call(middleware: Any, method: str, raw: str, cookie: str | None) -> tuple[int, list[Any]]:
     headers = [(b"cookie", f"{COOKIE}={cookie}".encode())] if cookie else []
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": unquote(raw),  # what servers put here: percent-decoded, dot segments untouched
-        "raw_path": raw.encode("latin-1"),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 5000),
-    }
-    sent: list[Any] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    await middleware(scope, receive, send)
+    scope = http_scope(
+        method,
+        unquote(raw),  # what servers put here: percent-decoded, dot segments untouched
+        headers,
+        raw_path=raw.encode("latin-1"),
+        scheme="http",
+        server=("127.0.0.1", 8000),
+    )
+    sent = await send_through(middleware, scope)
     return int(sent[0]["status"]), sent
 
 
-@pytest.fixture(scope="module")
-def gate() -> AgeGate:
-    return AgeGate(keys=KEYS, store=MemoryStore())
+@pytest.fixture
+def keyring() -> Keyring:
+    return KEYS  # COOKIE is named after these keys
 
 
 def seal(gate: AgeGate, outcome: str) -> str:

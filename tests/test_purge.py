@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,16 +24,16 @@ from agegate.purge import lease as lease_module
 from agegate.purge.receipts import verify_receipt
 from agegate.stores import MemoryStore
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.time_limit(60)]
 
 ADULT = {"birth_date": "1990-01-01"}
 EMAIL = "Kid.Player@Example.org"
 
 
 @pytest.fixture(autouse=True)
-def _time_limit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _bounded_lease_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     # A lease bug must fail a test, not hang it. Async tests: every purge waits at most 30 s for
-    # a lease (tests that test waiting set shorter limits). Sync tests: a SIGALRM time limit.
+    # a lease (tests that test waiting set shorter limits). Sync tests: the time_limit mark.
     init = Purger.__init__
 
     def bounded(self: Purger, gate: AgeGate) -> None:
@@ -42,18 +41,11 @@ def _time_limit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         self.wait_timeout = timedelta(seconds=30)
 
     monkeypatch.setattr(Purger, "__init__", bounded)
-    if inspect.iscoroutinefunction(request.function):
-        yield
-        return
-    with purge_app.time_limit(60):
-        yield
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def gate(request: pytest.FixtureRequest, keyring: Keyring, tmp_path: Path) -> AsyncIterator[AgeGate]:
-    store = MemoryStore() if request.param == "memory" else f"sqlite:///{tmp_path}/agegate.sqlite3"
-    async with AgeGate(keys=keyring, store=store) as g:
-        yield g
+@pytest.fixture
+def gate_store(store_url: str) -> str:
+    return store_url  # memory, then SQLite
 
 
 class Data:
@@ -776,6 +768,12 @@ def test_the_time_limit_stops_a_purge_that_would_wait_forever(keyring: Keyring) 
 
     with pytest.raises(TimeoutError, match=r"ran longer than 0\.3 s"), purge_app.time_limit(0.3):
         asyncio.run(main())
+
+
+def test_sync_tests_here_run_under_the_modules_time_limit() -> None:
+    # conftest's time_limit mark: an alarm is set for this test, no longer than the mark's 60 s.
+    remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+    assert 0 < remaining <= 60
 
 
 async def test_a_handler_added_after_the_purge_finished_runs_in_the_same_job(

@@ -18,7 +18,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import pytest
 
 from agegate import AgeGate, Keyring
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.time_limit(180)]
 
 TESTS = Path(__file__).parent
 KEYS = Keyring.generate("crash").to_string()
@@ -51,12 +50,6 @@ POINTS = [
     "before:block_identifiers",
     "after:block_identifiers",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _time_limit() -> Iterator[None]:
-    with purge_app.time_limit(180):
-        yield
 
 
 def _env(directory: Path, **extra: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from agegate import (
 from agegate.asgi.cookie import cookie_name
 from agegate.cli import main
 from agegate.decisions import SCOPE_KEY
-from agegate.stores import MemoryStore
 
 KEYS = Keyring.generate("t1")
 COOKIE = cookie_name(KEYS, secure=False)
@@ -87,9 +85,8 @@ def build(gate: AgeGate, app: App, **options: Any) -> Starlette:
 
 
 @pytest.fixture
-async def gate() -> AsyncIterator[AgeGate]:
-    async with AgeGate(keys=KEYS, store=MemoryStore()) as g:
-        yield g
+def keyring() -> Keyring:
+    return KEYS  # COOKIE is named after these keys
 
 
 def client(app: Any, ip: str = "198.51.100.23") -> httpx.AsyncClient:

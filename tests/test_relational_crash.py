@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import purge_app
 import pytest
 import relational_app
 import relational_schema as rs
 from test_purge_crash import _env, agegate, start, wait_for_file
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.time_limit(180)]
 
 PURGE = [
     "purge", "--app", "relational_app:gate", "--subject", relational_app.CHILD, "--ticket", "T-77",
@@ -45,12 +44,6 @@ BACKENDS = [
     pytest.param(POSTGRES_URL, marks=pytest.mark.skipif(not POSTGRES_URL, reason="no PostgreSQL")),
 ]
 SCHEMAS: dict[Path, str] = {}
-
-
-@pytest.fixture(autouse=True)
-def _time_limit() -> Iterator[None]:
-    with purge_app.time_limit(180):
-        yield
 
 
 @pytest.fixture(params=BACKENDS, ids=["sqlite", "postgresql"], scope="module")

@@ -27,14 +27,8 @@ from agegate import (
 from agegate.cli import main
 from agegate.reports import ReportLimit
 from agegate.reports.fields import account_kind, read_fields
-from agegate.stores import MemoryStore
 
 GOOD = {"account": "kid@example.org", "relation": "guardian", "contact": "gran@example.net"}
-
-
-@pytest.fixture
-def gate() -> AgeGate:
-    return AgeGate(keys=Keyring.generate("unit"), store=MemoryStore())
 
 
 @pytest.mark.parametrize(

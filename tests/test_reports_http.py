@@ -60,8 +60,8 @@ def store() -> SpyStore:
 
 
 @pytest.fixture
-def gate(store: SpyStore) -> AgeGate:
-    return AgeGate(keys=Keyring.generate("http"), store=store)
+def gate_store(store: SpyStore) -> SpyStore:
+    return store
 
 
 @pytest.fixture
@@ -70,7 +70,6 @@ async def client(gate: AgeGate) -> AsyncIterator[httpx.AsyncClient]:
     wrapped = AgeGateMiddleware(app, gate=gate, secure_cookies=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url=BASE) as http:
         yield http
-    await gate.aclose()
 
 
 async def stored(gate: AgeGate) -> list[Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agegate import AgeGate, Keyring
+from agegate import AgeGate, Keyring, StoreError
 from agegate.stores.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -39,7 +39,7 @@ async def test_no_revision_file_next_to_a_foreign_database(tmp_path: Path) -> No
     foreign = tmp_path / "other.db"
     foreign.write_bytes(os.urandom(4096))
     store = SQLiteStore(f"sqlite:///{foreign}")
-    with pytest.raises(Exception, match="SQLite"):
+    with pytest.raises(StoreError, match=r"^the SQLite database '.*' is damaged or not an agegate database"):
         await store.open()
     await store.close()
     assert not (tmp_path / "other.db-revision").exists()

@@ -3,7 +3,6 @@ and actual knowledge (an under-age signal freezes the account on every gate at o
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_postgres_store import until
 
-from agegate import AgeGate, AgePolicy, AgeSignal, InvalidSignal, Keyring, lower_wins
+from agegate import AgeGate, AgePolicy, AgeSignal, InvalidSignal, Keyring, UnderAgeError, lower_wins
 from agegate.errors import AgeGateError, ConfigurationError
 from agegate.stores import MemoryStore
 
@@ -232,10 +231,7 @@ async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/agegate.sqlite3"
     else:
-        base = os.environ.get("AGEGATE_TEST_POSTGRES_URL")
-        if not base:
-            pytest.skip("AGEGATE_TEST_POSTGRES_URL is not set")
-        url = f"{base}?schema=sig_{os.urandom(6).hex()}"
+        url = request.getfixturevalue("postgres_url")  # a schema of its own, dropped afterwards
     made: list[AgeGate] = []
 
     def make() -> AgeGate:
@@ -282,8 +278,9 @@ async def test_an_allowed_signal_never_lifts_an_under_age_record(shared: Callabl
     assert after is not None and after.outcome == "under_age"
     assert await gate.status_of("kid") == "under_age"
     # A purged child's account stays blocked for signup too.
-    with pytest.raises(AgeGateError):
+    with pytest.raises(UnderAgeError) as caught:
         await gate.signup({"birth_date": "1990-01-01"}, subject="kid")
+    assert caught.value.reason == "blocked"
 
 
 async def test_a_straddling_signal_records_nothing(shared: Callable[[], AgeGate]) -> None:

@@ -13,9 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agegate import AgeGate, AgeGateMiddleware, InvalidBirthDate, Keyring, UnderAgeError, signup_form
+from agegate import AgeGate, AgeGateMiddleware, InvalidBirthDate, UnderAgeError, signup_form
 from agegate.asgi.cookie import cookie_name
-from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
 CHILD = {"birth_year": str(time.gmtime().tm_year - 8), "email": "kid@example.com"}
@@ -39,13 +38,6 @@ def shop(gate: AgeGate, **options: Any) -> tuple[Starlette, list[str]]:
     app = Starlette(routes=[Route("/signup", signup, methods=["POST"])])
     app.add_middleware(AgeGateMiddleware, gate=gate, **options)
     return app, created
-
-
-@pytest.fixture
-async def gate() -> Any:
-    gate = AgeGate(keys=Keyring.generate("signup"), store=MemoryStore())
-    async with gate:
-        yield gate
 
 
 def browser(app: Any) -> httpx.AsyncClient:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import inspect
 import os
-import secrets
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
@@ -56,17 +54,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
     elif request.param == "sqlite":
         yield "sqlite", f"sqlite:///{tmp_path}/agegate.sqlite3"
     else:
-        if not POSTGRES_URL:
-            pytest.skip("AGEGATE_TEST_POSTGRES_URL is not set")
-        import psycopg
-
-        schema = "agegate_test_" + secrets.token_hex(6)
-        sep = "&" if "?" in POSTGRES_URL else "?"
-        try:
-            yield "postgres", f"{POSTGRES_URL}{sep}schema={quote(schema)}"
-        finally:
-            with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        yield "postgres", request.getfixturevalue("postgres_url")
 
 
 async def test_a_new_accounts_signup_is_one_store_call(backend: tuple[str, str]) -> None:

@@ -54,8 +54,13 @@ async def stalling() -> StallingStore:
 
 
 @pytest.fixture
-async def gate(stalling: StallingStore) -> AgeGate:
-    return AgeGate(keys=Keyring.generate("t"), store=stalling, store_timeout=0.05)
+def gate_store(stalling: StallingStore) -> StallingStore:
+    return stalling
+
+
+@pytest.fixture
+def gate_options() -> dict[str, Any]:
+    return {"store_timeout": 0.05}
 
 
 async def test_a_stalled_store_is_unavailable_not_a_hang(gate: AgeGate, stalling: StallingStore) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from test_middleware import HTML, Probe, http_scope, sealed
 from agegate import AgeGate, AgeGateMiddleware, ConfigurationError, Keyring, StoreUnavailable
 from agegate.asgi.cookie import cookie_name
 from agegate.decisions import SCOPE_KEY
-from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
 
@@ -49,9 +47,8 @@ GATE_PAGES = ["/agegate/report"]
 
 
 @pytest.fixture
-async def gate() -> AsyncIterator[AgeGate]:
-    async with AgeGate(keys=KEYS, store=MemoryStore()) as g:
-        yield g
+def keyring() -> Keyring:
+    return KEYS  # COOKIE is named after these keys
 
 
 class Site:
