@@ -3,9 +3,10 @@ the decision (see :class:`~agegate.AgeGate`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from .birthdate import has_birth_input
 from .decisions import Attestation, Decision
@@ -13,7 +14,7 @@ from .errors import StoreError, UnderAgeError
 from .gate_status import GateStatus
 from .hook import signup_place
 from .keycheck import move_to_active_key
-from .policy import aware
+from .policy import AgePolicy, aware
 from .stores import AttestationRecord, Store, add_attestation
 from .syncloop import run_sync
 
@@ -22,11 +23,45 @@ if TYPE_CHECKING:
 
 __all__ = ["GateSignup"]
 
+P = ParamSpec("P")
+T = TypeVar("T")
+G = TypeVar("G")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _coroutine_form(start: Callable[P, Awaitable[T]], name: str) -> Callable[P, Coroutine[Any, Any, T]]:
+    """``start`` as a coroutine function named ``name``: nothing runs until it is awaited."""
+
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await start(*args, **kwargs)
+
+    return _named(call, start, name, start.__doc__)
+
+
+def _blocking_form(
+    start: Callable[Concatenate[G, P], Coroutine[Any, Any, T]], name: str, doc: str
+) -> Callable[Concatenate[G, P], T]:
+    """``start`` for synchronous code, named ``name``: ``start`` runs here, in the caller's own
+    thread and context, and the coroutine it returns on the gate's loop thread."""
+
+    def call(gate: G, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return run_sync(cast("AgeGate", gate), start(gate, *args, **kwargs))  # the only subclass
+
+    return _named(call, start, name, doc)
+
+
+def _named(call: F, start: Callable[..., Any], name: str, doc: str | None) -> F:
+    functools.update_wrapper(call, start)  # the signature (inspect follows __wrapped__)
+    call.__name__ = name
+    call.__qualname__ = f"{start.__qualname__.rpartition('.')[0]}.{name}"
+    call.__doc__ = doc
+    return call
+
 
 class GateSignup(GateStatus):
     """The signup entry points of an :class:`~agegate.AgeGate` (a base class of it)."""
 
-    async def signup(
+    def _start_signup(
         self,
         fields: Mapping[str, str],
         *,
@@ -36,70 +71,19 @@ class GateSignup(GateStatus):
         decision: Decision | None = None,
         region: str | None = None,
         scope: Any = None,
-    ) -> Attestation:
+    ) -> Coroutine[Any, Any, Attestation]:
         """Screen a signup and, when allowed, store a hashed attestation for ``subject``; tell
         the middleware the decision through ``scope`` (the request, any framework's, or its ASGI
         scope) so it writes the browser's cookie, a sticky one for a child.
-
-        Raises :class:`~agegate.ConfigurationError`, before anything is screened, for a signup
-        the middleware would not hear of (see :mod:`agegate.hook`). The rest is
-        :meth:`_signup`'s (``decision`` too).
-        """
-        place = signup_place(self, scope)
-        return await place.recorded(
-            lambda: self._signup(
-                fields, subject=subject, identifiers=identifiers, now=now, decision=decision, region=region
-            ),
-            self.policy_for(region),
-        )
-
-    def signup_sync(
-        self,
-        fields: Mapping[str, str],
-        *,
-        subject: str,
-        identifiers: Mapping[str, str] | None = None,
-        now: datetime | None = None,
-        decision: Decision | None = None,
-        region: str | None = None,
-        scope: Any = None,
-    ) -> Attestation:
-        """:meth:`signup` for synchronous code (a sync view, WSGI), run on the gate's own event
-        loop thread (:mod:`agegate.syncloop`)."""
-        place = signup_place(self, scope)  # here, in the request's own thread and context
-        return run_sync(
-            cast("AgeGate", self),  # the only subclass
-            place.recorded(
-                lambda: self._signup(
-                    fields,
-                    subject=subject,
-                    identifiers=identifiers,
-                    now=now,
-                    decision=decision,
-                    region=region,
-                ),
-                self.policy_for(region),
-            ),
-        )
-
-    async def _signup(
-        self,
-        fields: Mapping[str, str],
-        *,
-        subject: str,
-        identifiers: Mapping[str, str] | None = None,
-        now: datetime | None = None,
-        decision: Decision | None = None,
-        region: str | None = None,
-    ) -> Attestation:
-        """Screen a signup and, when allowed, store a hashed attestation for ``subject``.
 
         ``decision`` is a screen result the browser already has (the middleware's
         ``scope["agegate"]``): when it :meth:`passed` and ``fields`` hold no birth date, it is
         recorded instead; birth-date fields sent anyway are screened, and an under-age answer
         wins. An under-age ``decision`` refuses; any other is ignored.
 
-        Raises :class:`~agegate.InvalidBirthDate` for unusable input and
+        Raises :class:`~agegate.ConfigurationError`, before anything is screened, for a signup
+        the middleware would not hear of (see :mod:`agegate.hook`);
+        :class:`~agegate.InvalidBirthDate` for unusable input and
         :class:`~agegate.UnderAgeError` for an under-age person, an account already known to
         be a child's, or identifiers of an account purged as a child's. Nothing is stored
         unless the signup is allowed. Persist nothing of the signup before this returns.
@@ -109,6 +93,33 @@ class GateSignup(GateStatus):
         store cannot answer within ``store_timeout`` seconds: create no account then.
         ``region`` picks the policy (:meth:`policy_for`); the region itself is not stored.
         """
+        place = signup_place(self, scope)  # in the caller's own thread and context
+        policy = self.policy_for(region)
+
+        async def attempt() -> Attestation:
+            account = self._screen_signup(fields, subject, identifiers, now, decision, region)
+            return await self._store_signup(account, identifiers, now, policy)
+
+        return place.recorded(attempt, policy)
+
+    signup = _coroutine_form(_start_signup, "signup")
+    signup_sync = _blocking_form(
+        _start_signup,
+        "signup_sync",
+        """:meth:`signup` for synchronous code (a sync view, WSGI), run on the gate's own event
+        loop thread (:mod:`agegate.syncloop`).""",
+    )
+
+    def _screen_signup(
+        self,
+        fields: Mapping[str, str],
+        subject: str,
+        identifiers: Mapping[str, str] | None,
+        now: datetime | None,
+        decision: Decision | None,
+        region: str | None,
+    ) -> str:
+        """The account id of a signup :meth:`signup` allows; raises for any other."""
         subject = self.account_id(subject)
         for kind in identifiers or {}:
             # The default kinds are known without loading the purge code for them.
@@ -120,7 +131,13 @@ class GateSignup(GateStatus):
             decision = self.screen(fields, now=now, region=region)
         if not decision.allowed:
             raise UnderAgeError()
-        policy = self.policy_for(region)
+        return subject
+
+    async def _store_signup(
+        self, subject: str, identifiers: Mapping[str, str] | None, now: datetime | None, policy: AgePolicy
+    ) -> Attestation:
+        """Store the allowed attestation of a new account ``subject`` under ``policy``, unless
+        its identifiers are blocked or the account is recorded under age."""
         blocks = self.identifier_hashes(identifiers)
         at = aware(now).astimezone(UTC)
         hashes = self.subject_hashes(subject)
