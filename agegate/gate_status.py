@@ -5,9 +5,9 @@ account under a policy, the in-memory status cache, and the purge entry point (s
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar, cast, overload
 
 from .decisions import Attestation
 from .errors import ConfigurationError
@@ -20,11 +20,39 @@ from .tokens import OUTCOMES, Outcome
 
 if TYPE_CHECKING:
     from .gate import AgeGate
-    from .purge import Purger, PurgeReport
+    from .purge import Purger
 
 __all__ = ["GateStatus", "Status"]
 
 Status = Literal["allowed", "under_age", "unknown"]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _PurgerMethod(Generic[P, T]):
+    """``gate.<name>`` is ``gate.purger.<name>``, the purger's own method: one signature and one
+    docstring serve both, and the purge code still loads only on first use."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self._name = name
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, gate: None, owner: type[object]) -> Self: ...
+
+    @overload
+    def __get__(self, gate: GateStatus, owner: type[object]) -> Callable[P, T]: ...
+
+    def __get__(self, gate: GateStatus | None, owner: type[object]) -> Self | Callable[P, T]:
+        if gate is None:
+            return self
+        method: Callable[P, T] = getattr(gate.purger, self._name)
+        return method
+
+
+def _purger_method(method: Callable[Concatenate[Purger, P], T]) -> _PurgerMethod[P, T]:
+    """The type of :class:`_PurgerMethod` for ``method`` (for the type checker only)."""
+    raise NotImplementedError
 
 
 class GateStatus(GateScreen):
@@ -198,19 +226,13 @@ class GateStatus(GateScreen):
 
     # -- purges ------------------------------------------------------------------------------
 
-    async def purge(
-        self,
-        subject: str,
-        *,
-        ticket: str,
-        operator: str,
-        identifiers: Mapping[str, str] | None = None,
-        dry_run: bool = False,
-    ) -> PurgeReport:
-        """Delete a reported child's account data from every registered handler; see
-        :class:`~agegate.purge.Purger`."""
-        return await self.purger.purge(
-            subject, ticket=ticket, operator=operator, identifiers=identifiers, dry_run=dry_run
+    if TYPE_CHECKING:  # typed as the purger's own method; the class below is what runs
+        purge = _purger_method(Purger.purge)
+    else:
+        purge = _PurgerMethod(
+            "purge",
+            """Delete a reported child's account data from every registered handler: the
+            purger's :meth:`~agegate.purge.Purger.purge`, reached on the gate.""",
         )
 
 
