@@ -194,7 +194,7 @@ async def test_asignup_in_an_async_view_tells_the_middleware() -> None:
         return JsonResponse(fields, status=201)
 
     class AsyncURLs:
-        urlpatterns = [path("signup", signup)]
+        urlpatterns = (path("signup", signup),)
 
     with override_settings(ROOT_URLCONF=AsyncURLs):
         adult = await AsyncClient().post("/signup", {"username": "ava", **ADULT})
