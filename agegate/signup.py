@@ -14,7 +14,7 @@
         create_account(fields)  # the birth-date fields are gone from ``fields``
 
 The helpers screen the birth date, store only a keyed hash of an allowed result, and tell
-:class:`~agegate.AgeGateMiddleware` the decision (:func:`~agegate.gate.record_decision`) so that
+:class:`~agegate.AgeGateMiddleware` the decision (:func:`~agegate.decisions.record_decision`) so that
 it sets the browser's sealed cookie, a sticky one for an under-age result. Forms are read
 without python-multipart: ``application/x-www-form-urlencoded`` (what an HTML form without
 files sends) and JSON objects, up to :data:`MAX_BODY_BYTES`.

@@ -34,16 +34,15 @@ def account_id(value: Any) -> str | None:
 def session_subject(key: str = "user_id") -> Callable[[Mapping[str, Any]], str | None]:
     """A ``subject=`` reading ``scope["session"][key]`` (Starlette, FastAPI, Litestar)."""
 
-    def subject(scope: Mapping[str, Any]) -> str | None:
-        if "session" not in scope:
-            raise ConfigurationError(
-                "subject=session_subject(...) found no session in the request: put the age gate "
-                "inside the session middleware (add it before SessionMiddleware with add_middleware)"
-            )
-        session = scope["session"]
+    def read(session: Any) -> str | None:
         return account_id(session.get(key)) if isinstance(session, Mapping) else None
 
-    return subject
+    return _reader(
+        "session_subject",
+        "session",
+        "the session middleware (add it before SessionMiddleware with add_middleware)",
+        read,
+    )
 
 
 def user_subject(attribute: str = "id") -> Callable[[Mapping[str, Any]], str | None]:
@@ -51,17 +50,27 @@ def user_subject(attribute: str = "id") -> Callable[[Mapping[str, Any]], str | N
     (Starlette's ``AuthenticationMiddleware``, Litestar's authentication middleware); a user
     whose ``is_authenticated`` is false counts as nobody."""
 
-    def subject(scope: Mapping[str, Any]) -> str | None:
-        if "user" not in scope:
-            raise ConfigurationError(
-                "subject=user_subject(...) found no user in the request: put the age gate inside "
-                "the authentication middleware"
-            )
-        user = scope["user"]
+    def read(user: Any) -> str | None:
         if user is None or not getattr(user, "is_authenticated", True):
             return None
         if isinstance(user, Mapping):
             return account_id(user.get(attribute))
         return account_id(getattr(user, attribute, None))
+
+    return _reader("user_subject", "user", "the authentication middleware", read)
+
+
+def _reader(
+    name: str, key: str, middleware: str, read: Callable[[Any], str | None]
+) -> Callable[[Mapping[str, Any]], str | None]:
+    """A ``subject=`` giving ``read(scope[key])``; a scope without ``key`` means the gate runs
+    outside the ``middleware`` that sets it: :class:`~agegate.ConfigurationError`, never a pass."""
+
+    def subject(scope: Mapping[str, Any]) -> str | None:
+        if key not in scope:
+            raise ConfigurationError(
+                f"subject={name}(...) found no {key} in the request: put the age gate inside {middleware}"
+            )
+        return read(scope[key])
 
     return subject

@@ -173,3 +173,34 @@ def test_purge_command_deletes_the_users_rows_through_the_collector_and_nothing_
     assert len(after["lines"]) == len(before["lines"]) - 2  # the CASCADE from its orders
     assert _checksum(after, without=target.pk) == _checksum(before, without=target.pk)
     os.environ.pop("AGEGATE_APP", None)
+
+
+@pytest.mark.anyio
+async def test_asignup_in_an_async_view_tells_the_middleware() -> None:
+    from django.http import HttpRequest, JsonResponse
+    from django.test import AsyncClient, override_settings
+    from django.urls import path
+    from django.views.decorators.csrf import csrf_exempt
+
+    from agegate import UnderAgeError
+    from agegate.django import asignup
+
+    @csrf_exempt
+    async def signup(request: HttpRequest) -> JsonResponse:
+        try:
+            fields = await asignup(request, request.POST, subject=request.POST["username"])
+        except UnderAgeError:
+            return JsonResponse({"error": "age_restricted"}, status=403)
+        return JsonResponse(fields, status=201)
+
+    class AsyncURLs:
+        urlpatterns = (path("signup", signup),)
+
+    with override_settings(ROOT_URLCONF=AsyncURLs):
+        adult = await AsyncClient().post("/signup", {"username": "ava", **ADULT})
+        assert adult.status_code == 201
+        assert adult.json() == {"username": "ava"}  # the birth date is gone
+        kid = AsyncClient()
+        assert (await kid.post("/signup", {"username": "tot", **CHILD})).status_code == 403
+        # The middleware wrote the sticky under-age cookie: an adult's date does not pass now.
+        assert (await kid.post("/signup", {"username": "tot2", **ADULT})).status_code == 403

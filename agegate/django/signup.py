@@ -18,9 +18,10 @@ The decision reaches the middleware through the request (the path must be one of
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
@@ -29,6 +30,9 @@ from ..signup import Identifiers, Subject, prepare_signup, without_birth_date
 from .config import get_gate
 
 __all__ = ["asignup", "signup"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def _text(fields: Mapping[str, Any]) -> dict[str, str]:
@@ -65,17 +69,19 @@ def signup(
     return without_birth_date(checked)
 
 
-async def asignup(
-    request: HttpRequest,
-    fields: Mapping[str, Any],
-    *,
-    subject: Subject,
-    identifiers: Identifiers = None,
-    identifier_fields: Iterable[str] = (),
-) -> dict[str, str]:
-    """:func:`signup` for async views."""
+def _for_async_views(helper: Callable[P, T], name: str, doc: str) -> Callable[P, Coroutine[Any, Any, T]]:
+    """``helper`` for async views, named ``name``, documented by ``doc``."""
     # The gate's store lives on the gate's own loop thread (agegate.syncloop): wait for it in a
     # worker thread, which carries this request's context (the middleware's mark) along.
-    return await sync_to_async(signup, thread_sensitive=False)(
-        request, fields, subject=subject, identifiers=identifiers, identifier_fields=identifier_fields
-    )
+    in_worker = sync_to_async(helper, thread_sensitive=False)
+
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await in_worker(*args, **kwargs)
+
+    functools.update_wrapper(call, helper)  # the signature (inspect follows __wrapped__)
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = doc
+    return call
+
+
+asignup = _for_async_views(signup, "asignup", ":func:`signup` for async views.")
