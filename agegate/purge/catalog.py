@@ -11,6 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = [
+    "Catalog",
+    "ForeignKey",
+    "Table",
+    "display",
+    "partition_parents",
+    "postgres_catalog",
+    "postgres_partition_parents",
+    "sqlite_catalog",
+]
+
 #: A table as its parts: ``("orders",)`` on SQLite, ``("public", "orders")`` on PostgreSQL.
 Table = tuple[str, ...]
 

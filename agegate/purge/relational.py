@@ -36,6 +36,8 @@ from .catalog import Catalog, display, postgres_catalog, sqlite_catalog
 from .plan import Plan, build_plan
 from .request import check_key_form
 
+__all__ = ["AccountRows", "PlannedRows"]
+
 #: A row of a dry-run plan: table, path, action, rows.
 PlannedRows = tuple[str, str, str, int]
 _ATTEMPTS = 3  # a deadlock between two purges of related accounts is retried this many times
