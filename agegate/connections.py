@@ -17,6 +17,8 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
+__all__ = ["Pool", "PooledDatabase", "run_transaction"]
+
 T = TypeVar("T")
 
 
