@@ -1,18 +1,23 @@
 """Connections to the app's SQL databases: a small pool, and one transaction run on it.
 
-The built-in handlers run their SQL in worker threads (``asyncio.to_thread``), on DB-API
-connections kept for reuse rather than opened per call: a purge of thousands of accounts then
-costs what its statements cost.
+The built-in handlers run their SQL in worker threads of their own, on DB-API connections kept
+for reuse rather than opened per call: a purge of thousands of accounts then costs what its
+statements cost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
+import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol, TypeVar
+
+__all__ = ["Pool", "PooledDatabase", "run_transaction"]
 
 T = TypeVar("T")
 
@@ -73,6 +78,55 @@ class Pool:
             _close_all(self._idle)
 
 
+class _Journal:
+    """What the worker thread of :func:`run_transaction` asks of the event loop before it
+    commits, and whether the caller gave up (was cancelled) meanwhile."""
+
+    __slots__ = ("_before_commit", "_cancelled", "_lock", "_loop", "_pending")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, before_commit: Callable[[Any], Awaitable[None]] | None
+    ):
+        self._loop, self._before_commit = loop, before_commit
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._pending: concurrent.futures.Future[None] | None = None
+
+    def before_commit(self, result: Any) -> None:
+        """In the worker thread: run ``before_commit(result)`` on the event loop and wait for it;
+        raise (so that the transaction rolls back) if it fails or the caller was cancelled."""
+        before_commit = self._before_commit
+        if before_commit is not None:
+
+            async def on_the_loop() -> None:
+                await before_commit(result)
+
+            with self._lock:
+                self._check()
+                # Scheduled from this thread, the coroutine runs in a copy of the caller's context.
+                self._pending = asyncio.run_coroutine_threadsafe(on_the_loop(), self._loop)
+            while True:
+                try:
+                    self._pending.result(timeout=1.0)
+                    break
+                except TimeoutError:
+                    if self._loop.is_closed():  # nobody will ever answer: roll back
+                        raise
+        with self._lock:
+            self._check()
+
+    def _check(self) -> None:
+        if self._cancelled:
+            raise concurrent.futures.CancelledError
+
+    def cancel(self) -> None:
+        """On the event loop: the caller was cancelled; nothing commits from now on."""
+        with self._lock:
+            self._cancelled = True
+            if self._pending is not None:
+                self._pending.cancel()
+
+
 async def run_transaction(
     database: PooledDatabase,
     work: Callable[[Any], T],
@@ -83,57 +137,57 @@ async def run_transaction(
     """Run ``work(conn)`` in one transaction on a pooled connection, in a worker thread; then
     ``await before_commit(result)`` (the purge journals its count there) and commit, or roll
     back when ``commit`` is false (a dry run). On SQLite the transaction is ``BEGIN IMMEDIATE``:
-    it holds the write lock from its first statement."""
+    it holds the write lock from its first statement.
+
+    One hop to a worker thread does it all: the thread runs ``before_commit`` on the event loop
+    and waits for it, so the transaction keeps its thread (and its lock) to the end. If the
+    caller is cancelled before the commit starts, the transaction is rolled back and its
+    connection closed rather than pooled."""
     context = database.connection()
     dialect = database.dialect
+    journal = _Journal(asyncio.get_running_loop(), before_commit if commit else None)
 
-    # One hop to a worker thread to begin and run, one to end (each hop costs): the connection
-    # goes back to the pool, or is closed (its transaction rolled back) if anything raised.
-    def start() -> tuple[Any, T]:
-        conn = context.__enter__()
-        try:
-            return conn, _begin_and_run(dialect, conn, work)
-        except BaseException as exc:
-            context.__exit__(type(exc), exc, exc.__traceback__)
-            raise
+    def transaction() -> T:
+        # The connection goes back to the pool, or is closed (its transaction rolled back) if
+        # anything raised.
+        with context as conn:
+            if dialect == "sqlite":
+                conn.execute("BEGIN IMMEDIATE")
+            result = work(conn)  # psycopg opens the transaction with the first statement
+            if commit:
+                journal.before_commit(result)
+            _end(dialect, conn, commit)
+            return result
 
-    def finish(conn: Any, exc: BaseException | None) -> None:
-        if exc is None:
-            try:
-                _end(dialect, conn, commit)
-            except BaseException as failed:
-                exc = failed
-        if exc is None:
-            context.__exit__(None, None, None)
-            return
-        context.__exit__(type(exc), exc, exc.__traceback__)
-        raise exc
-
-    if not commit or before_commit is None:  # nothing to await in between: one hop
-        return await asyncio.to_thread(_all_at_once, start, finish)
-    conn, result = await asyncio.to_thread(start)
     try:
-        if commit and before_commit is not None:
-            await before_commit(result)
-    except BaseException as exc:
-        await asyncio.to_thread(finish, conn, exc)
+        return await asyncio.get_running_loop().run_in_executor(
+            _executor(), contextvars.copy_context().run, transaction
+        )
+    except asyncio.CancelledError:
+        journal.cancel()
         raise
-    await asyncio.to_thread(finish, conn, None)
-    return result
 
 
-def _all_at_once(
-    start: Callable[[], tuple[Any, T]], finish: Callable[[Any, BaseException | None], None]
-) -> T:
-    conn, result = start()
-    finish(conn, None)
-    return result
+_EXECUTORS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+_EXECUTORS_LOCK = threading.Lock()
 
 
-def _begin_and_run(dialect: str, conn: Any, work: Callable[[Any], T]) -> T:
-    if dialect == "sqlite":
-        conn.execute("BEGIN IMMEDIATE")
-    return work(conn)  # psycopg opens the transaction with the first statement
+def _executor() -> concurrent.futures.ThreadPoolExecutor:
+    """The worker threads transactions run in: threads of their own, so that a transaction
+    waiting for its ``before_commit`` never holds a thread the event loop's work needs (one
+    pool per process: a forked child starts its own)."""
+    pid = os.getpid()
+    executor = _EXECUTORS.get(pid)
+    if executor is None:
+        with _EXECUTORS_LOCK:
+            executor = _EXECUTORS.get(pid)
+            if executor is None:
+                executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=32, thread_name_prefix="agegate-sql"
+                )
+                _EXECUTORS.clear()
+                _EXECUTORS[pid] = executor
+    return executor
 
 
 def _end(dialect: str, conn: Any, commit: bool) -> None:

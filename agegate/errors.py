@@ -172,3 +172,19 @@ class InvalidReport(ReportError, ValueError):
 
     def __reduce__(self) -> tuple[type[InvalidReport], tuple[str, str]]:
         return (type(self), (self.field, self.message))
+
+
+# -- purge: private control flow (caught inside agegate.purge, never raised to callers) ---------
+
+
+class StepFailed(AgeGateError):
+    """A purge step failed for a reason its message states (shown to the operator as it is);
+    the runner turns it into a :class:`PurgeError`."""
+
+
+class _LostLease(AgeGateError):
+    """Another process took a purge job's lease over: this one stops writing to the job."""
+
+
+class _DuplicateKey(AgeGateError):
+    """A receipt's JSON repeats a key (the reader turns it into ``InvalidReceipt``)."""

@@ -28,7 +28,8 @@ that comes later than the lease is logged as a warning on the ``agegate.purge`` 
 
 The package's modules: :mod:`~agegate.purge.registry` (handlers, listeners, exemptions),
 :mod:`~agegate.purge.request` (input checks), :mod:`~agegate.purge.lease`,
-:mod:`~agegate.purge.runner` (:class:`Purger`), :mod:`~agegate.purge.report`,
+:mod:`~agegate.purge.runner` (:class:`Purger`), :mod:`~agegate.purge.driver` (one job's
+steps under its lease), :mod:`~agegate.purge.report`,
 :mod:`~agegate.purge.journal`, :mod:`~agegate.purge.catalog` and :mod:`~agegate.purge.plan`
 (what a database's catalog says, and the purge planned from it),
 :mod:`~agegate.purge.relational` (the relational account handler) and

@@ -8,8 +8,21 @@ connection (``sqlite3`` or sync ``psycopg``) and only read the catalog, never da
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+__all__ = [
+    "Catalog",
+    "ForeignKey",
+    "Table",
+    "display",
+    "partition_parents",
+    "postgres_catalog",
+    "postgres_partition_parents",
+    "postgres_watch",
+    "sqlite_catalog",
+]
 
 #: A table as its parts: ``("orders",)`` on SQLite, ``("public", "orders")`` on PostgreSQL.
 Table = tuple[str, ...]
@@ -152,6 +165,19 @@ def postgres_catalog(conn: Any) -> Catalog:
             ForeignKey((cs, ct), tuple(columns), (ps, pt), tuple(parent_columns), bool(nullable))
         )
     return catalog
+
+
+def postgres_watch(conn: Any, tables: Iterable[Table]) -> str:
+    """A query whose answer changes when a foreign key from or to one of ``tables`` is added,
+    dropped or replaced: it reads the triggers PostgreSQL keeps on both ends of every foreign
+    key, through the index on their table, so it costs the same whatever the database's size
+    (a query over all of ``pg_constraint`` grows with every table of every schema)."""
+    names = [".".join('"' + part.replace('"', '""') + '"' for part in table) for table in tables]
+    found = conn.execute(
+        "SELECT to_regclass(name)::oid::int8 FROM unnest(%s::text[]) AS name", (names,)
+    ).fetchall()
+    oids = ", ".join(str(int(row[0])) for row in found if row[0] is not None) or "0"
+    return f"SELECT count(*), coalesce(sum(oid::int8), 0) FROM pg_trigger WHERE tgrelid IN ({oids})"  # noqa: S608
 
 
 def postgres_partition_parents(conn: Any) -> dict[Table, Table]:

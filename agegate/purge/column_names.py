@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
+__all__ = ["Kind", "classify", "names_another_party"]
+
 Kind = Literal["account id", "email", "phone", "name", "ip address", "user agent", "birth date", "address"]
 
 #: Words naming a person (or their account) in a column or table name.

@@ -9,6 +9,8 @@ from ..errors import ConfigurationError, PurgeError
 from .registry import Registered, rows_deleted
 from .report import PlanStep
 
+__all__ = ["check_ids", "count_handlers"]
+
 
 async def check_ids(handlers: Iterable[Registered], subject: str) -> None:
     """Ask each handler that knows its key column's type (``check_id``) whether ``subject`` is

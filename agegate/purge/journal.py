@@ -10,6 +10,20 @@ from __future__ import annotations
 
 from ..stores import PurgeJob
 
+__all__ = [
+    "BLOCK",
+    "FREEZE",
+    "NOTES",
+    "PLANNED",
+    "POLICY",
+    "RECEIPT",
+    "RESERVED_STEPS",
+    "SIGNING_KEY",
+    "handler_steps",
+    "job_policy",
+    "note",
+]
+
 #: Steps that are not handlers; no handler may take these names.
 FREEZE, BLOCK = "freeze", "block_identifiers"
 RESERVED_STEPS = (FREEZE, BLOCK)

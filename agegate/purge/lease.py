@@ -25,6 +25,18 @@ from pathlib import Path
 from ..errors import PurgeError
 from ..stores import PurgeJob, Store
 
+__all__ = [
+    "LIVE_OWNERS",
+    "acquire",
+    "heartbeat",
+    "holder_is_dead",
+    "namespace",
+    "new_owner",
+    "now",
+    "process_start",
+    "stop",
+]
+
 #: Owners of leases held by purges running in this process (a lease of this pid not listed
 #: here was left by a purge that was cancelled, and may be taken over).
 LIVE_OWNERS: set[str] = set()

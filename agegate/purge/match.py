@@ -18,6 +18,8 @@ from .registry import Registered
 if TYPE_CHECKING:
     from ..gate import AgeGate
 
+__all__ = ["Match", "find_match"]
+
 
 @dataclass(frozen=True, slots=True)
 class Match:

@@ -34,6 +34,8 @@ from typing import Literal
 from ..errors import ConfigurationError
 from .catalog import Catalog, ForeignKey, Table, display
 
+__all__ = ["MAX_STEPS", "Action", "OwnedStep", "Plan", "Step", "build_plan", "resolve_table"]
+
 #: A schema whose foreign keys branch so much that a plan would pass this many steps is refused.
 MAX_STEPS = 500
 

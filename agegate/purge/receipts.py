@@ -27,8 +27,19 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ..errors import AgeGateError
+from ..errors import AgeGateError, _DuplicateKey
 from ..keys import Keyring
+
+__all__ = [
+    "RECEIPT_TYPE",
+    "RECEIPT_VERSION",
+    "InvalidReceipt",
+    "make_receipt",
+    "parse_public_key",
+    "public_key_text",
+    "signing_key",
+    "verify_receipt",
+]
 
 RECEIPT_TYPE = "agegate.deletion-receipt"
 RECEIPT_VERSION = 1
@@ -60,10 +71,6 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
         raise InvalidReceipt(
             "the public key is not a base64 Ed25519 key (see `agegate keys public`)"
         ) from None
-
-
-class _DuplicateKey(Exception):
-    pass
 
 
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

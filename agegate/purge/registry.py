@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from ..errors import AgeGateError, ConfigurationError
+from ..errors import AgeGateError, ConfigurationError, StepFailed
 from ..handlers import TableRef
 from . import request
 from .journal import RESERVED_STEPS
@@ -17,6 +17,16 @@ from .request import IDENTIFIER_KINDS
 
 if TYPE_CHECKING:
     from ..gate import AgeGate
+
+__all__ = [
+    "Counter",
+    "Handler",
+    "HandlerRegistry",
+    "PurgeHandler",
+    "Registered",
+    "StepFailed",
+    "rows_deleted",
+]
 
 Handler = Callable[[str], Awaitable[int]]
 Counter = Callable[[str], Awaitable[int]]
@@ -212,10 +222,6 @@ class HandlerRegistry:
         Raises :class:`ConfigurationError`, which names the kind but never the value.
         """
         return request.check_identifiers(identifiers, self.identifier_kinds)
-
-
-class StepFailed(Exception):
-    """A step failed for a reason its message states (shown to the operator as it is)."""
 
 
 def rows_deleted(value: object, step: str) -> int:

@@ -32,12 +32,13 @@ from typing import Any
 from ..connections import run_transaction
 from ..errors import ConfigurationError
 from ..handlers import PostgresDatabase, SQLiteDatabase, TableRef
-from .catalog import Catalog, display, postgres_catalog, sqlite_catalog
+from .catalog import Catalog, display, postgres_catalog, postgres_watch, sqlite_catalog
+from .execute import SQLITE_CHECK, Current, PlannedRows, labels, run_postgres, run_sqlite, watched
 from .plan import Plan, build_plan
 from .request import check_key_form
 
-#: A row of a dry-run plan: table, path, action, rows.
-PlannedRows = tuple[str, str, str, int]
+__all__ = ["AccountRows", "PlannedRows"]
+
 _ATTEMPTS = 3  # a deadlock between two purges of related accounts is retried this many times
 
 
@@ -75,8 +76,7 @@ class AccountRows:
         self.table, self.column = table, column
         self.owns, self.set_null = tuple(owns), frozenset(set_null)
         self.name = name or table
-        self._plan: Plan | None = None
-        self._fingerprint: object = None
+        self._current: Current | None = None
         self._key_type = ""
         self._lock = threading.Lock()
         self._postgres = database.dialect == "postgresql"
@@ -90,37 +90,55 @@ class AccountRows:
         column, each table reached by the foreign key column it is reached by, the owned tables
         whole. Complete once the plan is made (:meth:`prepare`; the coverage check does it)."""
         refs = [TableRef(self.database, self.table, self.column)]
-        if self._plan is not None:
-            for step in self._plan.steps:
-                if step.table != self._plan.root or step.action == "set null":
+        plan = self._current.plan if self._current is not None else None
+        if plan is not None:
+            for step in plan.steps:
+                if step.table != plan.root or step.action == "set null":
                     refs.append(TableRef(self.database, display(step.table), step.path.rpartition(".")[2]))
-            refs += [TableRef(self.database, display(step.table)) for step in self._plan.owned]
+            refs += [TableRef(self.database, display(step.table)) for step in plan.owned]
         return tuple(dict.fromkeys(refs))
 
     # -- the plan --------------------------------------------------------------------------------
 
-    def _read(self, conn: Any) -> tuple[object, Catalog]:
-        fingerprint = self._read_fingerprint(conn)
-        return fingerprint, postgres_catalog(conn) if self._postgres else sqlite_catalog(conn)
+    def _make_plan(self, conn: Any) -> tuple[Plan, Catalog]:
+        catalog = postgres_catalog(conn) if self._postgres else sqlite_catalog(conn)
+        return build_plan(catalog, self.table, self.column, owns=self.owns, set_null=self.set_null), catalog
 
-    def _replan(self, conn: Any) -> Plan:
-        fingerprint, catalog = self._read(conn)
-        plan = build_plan(catalog, self.table, self.column, owns=self.owns, set_null=self.set_null)
+    def _replan(self, conn: Any) -> Current:
+        """Read the catalog, make the plan, and what tells a later transaction it is still
+        current (the check is read before the catalog, or the catalog read again after it)."""
+        if not self._postgres:
+            fingerprint = conn.execute(SQLITE_CHECK).fetchone()[0]
+            plan, catalog = self._make_plan(conn)
+            check = SQLITE_CHECK
+        else:
+            plan, catalog = self._make_plan(conn)
+            for _ in range(_ATTEMPTS):
+                check = postgres_watch(conn, watched(plan))
+                fingerprint = tuple(conn.execute(check).fetchone())
+                again, catalog = self._make_plan(conn)
+                if again == plan:
+                    break
+                plan = again  # the foreign keys changed meanwhile
+            else:
+                fingerprint = None  # still changing: the next transaction reads them again
+        current = Current(plan, labels(plan), check, fingerprint)
         with self._lock:
-            self._plan, self._fingerprint = plan, fingerprint
+            self._current = current
             self._key_type = catalog.types[(plan.root, self.column)]
-        return plan
+        return current
 
     def _prepare(self) -> Plan:
         with self.database.connection() as conn:
-            plan = self._replan(conn)
+            plan = self._replan(conn).plan
             if self._postgres:
                 conn.rollback()
             return plan
 
     async def prepare(self) -> Plan:
         """Read the catalog and make the plan (once; later calls return it)."""
-        return self._plan if self._plan is not None else await asyncio.to_thread(self._prepare)
+        current = self._current
+        return current.plan if current is not None else await asyncio.to_thread(self._prepare)
 
     async def check_id(self, subject: str) -> None:
         """Refuse (:class:`ConfigurationError`) an account id that the key column would read
@@ -143,33 +161,24 @@ class AccountRows:
         raise AssertionError("unreachable")
 
     def _attempt(self, conn: Any, subject: str) -> list[PlannedRows]:
-        fingerprint = self._read_fingerprint(conn)
         with self._lock:
-            plan = self._plan if fingerprint == self._fingerprint else None
-        if plan is None:  # the schema's foreign keys changed since the plan was made
-            plan = self._replan(conn)
+            current = self._current
+        assert current is not None  # prepare() ran
+        # The plan is checked against the schema inside the transaction that runs it.
+        if self._postgres:
+            with conn.pipeline():  # BEGIN and the check: one round trip
+                checked = conn.execute(current.check)
+            fingerprint: object = tuple(checked.fetchone())
+        else:
+            cursor = conn.cursor()
+            fingerprint = cursor.execute(current.check).fetchone()[0]
+        if fingerprint != current.fingerprint:  # the schema's foreign keys changed since
+            current = self._replan(conn)
         # Owned rows are locked before anything is deleted, in key order (no deadlock between two
         # purges of one household); only then is "does anything else use it" a safe question.
-        candidates = [
-            (owned, conn.execute(owned.lock_sql, (subject,) * owned.params).fetchall())
-            for owned in plan.owned
-        ]
-        out: list[PlannedRows] = []
-        for step in plan.steps:
-            rows = conn.execute(step.sql, (subject,) * step.params).rowcount
-            out.append((display(step.table), step.path, step.action, max(rows, 0)))
-        for owned, keys in candidates:
-            rows = sum(max(conn.execute(owned.delete_sql, tuple(key)).rowcount, 0) for key in keys)
-            out.append((display(owned.table), owned.path, "delete if unreferenced", rows))
-        return out
-
-    def _read_fingerprint(self, conn: Any) -> object:
         if self._postgres:
-            row = conn.execute(
-                "SELECT count(*), coalesce(max(oid::int8), 0) FROM pg_constraint WHERE contype = 'f'"
-            ).fetchone()
-            return tuple(row)
-        return conn.execute("PRAGMA schema_version").fetchone()[0]
+            return run_postgres(conn, current.plan, current.labels, subject)
+        return run_sqlite(cursor, current.plan, current.labels, subject)
 
     async def _transaction(
         self, subject: str, *, dry: bool, planned: Callable[[int], Awaitable[None]] | None = None
@@ -177,11 +186,14 @@ class AccountRows:
         await self.prepare()
 
         async def journal(rows: list[PlannedRows]) -> None:
-            if planned is not None:
-                await planned(_deleted(rows))
+            assert planned is not None
+            await planned(_deleted(rows))
 
         return await run_transaction(
-            self.database, lambda conn: self._statements(conn, subject), commit=not dry, before_commit=journal
+            self.database,
+            lambda conn: self._statements(conn, subject),
+            commit=not dry,
+            before_commit=None if planned is None else journal,
         )
 
     async def __call__(self, subject: str) -> int:

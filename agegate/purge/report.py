@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+__all__ = ["Listener", "PlanStep", "PurgeEvent", "PurgeReport"]
+
 
 @dataclass(frozen=True, slots=True)
 class PlanStep:

@@ -13,6 +13,17 @@ from collections.abc import Iterable, Mapping
 
 from ..errors import ConfigurationError
 
+__all__ = [
+    "IDENTIFIER_KINDS",
+    "check_identifiers",
+    "check_key_form",
+    "contains_secret",
+    "key_form",
+    "known_kind",
+    "label",
+    "refuse_pii_in_labels",
+]
+
 #: Identifier kinds a purge blocks unless the app lists others in ``Purger.identifier_kinds``.
 IDENTIFIER_KINDS = ("email", "phone", "username")
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)

@@ -21,6 +21,8 @@ from ..errors import AgeGateError
 from ..handlers import Database, PostgresDatabase, SQLiteDatabase, TableRef
 from .catalog import partition_parents
 
+__all__ = ["VacuumError", "Vacuumed", "vacuum"]
+
 
 class VacuumError(AgeGateError):
     """A database could not be vacuumed (the message names it and the exception class only)."""
