@@ -1,9 +1,9 @@
 """``agegate purge``: the support staff's command that purges a reported child's account.
 
-One account (``--subject``), a batch (``--subjects-from``, :mod:`agegate.cli_batch`), the
-unfinished jobs (``--resume``), the coverage check (``--coverage``, :mod:`agegate.cli_coverage`)
-or clearing deleted rows from the files (``--vacuum``, :mod:`agegate.cli_vacuum`). The app is
-found with ``--app`` (:mod:`agegate.cli_app`); it builds its gate with its keys (usually
+One account (``--subject``), a batch (``--subjects-from``, :mod:`agegate.cli.batch`), the
+unfinished jobs (``--resume``), the coverage check (``--coverage``, :mod:`agegate.cli.coverage`)
+or clearing deleted rows from the files (``--vacuum``, :mod:`agegate.cli.vacuum`). The app is
+found with ``--app`` (:mod:`agegate.cli.app`); it builds its gate with its keys (usually
 ``Keyring.from_env()``), so ``AGEGATE_SECRET_KEYS`` must be set.
 
 Nothing printed here holds the account id or an identifier; errors are one readable line (and,
@@ -24,7 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .cli_app import (
+from ..errors import AgeGateError, ConfigurationError
+from ..gate import AgeGate
+from ..purge import PurgeEvent, PurgeReport
+from ..reports import Report
+from .app import (
     EXIT_FAILURE,
     EXIT_OK,
     AppNotFound,
@@ -36,13 +40,9 @@ from .cli_app import (
     usage,
     when,
 )
-from .cli_coverage import run_coverage
-from .cli_reports import answer_line
-from .cli_safety import Started, interrupted, no_match_message, resume_command
-from .errors import AgeGateError, ConfigurationError
-from .gate import AgeGate
-from .purge import PurgeEvent, PurgeReport
-from .reports import Report
+from .coverage import run_coverage
+from .reports import answer_line
+from .safety import Started, interrupted, no_match_message, resume_command
 
 __all__ = ["AppNotFound", "JobNotFound", "NoMatch", "load_gate", "register"]
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
@@ -239,7 +239,7 @@ def _purge(args: argparse.Namespace) -> int:
     if unfit:
         raise usage(f"{mode or 'a purge of one account'} does not take {', '.join(unfit)}")
     if mode == "--subjects-from":
-        from .cli_batch import run_batch
+        from .batch import run_batch
 
         return run_batch(args)
     if args.report is not None and args.ticket is not None:
@@ -259,7 +259,7 @@ def _purge(args: argparse.Namespace) -> int:
     if mode == "--coverage":
         return run_coverage(gate, args)
     if mode == "--vacuum":
-        from .cli_vacuum import run_vacuum
+        from .vacuum import run_vacuum
 
         return run_vacuum(gate, args)
     if mode == "--resume":

@@ -7,8 +7,8 @@ import json
 import textwrap
 from typing import Any
 
-from .errors import ConfigurationError, UsageError
-from .regions import PolicyTable
+from ..errors import ConfigurationError, UsageError
+from ..regions import PolicyTable
 
 
 def load_table(path: str | None) -> PolicyTable:

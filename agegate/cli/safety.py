@@ -8,7 +8,7 @@ import os
 import shlex
 from collections.abc import Sequence
 
-from .purge import PurgeEvent
+from ..purge import PurgeEvent
 
 
 def resume_command(args: argparse.Namespace) -> str:

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cli_app import EXIT_FAILURE, EXIT_OK, JobNotFound, json_errors, load_gate, run, save, usage, when
-from .errors import ConfigurationError
-from .keys import Keyring
-from .purge import NOTES, PLANNED, job_policy
-from .purge.receipts import InvalidReceipt, parse_public_key, public_key_text, verify_receipt
-from .stores import PurgeJob
+from ..errors import ConfigurationError
+from ..keys import Keyring
+from ..purge import NOTES, PLANNED, job_policy
+from ..purge.receipts import InvalidReceipt, parse_public_key, public_key_text, verify_receipt
+from ..stores import PurgeJob
+from .app import EXIT_FAILURE, EXIT_OK, JobNotFound, json_errors, load_gate, run, save, usage, when
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -128,7 +128,7 @@ def register(sub: Any) -> None:
     public = keys_sub.add_parser("public", help="print the public key that verifies deletion receipts")
     public.add_argument("--all", action="store_true", help="one kid:key line per listed key (rotation)")
     public.set_defaults(func=_keys_public)
-    from .cli_keys import register as register_keys
+    from .keys import register as register_keys
 
     register_keys(keys_sub, app_help)
 

@@ -14,15 +14,15 @@ import sys
 from collections.abc import Sequence
 from datetime import date, datetime, time
 
-from . import __version__
-from .birthdate import DATE_ORDERS
-from .cli_policies import load_table
-from .errors import AgeGateError, ConfigurationError, InvalidBirthDate, KeyringError
-from .errors import UsageError as UsageError  # re-exported: subcommand modules import it from here
-from .gate import AgeGate
-from .keys import Keyring
-from .policy import AOE, AgePolicy
-from .stores import MemoryStore
+from .. import __version__
+from ..birthdate import DATE_ORDERS
+from ..errors import AgeGateError, ConfigurationError, InvalidBirthDate, KeyringError
+from ..errors import UsageError as UsageError  # re-exported: subcommand modules import it from here
+from ..gate import AgeGate
+from ..keys import Keyring
+from ..policy import AOE, AgePolicy
+from ..stores import MemoryStore
+from .policies import load_table
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -105,12 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print JSON")
     check.set_defaults(func=_check)
 
-    from .cli_demo import register as register_demo
-    from .cli_policies import register as register_policies
-    from .cli_purge import register as register_purge
-    from .cli_records import register as register_records
-    from .cli_reports import register as register_reports
-    from .cli_signals import register as register_signals
+    from .demo import register as register_demo
+    from .policies import register as register_policies
+    from .purge import register as register_purge
+    from .records import register as register_records
+    from .reports import register as register_reports
+    from .signals import register as register_signals
 
     register_demo(sub)
     register_purge(sub)
@@ -143,11 +143,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
     return result
-
-
-if __name__ == "__main__":  # pragma: no cover
-    # Run the imported module's main, not this __main__ copy: its classes are the ones the
-    # subcommand modules use.
-    from agegate.cli import main as _main
-
-    sys.exit(_main())

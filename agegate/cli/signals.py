@@ -13,7 +13,7 @@ import argparse
 import json
 from typing import Any
 
-from .cli_app import EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run, when
+from .app import EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run, when
 
 
 def _list(args: argparse.Namespace) -> int:

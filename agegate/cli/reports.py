@@ -4,7 +4,7 @@ Only ``show`` prints what a reporter typed (the account, the contact, the free t
 needs it to find the account. ``list`` prints references, times and states only. ``list
 --overdue`` exits 1 when a report is past its deadline without an answer, so that a scheduled
 job can alert. A purge from a report is ``agegate purge --report REF --subject ID …``
-(:mod:`agegate.cli_purge`).
+(:mod:`agegate.cli.purge`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .cli_app import EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run, when
-from .reports import CLOSE_REASONS, Report
-from .stores import ReportRecord
+from ..reports import CLOSE_REASONS, Report
+from ..stores import ReportRecord
+from .app import EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run, when
 
 __all__ = ["answer_line", "register"]
 

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cli_app import load_gate, run
-from .cli_safety import no_match_message, resume_command
-from .errors import AgeGateError, ConfigurationError, UsageError
-from .gate import AgeGate
+from ..errors import AgeGateError, ConfigurationError, UsageError
+from ..gate import AgeGate
+from .app import load_gate, run
+from .safety import no_match_message, resume_command
 
 DEFAULT_CONCURRENCY = 4
 _MAX_CONCURRENCY = 64

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli_app import run
-from .errors import UsageError
-from .gate import AgeGate
-from .purge.coverage import NoDatabaseKnown, report_json
+from ..errors import UsageError
+from ..gate import AgeGate
+from ..purge.coverage import NoDatabaseKnown, report_json
+from .app import run
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import AgeGateError, ConfigurationError, UsageError
-from .gate import AgeGate
+from ..errors import AgeGateError, ConfigurationError, UsageError
+from ..gate import AgeGate
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

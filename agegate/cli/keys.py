@@ -12,8 +12,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from .cli_app import EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run
-from .keycheck import KeyStatus, mismatch
+from ..keycheck import KeyStatus, mismatch
+from .app import EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run
 
 
 def register(keys_sub: Any, app_help: str) -> None:
