@@ -172,3 +172,19 @@ class InvalidReport(ReportError, ValueError):
 
     def __reduce__(self) -> tuple[type[InvalidReport], tuple[str, str]]:
         return (type(self), (self.field, self.message))
+
+
+# The command line (agegate.cli)
+
+
+class AppNotFound(UsageError, ConfigurationError):
+    """``--app`` does not lead to an AgeGate (bad usage: exit status 2)."""
+
+
+class JobNotFound(AgeGateError):
+    """No purge job matches what was asked for."""
+
+
+class NoMatch(AgeGateError):
+    """The account id matched nothing anywhere (exit status 1); ``--allow-no-match`` purges it
+    anyway."""

@@ -24,15 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import AgeGateError, ConfigurationError
+from ..errors import AgeGateError, AppNotFound, ConfigurationError, JobNotFound, NoMatch
 from ..gate import AgeGate
 from ..purge import PurgeEvent, PurgeReport
 from ..reports import Report
 from .app import (
     EXIT_FAILURE,
     EXIT_OK,
-    AppNotFound,
-    JobNotFound,
     json_errors,
     load_gate,
     run,
@@ -46,11 +44,6 @@ from .safety import Started, interrupted, no_match_message, resume_command
 
 __all__ = ["AppNotFound", "JobNotFound", "NoMatch", "load_gate", "register"]
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
-
-
-class NoMatch(AgeGateError):
-    """The account id matched nothing anywhere (exit status 1); ``--allow-no-match`` purges it
-    anyway."""
 
 
 def _identifiers(items: Sequence[str] | None) -> dict[str, str]:

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, JobNotFound
 from ..keys import Keyring
 from ..purge import NOTES, PLANNED, job_policy
 from ..purge.receipts import InvalidReceipt, parse_public_key, public_key_text, verify_receipt
 from ..stores import PurgeJob
-from .app import EXIT_FAILURE, EXIT_OK, JobNotFound, json_errors, load_gate, run, save, usage, when
+from .app import EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run, save, usage, when
 
 
 def _audit(args: argparse.Namespace) -> int:
