@@ -25,6 +25,7 @@ from ..errors import AgeGateError, AppNotFound, ConfigurationError, JobNotFound,
 from ..gate import AgeGate
 
 __all__ = [
+    "APP_HELP",
     "EXIT_FAILURE",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -40,6 +41,8 @@ __all__ = [
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+#: The help of every command's ``--app``.
+APP_HELP = "the app's gate as MODULE:ATTR (default: $AGEGATE_APP)"
 
 
 def usage(message: str) -> UsageError:

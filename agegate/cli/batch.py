@@ -37,6 +37,8 @@ from ..gate import AgeGate
 from .app import load_gate, run
 from .safety import no_match_message, resume_command
 
+__all__ = ["DEFAULT_CONCURRENCY", "BatchLine", "Outcome", "parse_subjects", "run_batch"]
+
 DEFAULT_CONCURRENCY = 4
 _MAX_CONCURRENCY = 64
 _MAX_SHOWN_ERRORS = 10

@@ -10,6 +10,8 @@ from typing import Any
 from ..errors import ConfigurationError, UsageError
 from ..regions import PolicyTable
 
+__all__ = ["load_table", "register"]
+
 
 def load_table(path: str | None) -> PolicyTable:
     """The table in ``path`` (``--policies``), or the built-in one; a bad file is bad usage."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..reports import CLOSE_REASONS, Report
 from ..stores import ReportRecord
-from .app import EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run, when
+from .app import APP_HELP, EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run, when
 
 __all__ = ["answer_line", "register"]
 
@@ -141,7 +141,6 @@ def _deliver(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``reports`` to the ``agegate`` parser."""
-    app_help = "the app's gate as MODULE:ATTR (default: $AGEGATE_APP)"
     reports = sub.add_parser(
         "reports",
         help="reports from parents that a child has an account",
@@ -161,6 +160,6 @@ def register(sub: Any) -> None:
     deliver = commands.add_parser("deliver", help="answer closed reports whose answer was not delivered")
     deliver.add_argument("reference", nargs="?", help="only this report")
     for command, func in ((listing, _list), (show, _show), (close, _close), (deliver, _deliver)):
-        command.add_argument("--app", help=app_help)
+        command.add_argument("--app", help=APP_HELP)
         command.add_argument("--json", action="store_true", help="print JSON")
         command.set_defaults(func=json_errors(func))

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from ..purge import PurgeEvent
 
+__all__ = ["Started", "interrupted", "no_match_message", "resume_command"]
+
 
 def resume_command(args: argparse.Namespace) -> str:
     """The exact command that finishes interrupted purges of this app."""

@@ -10,6 +10,8 @@ from ..gate import AgeGate
 from ..purge.vacuum import Vacuumed, vacuum
 from .app import run
 
+__all__ = ["run_vacuum"]
+
 
 def run_vacuum(gate: AgeGate, args: argparse.Namespace) -> int:
     """Vacuum every database the purge handlers name; returns the exit status."""
