@@ -22,7 +22,7 @@ from ..reports import Report
 from .app import EXIT_FAILURE, EXIT_OK, run, usage
 from .output import Progress, print_report, report_json, write_receipt
 from .reports import answer_line
-from .safety import Started, interrupted, no_match_message
+from .safety import Started, confirmed, interrupted, no_match_message
 
 __all__ = ["purge_one", "read_identifiers", "read_secret"]
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
@@ -64,14 +64,11 @@ async def _confirm(gate: AgeGate, args: argparse.Namespace, identifiers: dict[st
         return True
     counts = ", ".join(f"{name} ({count})" for name, count in preview.deleted.items())
     counts += "".join(f", {name} (?)" for name in preview.uncounted)
-    print(
+    return confirmed(
         f"About to purge the account for ticket {args.ticket}: freeze it, delete its data from "
         f"{counts or 'no handlers'}, and block {preview.identifiers_blocked} identifier(s). "
-        "This cannot be undone.",
-        file=sys.stderr,
+        "This cannot be undone."
     )
-    print("Type 'yes' to continue: ", end="", file=sys.stderr, flush=True)
-    return sys.stdin.readline().strip().lower() in ("yes", "y")
 
 
 def purge_one(gate: AgeGate, args: argparse.Namespace, identifiers: dict[str, str]) -> int:
