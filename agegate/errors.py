@@ -188,3 +188,19 @@ class _LostLease(AgeGateError):
 
 class _DuplicateKey(AgeGateError):
     """A receipt's JSON repeats a key (the reader turns it into ``InvalidReceipt``)."""
+
+
+# -- the command line (agegate.cli) --------------------------------------------------------------
+
+
+class AppNotFound(UsageError, ConfigurationError):
+    """``--app`` does not lead to an AgeGate (bad usage: exit status 2)."""
+
+
+class JobNotFound(AgeGateError):
+    """No purge job matches what was asked for."""
+
+
+class NoMatch(AgeGateError):
+    """The account id matched nothing anywhere (exit status 1); ``--allow-no-match`` purges it
+    anyway."""

@@ -201,7 +201,7 @@ async def test_the_shop_works_under_a_sub_path(shop: tuple[Any, Path], mounted: 
 def test_demo_explains_a_missing_checkout(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import agegate.cli_demo as demo
+    import agegate.cli.demo as demo
 
     monkeypatch.setattr(demo, "_CHECKOUT", Path("/nonexistent"))
     assert main(["demo"]) == 2

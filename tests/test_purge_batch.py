@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from agegate import Keyring
 from agegate.cli import main
-from agegate.cli_batch import parse_subjects
+from agegate.cli.batch import parse_subjects
 
 KEYS = Keyring.generate("batch")
 APP = ["--app", "batch_app:gate"]

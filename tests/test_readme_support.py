@@ -14,7 +14,7 @@ import pytest
 
 from agegate import Keyring
 from agegate.cli import main
-from agegate.cli_batch import parse_subjects
+from agegate.cli.batch import parse_subjects
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "support-runbook.md"
 MYSHOP = """

@@ -21,19 +21,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import AgeGateError, ConfigurationError, UsageError
-from .gate import AgeGate
+from ..errors import AgeGateError, AppNotFound, ConfigurationError, JobNotFound, UsageError
+from ..gate import AgeGate
+
+__all__ = [
+    "APP_HELP",
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "AppNotFound",
+    "JobNotFound",
+    "json_errors",
+    "load_gate",
+    "run",
+    "save",
+    "usage",
+    "when",
+]
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
-
-class AppNotFound(UsageError, ConfigurationError):
-    """``--app`` does not lead to an AgeGate (bad usage: exit status 2)."""
-
-
-class JobNotFound(AgeGateError):
-    """No purge job matches what was asked for."""
+#: The help of every command's ``--app``.
+APP_HELP = "the app's gate as MODULE:ATTR (default: $AGEGATE_APP)"
 
 
 def usage(message: str) -> UsageError:

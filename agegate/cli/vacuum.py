@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli_app import run
-from .errors import UsageError
-from .gate import AgeGate
-from .purge.vacuum import Vacuumed, vacuum
+from ..errors import UsageError
+from ..gate import AgeGate
+from ..purge.vacuum import Vacuumed, vacuum
+from .app import run
+
+__all__ = ["run_vacuum"]
 
 
 def run_vacuum(gate: AgeGate, args: argparse.Namespace) -> int:

@@ -18,12 +18,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import KeyringMismatch
-from .gate import AgeGate
-from .keys import DEFAULT_ENV_VAR, Keyring
+from ..errors import KeyringMismatch, UsageError
+from ..gate import AgeGate
+from ..keys import DEFAULT_ENV_VAR, Keyring
+from .app import EXIT_FAILURE, EXIT_OK
+
+__all__ = ["register"]
 
 #: The source checkout's root, where ``examples/`` lives.
-_CHECKOUT = Path(__file__).resolve().parent.parent
+_CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 class _Terminated(SystemExit):
@@ -61,8 +64,6 @@ def register(sub: Any) -> None:
 
 
 def _load_example() -> Any:
-    from .cli import UsageError
-
     if not (_CHECKOUT / "examples" / "starlette_app.py").is_file():
         raise UsageError("agegate demo runs examples/starlette_app.py from a source checkout of agegate")
     if str(_CHECKOUT) not in sys.path:
@@ -91,8 +92,6 @@ def _keys_fit(gate: AgeGate, folder: Path) -> bool:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .cli import EXIT_FAILURE, EXIT_OK
-
     try:
         import uvicorn
     except ImportError:

@@ -13,7 +13,9 @@ import argparse
 import json
 from typing import Any
 
-from .cli_app import EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run, when
+from .app import APP_HELP, EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run, when
+
+__all__ = ["register"]
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -56,15 +58,14 @@ def _clear(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``signals`` to the ``agegate`` parser."""
-    app_help = "the app's gate as MODULE:ATTR (default: $AGEGATE_APP)"
     signals = sub.add_parser("signals", help="accounts an under-age age signal flagged, to purge")
     signals_sub = signals.add_subparsers(dest="signals_command", required=True, metavar="COMMAND")
     listing = signals_sub.add_parser("list", help="the flagged accounts not yet purged, oldest first")
-    listing.add_argument("--app", help=app_help)
+    listing.add_argument("--app", help=APP_HELP)
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(func=json_errors(_list))
     clear = signals_sub.add_parser("clear", help="remove a flag handled another way (stays blocked)")
     clear.add_argument("ref", metavar="REF", help="the flag's reference, as listed")
-    clear.add_argument("--app", help=app_help)
+    clear.add_argument("--app", help=APP_HELP)
     clear.add_argument("--json", action="store_true", help="print JSON")
     clear.set_defaults(func=json_errors(_clear))

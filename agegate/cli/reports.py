@@ -4,7 +4,7 @@ Only ``show`` prints what a reporter typed (the account, the contact, the free t
 needs it to find the account. ``list`` prints references, times and states only. ``list
 --overdue`` exits 1 when a report is past its deadline without an answer, so that a scheduled
 job can alert. A purge from a report is ``agegate purge --report REF --subject ID …``
-(:mod:`agegate.cli_purge`).
+(:mod:`agegate.cli.purge`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .cli_app import EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run, when
-from .reports import CLOSE_REASONS, Report
-from .stores import ReportRecord
+from ..reports import CLOSE_REASONS, Report
+from ..stores import ReportRecord
+from .app import APP_HELP, EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run, when
 
 __all__ = ["answer_line", "register"]
 
@@ -141,7 +141,6 @@ def _deliver(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``reports`` to the ``agegate`` parser."""
-    app_help = "the app's gate as MODULE:ATTR (default: $AGEGATE_APP)"
     reports = sub.add_parser(
         "reports",
         help="reports from parents that a child has an account",
@@ -161,6 +160,6 @@ def register(sub: Any) -> None:
     deliver = commands.add_parser("deliver", help="answer closed reports whose answer was not delivered")
     deliver.add_argument("reference", nargs="?", help="only this report")
     for command, func in ((listing, _list), (show, _show), (close, _close), (deliver, _deliver)):
-        command.add_argument("--app", help=app_help)
+        command.add_argument("--app", help=APP_HELP)
         command.add_argument("--json", action="store_true", help="print JSON")
         command.set_defaults(func=json_errors(func))

@@ -32,10 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cli_app import load_gate, run
-from .cli_safety import no_match_message, resume_command
-from .errors import AgeGateError, ConfigurationError, UsageError
-from .gate import AgeGate
+from ..errors import AgeGateError, ConfigurationError, UsageError
+from ..gate import AgeGate
+from .app import load_gate, run
+from .safety import confirmed, no_match_message, resume_command
+
+__all__ = ["DEFAULT_CONCURRENCY", "BatchLine", "Outcome", "parse_subjects", "run_batch"]
 
 DEFAULT_CONCURRENCY = 4
 _MAX_CONCURRENCY = 64
@@ -186,13 +188,10 @@ def _confirm(count: int, args: argparse.Namespace) -> bool:
         return True
     if args.subjects_from == "-" or not sys.stdin.isatty():
         raise UsageError("refusing to purge without confirmation: pass --yes")
-    print(
+    return confirmed(
         f"About to purge {count} account(s) from {args.subjects_from}: freeze each, delete its data "
-        "everywhere and block the identifiers listed. This cannot be undone.",
-        file=sys.stderr,
+        "everywhere and block the identifiers listed. This cannot be undone."
     )
-    print("Type 'yes' to continue: ", end="", file=sys.stderr, flush=True)
-    return sys.stdin.readline().strip().lower() in ("yes", "y")
 
 
 def run_batch(args: argparse.Namespace) -> int:

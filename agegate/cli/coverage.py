@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli_app import run
-from .errors import UsageError
-from .gate import AgeGate
-from .purge.coverage import NoDatabaseKnown, report_json
+from ..errors import UsageError
+from ..gate import AgeGate
+from ..purge.coverage import NoDatabaseKnown, report_json
+from .app import EXIT_FAILURE, EXIT_OK, run
 
-EXIT_OK, EXIT_FAILURE = 0, 1
+__all__ = ["run_coverage"]
 
 
 def run_coverage(gate: AgeGate, args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
-"""``agegate keys status``: which key ids the app's store needs, and until when.
+"""``agegate keygen`` and ``agegate keys public|status``: a new key, the public key that verifies
+deletion receipts, and which key ids the app's store needs, and until when.
 
-Exit status 0 when the app's keyring fits its store, 1 when the app would refuse to open it
-(the reason is printed, naming the key ids), 2 for bad usage. Nothing printed holds key material
-or the store's URL (which may hold a password).
+``keys status`` exits 0 when the app's keyring fits its store, 1 when the app would refuse to
+open it (the reason is printed, naming the key ids), 2 for bad usage. Nothing printed holds key
+material or the store's URL (which may hold a password).
 """
 
 from __future__ import annotations
@@ -12,12 +13,48 @@ import json
 from datetime import datetime
 from typing import Any
 
-from .cli_app import EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run
-from .keycheck import KeyStatus, mismatch
+from ..errors import KeyringError, UsageError
+from ..keycheck import KeyStatus, mismatch
+from ..keys import Keyring
+from ..purge.receipts import public_key_text
+from .app import APP_HELP, EXIT_FAILURE, EXIT_OK, json_errors, load_gate, run
+
+__all__ = ["register", "register_keygen"]
 
 
-def register(keys_sub: Any, app_help: str) -> None:
-    """Add ``status`` to the ``agegate keys`` parser."""
+def _keygen(args: argparse.Namespace) -> int:
+    try:
+        ring = Keyring.generate(args.kid)
+    except KeyringError as exc:
+        raise UsageError(f"--kid: {exc}") from None
+    print(ring.to_string())
+    return EXIT_OK
+
+
+def _keys_public(args: argparse.Namespace) -> int:
+    keys = Keyring.from_env()
+    if args.all:
+        for kid in keys.kids:
+            print(f"{kid}:{public_key_text(keys, kid)}")
+    else:
+        print(public_key_text(keys))
+    return EXIT_OK
+
+
+def register_keygen(sub: Any) -> None:
+    """Add ``keygen`` to the ``agegate`` parser."""
+    keygen = sub.add_parser("keygen", help="print a new key for AGEGATE_SECRET_KEYS")
+    keygen.add_argument("--kid", help="the key id (default: a random one)")
+    keygen.set_defaults(func=_keygen)
+
+
+def register(sub: Any) -> None:
+    """Add ``keys public`` and ``keys status`` to the ``agegate`` parser."""
+    keys = sub.add_parser("keys", help="key utilities")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    public = keys_sub.add_parser("public", help="print the public key that verifies deletion receipts")
+    public.add_argument("--all", action="store_true", help="one kid:key line per listed key (rotation)")
+    public.set_defaults(func=_keys_public)
     status = keys_sub.add_parser(
         "status",
         help="each key id of the app's store: how many records need it, and until when",
@@ -25,7 +62,7 @@ def register(keys_sub: Any, app_help: str) -> None:
         "need it and until when. Exit 0 when the keyring fits the store, 1 when the app would "
         "refuse it, 2 for bad usage.",
     )
-    status.add_argument("--app", help=app_help)
+    status.add_argument("--app", help=APP_HELP)
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=json_errors(_status))
 

@@ -1,14 +1,25 @@
-"""What the purge command tells an operator when a purge cannot or did not finish: an id that
-matched nothing, and Ctrl-C (with the exact command that finishes the job)."""
+"""What the purge command tells an operator before a purge (the confirmation it asks for) and when
+a purge cannot or did not finish: an id that matched nothing, and Ctrl-C (with the exact command
+that finishes the job)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import shlex
+import sys
 from collections.abc import Sequence
 
-from .purge import PurgeEvent
+from ..purge import PurgeEvent
+
+__all__ = ["Started", "confirmed", "interrupted", "no_match_message", "resume_command"]
+
+
+def confirmed(warning: str) -> bool:
+    """Say on stderr what is about to be done, and whether the operator typed yes to it."""
+    print(warning, file=sys.stderr)
+    print("Type 'yes' to continue: ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("yes", "y")
 
 
 def resume_command(args: argparse.Namespace) -> str:

@@ -7,8 +7,10 @@ import json
 import textwrap
 from typing import Any
 
-from .errors import ConfigurationError, UsageError
-from .regions import PolicyTable
+from ..errors import ConfigurationError, UsageError
+from ..regions import PolicyTable
+
+__all__ = ["load_table", "register"]
 
 
 def load_table(path: str | None) -> PolicyTable:
