@@ -172,3 +172,18 @@ class InvalidReport(ReportError, ValueError):
 
     def __reduce__(self) -> tuple[type[InvalidReport], tuple[str, str]]:
         return (type(self), (self.field, self.message))
+
+
+# -- stores: internal control flow, never raised out of a store --------------------------------
+
+
+class _SQLiteBusy(AgeGateError):
+    """The SQLite database was locked by another connection: retry after a pause on the event loop."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+
+class _WriteConflict(AgeGateError):
+    """A conditional write found the row changed: roll the transaction back."""
