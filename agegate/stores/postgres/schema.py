@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...errors import StoreError
+from .._jobs import job_table
 from .._reports import STATE_CHECK
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ _TABLES = (
     "agegate_signal_flags",
 )
 
+_JOB_TYPES = {"text": "text", "bytes": "bytea", "names": "text[]", "hashes": "bytea[]", "time": "timestamptz"}
+
 # Each entry moves the schema from version N to N + 1; append, never edit, once released.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -44,22 +47,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             blocked_until timestamptz NOT NULL
         )""",
         "CREATE INDEX agegate_identifier_blocks_until ON agegate_identifier_blocks (blocked_until)",
-        """CREATE TABLE agegate_purge_jobs (
-            job_id text PRIMARY KEY,
-            subject_hash bytea NOT NULL UNIQUE,
-            ticket text NOT NULL,
-            operator text NOT NULL,
-            handlers text[] NOT NULL,
-            state text NOT NULL CHECK (state IN ('running', 'done', 'failed', 'dry_run')),
-            created_at timestamptz NOT NULL,
-            updated_at timestamptz NOT NULL,
-            sealed_subject bytea,
-            identifier_hashes bytea[] NOT NULL,
-            finished_at timestamptz,
-            error text,
-            lease_owner text,
-            lease_until timestamptz
-        )""",
+        job_table("agegate_purge_jobs", _JOB_TYPES),
         "CREATE INDEX agegate_purge_jobs_created ON agegate_purge_jobs (created_at, job_id)",
         """CREATE TABLE agegate_purge_steps (
             job_id text NOT NULL REFERENCES agegate_purge_jobs (job_id) ON DELETE CASCADE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from ...errors import StoreError
+from .._jobs import job_table
 from .._reports import STATE_CHECK
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "check_identity", "migrate"]
@@ -13,6 +14,8 @@ __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "check_identity", "
 APPLICATION_ID = 0x41674774
 #: The schema version this code writes; older files are migrated forward on open.
 SCHEMA_VERSION = 4
+
+_JOB_TYPES = {"text": "TEXT", "bytes": "BLOB", "names": "TEXT", "hashes": "TEXT", "time": "INTEGER"}
 
 # Each entry moves the schema from version N to N + 1; append, never edit, once released.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -28,22 +31,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             identifier_hash BLOB PRIMARY KEY,
             blocked_until INTEGER NOT NULL
         ) WITHOUT ROWID""",
-        """CREATE TABLE purge_jobs (
-            job_id TEXT PRIMARY KEY,
-            subject_hash BLOB NOT NULL UNIQUE,
-            ticket TEXT NOT NULL,
-            operator TEXT NOT NULL,
-            handlers TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed', 'dry_run')),
-            created_at INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL,
-            sealed_subject BLOB,
-            identifier_hashes TEXT NOT NULL,
-            finished_at INTEGER,
-            error TEXT,
-            lease_owner TEXT,
-            lease_until INTEGER
-        )""",
+        job_table("purge_jobs", _JOB_TYPES),
         "CREATE INDEX purge_jobs_created ON purge_jobs (created_at, job_id)",
         """CREATE TABLE purge_steps (
             job_id TEXT NOT NULL,
