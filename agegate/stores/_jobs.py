@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from ..errors import StoreError
 from .base import JobState, PurgeJob
@@ -24,6 +24,8 @@ __all__ = [
     "LEASE_IS_FREE",
     "JobCodec",
     "JobStatements",
+    "SQLJobJournal",
+    "Statement",
     "check_state",
     "job_from",
     "job_row",
@@ -166,6 +168,10 @@ def step_rows(job: PurgeJob) -> list[tuple[str, int, str, int]]:
     return [(job.job_id, i, step, int(count)) for i, (step, count) in enumerate(job.steps.items())]
 
 
+#: A statement and its parameters.
+Statement = tuple[str, tuple[Any, ...]]
+
+
 class JobStatements:
     """The job journal's statements for tables ``{prefix}purge_jobs`` and ``{prefix}purge_steps``,
     with parameters marked ``mark`` (``?`` or ``%s``) and ``no_hashes`` the literal of an empty
@@ -192,9 +198,7 @@ class JobStatements:
             f"identifier_hashes = {no_hashes} WHERE job_id = {mark} AND lease_owner = {mark}"
         )
 
-    def claim(
-        self, job_id: str, *, owner: str, takeover: str | None, until: Any, now: Any
-    ) -> tuple[str, tuple[Any, ...]]:
+    def claim(self, job_id: str, *, owner: str, takeover: str | None, until: Any, now: Any) -> Statement:
         """Take the lease if :data:`LEASE_IS_FREE`; a failed job runs again."""
         m = self._mark
         sql = (
@@ -205,13 +209,13 @@ class JobStatements:
         )
         return sql, (owner, until, now, job_id, owner, takeover, now)
 
-    def hold(self, job_id: str, *, owner: str, now: Any) -> tuple[str, tuple[Any, ...]]:
+    def hold(self, job_id: str, *, owner: str, now: Any) -> Statement:
         """Touch the job if ``owner`` holds its lease (one row changed) and lock it meanwhile."""
         m = self._mark
         sql = f"UPDATE {self.jobs} SET updated_at = {m} WHERE job_id = {m} AND lease_owner = {m}"  # noqa: S608
         return sql, (now, job_id, owner)
 
-    def add_step(self, job_id: str, step: str, count: int) -> tuple[str, tuple[Any, ...]]:
+    def add_step(self, job_id: str, step: str, count: int) -> Statement:
         """Journal a step after the last one; a step journalled before keeps its first count."""
         m = self._mark
         sql = (
@@ -221,9 +225,7 @@ class JobStatements:
         )
         return sql, (job_id, step, int(count), job_id)
 
-    def finish(
-        self, job_id: str, *, owner: str, state: JobState, error: str | None, now: Any
-    ) -> tuple[str, tuple[Any, ...]]:
+    def finish(self, job_id: str, *, owner: str, state: JobState, error: str | None, now: Any) -> Statement:
         """Set ``state`` and release the lease; a final state also wipes the account's traces."""
         if state in FINAL_STATES:
             return self._finish_final, (state, error, now, now, job_id, owner)
@@ -231,7 +233,7 @@ class JobStatements:
 
     def reopen(
         self, job_id: str, *, handlers: Any, sealed_subject: bytes, hashes: Any, now: Any
-    ) -> tuple[str, tuple[Any, ...]]:
+    ) -> Statement:
         """Set a ``done`` job running again, keeping its steps."""
         m = self._mark
         sql = (
@@ -240,3 +242,52 @@ class JobStatements:
             f"lease_owner = NULL, lease_until = NULL WHERE job_id = {m} AND state = 'done'"
         )
         return sql, (handlers, bytes(sealed_subject), hashes, now, job_id)
+
+
+class SQLJobJournal:
+    """The job journal's guarded writes, the same in both SQL stores: each is one statement
+    that changes the job's row only if the caller may (a step adds a second), run in one
+    transaction by the store's :meth:`_journal`."""
+
+    _job_sql: ClassVar[JobStatements]
+    _job_codec: ClassVar[JobCodec]
+
+    async def _journal(self, first: Statement, then: Statement | None = None, *, scrub: bool = False) -> bool:
+        """Run ``first`` in one transaction and, if it changed one row, ``then``; returns whether
+        it did. ``scrub``: see that no copy of overwritten values stays behind."""
+        raise NotImplementedError
+
+    async def record_step(self, job_id: str, *, owner: str, step: str, count: int, now: datetime) -> bool:
+        # The row lock that holding the lease takes orders concurrent steps of this job.
+        hold = self._job_sql.hold(job_id, owner=owner, now=self._job_codec.time(now))
+        return await self._journal(hold, self._job_sql.add_step(job_id, step, count))
+
+    async def finish_job(
+        self, job_id: str, *, owner: str, state: JobState, now: datetime, error: str | None = None
+    ) -> bool:
+        check_state(state)
+        finish = self._job_sql.finish(
+            job_id, owner=owner, state=state, error=error, now=self._job_codec.time(now)
+        )
+        # A finished job's sealed account id is wiped: no copy of it may stay behind.
+        return await self._journal(finish, scrub=state in FINAL_STATES)
+
+    async def reopen_job(
+        self,
+        job_id: str,
+        *,
+        handlers: tuple[str, ...],
+        sealed_subject: bytes,
+        identifier_hashes: tuple[bytes, ...] = (),
+        now: datetime,
+    ) -> bool:
+        codec = self._job_codec
+        hashes = codec.hashes(tuple(bytes(h) for h in identifier_hashes))
+        reopen = self._job_sql.reopen(
+            job_id,
+            handlers=codec.names(handlers),
+            sealed_subject=sealed_subject,
+            hashes=hashes,
+            now=codec.time(now),
+        )
+        return await self._journal(reopen)

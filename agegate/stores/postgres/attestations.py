@@ -46,7 +46,6 @@ class PostgresAttestations(PostgresConnection):
     """Attestations and identifier blocks."""
 
     async def put_attestation(self, record: AttestationRecord, *, replaces: Sequence[bytes] = ()) -> None:
-        """Insert or replace ``record``; delete the records under ``replaces``; atomically."""
         subject = bytes(record.subject_hash)
         row = (subject, record.kid, bytes(record.mac), record.policy, timestamp(record.checked_at))
         olds = list({bytes(h) for h in replaces} - {subject})
@@ -130,7 +129,6 @@ class PostgresAttestations(PostgresConnection):
             return False  # the transaction was rolled back
 
     async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
-        """The record under the first of ``subject_hashes`` that has one, or ``None``."""
         wanted = [bytes(h) for h in subject_hashes]
 
         async def run(conn: Conn) -> AttestationRecord | None:
@@ -153,7 +151,6 @@ class PostgresAttestations(PostgresConnection):
         return await self._run(run) if wanted else None
 
     async def delete_attestations(self, subject_hashes: Sequence[bytes]) -> int:
-        """Delete the records under these hashes; returns how many were deleted."""
         wanted = list({bytes(h) for h in subject_hashes})
 
         async def run(conn: Conn) -> int:
@@ -169,7 +166,6 @@ class PostgresAttestations(PostgresConnection):
     async def block_identifiers(
         self, identifier_hashes: Sequence[bytes], *, until: datetime, kids: Sequence[str] = ()
     ) -> None:
-        """Block these hashes until ``until``; an existing block is extended, never shortened."""
         end = timestamp(until)
         # Deduplicated: one INSERT … ON CONFLICT may not touch a row twice.
         wanted = list(dict.fromkeys(bytes(h) for h in identifier_hashes))
@@ -189,7 +185,6 @@ class PostgresAttestations(PostgresConnection):
             await self._run(run)
 
     async def is_blocked(self, identifier_hashes: Sequence[bytes], *, now: datetime) -> bool:
-        """Whether any of these hashes is blocked at ``now``."""
         at = timestamp(now)
         wanted = [bytes(h) for h in identifier_hashes]
 
@@ -206,7 +201,6 @@ class PostgresAttestations(PostgresConnection):
         return await self._run(run) if wanted else False
 
     async def delete_expired_blocks(self, *, now: datetime) -> int:
-        """Drop blocks that ended at or before ``now``; returns how many."""
         at = timestamp(now)
 
         async def run(conn: Conn) -> int:

@@ -17,7 +17,6 @@ class PostgresFlags(PostgresConnection):
     """Signal flags."""
 
     async def add_flag(self, flag_hash: bytes, sealed: bytes, *, known: Sequence[bytes] = ()) -> bool:
-        """Keep ``sealed`` under ``flag_hash`` unless the account is flagged already."""
         hashes = [bytes(h) for h in (flag_hash, *known)]
 
         async def run(conn: Conn) -> bool:
@@ -31,8 +30,6 @@ class PostgresFlags(PostgresConnection):
         return await self._run(run)
 
     async def list_flags(self) -> list[tuple[bytes, bytes]]:
-        """Every flag as ``(flag_hash, sealed)``."""
-
         async def run(conn: Conn) -> list[tuple[bytes, bytes]]:
             cursor = await conn.execute(
                 "SELECT flag_hash, sealed FROM agegate_signal_flags ORDER BY flag_hash"
@@ -42,7 +39,6 @@ class PostgresFlags(PostgresConnection):
         return await self._run(run)
 
     async def delete_flags(self, flag_hashes: Sequence[bytes]) -> int:
-        """Delete the flags under these hashes; returns how many were deleted."""
         wanted = list({bytes(h) for h in flag_hashes})
 
         async def run(conn: Conn) -> int:

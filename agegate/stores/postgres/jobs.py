@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ...errors import StoreError
-from .._jobs import JobCodec, JobStatements, check_state, job_from, job_row, step_rows
-from ..base import JobState, PurgeJob
+from .._jobs import JobCodec, JobStatements, SQLJobJournal, Statement, job_from, job_row, step_rows
+from ..base import PurgeJob
 from .codec import timestamp, utc
 from .connection import PostgresConnection
 
@@ -28,8 +28,10 @@ _CODEC = JobCodec(
 _SQL = JobStatements("agegate_", mark="%s", no_hashes="'{}'")
 
 
-class PostgresJobs(PostgresConnection):
+class PostgresJobs(SQLJobJournal, PostgresConnection):
     """The purge job journal."""
+
+    _job_sql, _job_codec = _SQL, _CODEC
 
     async def create_job(self, job: PurgeJob) -> tuple[PurgeJob, bool]:
         row, steps = job_row(job, _CODEC), step_rows(job)
@@ -110,49 +112,15 @@ class PostgresJobs(PostgresConnection):
 
         return await self._run(run)
 
-    async def record_step(self, job_id: str, *, owner: str, step: str, count: int, now: datetime) -> bool:
-        hold, add = _SQL.hold(job_id, owner=owner, now=timestamp(now)), _SQL.add_step(job_id, step, count)
-
+    async def _journal(self, first: Statement, then: Statement | None = None, *, scrub: bool = False) -> bool:
         async def run(conn: Conn) -> bool:
-            if (await conn.execute(*hold)).rowcount != 1:
+            if (await conn.execute(*first)).rowcount != 1:
                 return False
-            # The row lock taken just above orders concurrent steps of this job.
-            await conn.execute(*add)
+            if then is not None:
+                await conn.execute(*then)
             return True
 
-        return await self._run(run)
-
-    async def finish_job(
-        self, job_id: str, *, owner: str, state: JobState, now: datetime, error: str | None = None
-    ) -> bool:
-        check_state(state)
-        finish = _SQL.finish(job_id, owner=owner, state=state, error=error, now=timestamp(now))
-
-        async def run(conn: Conn) -> bool:
-            return (await conn.execute(*finish)).rowcount == 1
-
-        return await self._run(run)
-
-    async def reopen_job(
-        self,
-        job_id: str,
-        *,
-        handlers: tuple[str, ...],
-        sealed_subject: bytes,
-        identifier_hashes: tuple[bytes, ...] = (),
-        now: datetime,
-    ) -> bool:
-        reopen = _SQL.reopen(
-            job_id,
-            handlers=_CODEC.names(handlers),
-            sealed_subject=sealed_subject,
-            hashes=_CODEC.hashes(tuple(bytes(h) for h in identifier_hashes)),
-            now=timestamp(now),
-        )
-
-        async def run(conn: Conn) -> bool:
-            return (await conn.execute(*reopen)).rowcount == 1
-
+        # scrub: the server manages its own write-ahead log and old row versions; nothing to do.
         return await self._run(run)
 
     async def delete_job(self, job_id: str) -> bool:

@@ -20,8 +20,6 @@ class PostgresKeys(PostgresConnection):
     """Key checks and key uses."""
 
     async def key_checks(self) -> dict[str, bytes]:
-        """Every key id the store was opened with, and its check value."""
-
         async def run(conn: Conn) -> dict[str, bytes]:
             rows = await (await conn.execute("SELECT kid, check_value FROM agegate_key_checks")).fetchall()
             return {kid: bytes(check) for kid, check in rows}
@@ -29,7 +27,6 @@ class PostgresKeys(PostgresConnection):
         return await self._run(run)
 
     async def register_keys(self, checks: Mapping[str, bytes]) -> dict[str, bytes]:
-        """Record new key ids and check values (never changing one); returns them all."""
         kids, values = list(checks), [bytes(v) for v in checks.values()]
 
         async def run(conn: Conn) -> dict[str, bytes]:
@@ -51,7 +48,6 @@ class PostgresKeys(PostgresConnection):
         return await self._run(run)
 
     async def key_uses(self, *, now: datetime) -> list[KeyUse]:
-        """Per key id, its attestations and the blocks in force at ``now`` that need it."""
         at = timestamp(now)
 
         async def run(conn: Conn) -> list[KeyUse]:

@@ -27,7 +27,6 @@ class PostgresLifecycle(PostgresConnection):
     """Opening, closing, and the change counter fed by the ``LISTEN`` connection."""
 
     async def open(self) -> None:
-        """Connect, create or migrate the schema, start listening for changes. Idempotent."""
         if self._open_lock is None:
             self._open_lock = asyncio.Lock()
         async with self._open_lock:
@@ -64,7 +63,6 @@ class PostgresLifecycle(PostgresConnection):
         self._listener = asyncio.create_task(self._listen(), name="agegate-postgres-listen")
 
     async def close(self) -> None:
-        """Stop listening and close every connection. Idempotent."""
         listener, self._listener = self._listener, None
         revival, self._revival = self._revival, None
         pool, self._pool = self._pool, None
@@ -98,7 +96,6 @@ class PostgresLifecycle(PostgresConnection):
         return self._revision
 
     async def bump_revision(self) -> None:
-        """Tell every instance sharing the database to drop its status cache (``NOTIFY``)."""
         self._revision += 1
 
         async def run(conn: Conn) -> None:

@@ -20,7 +20,6 @@ class PostgresReports(PostgresConnection):
     """Reports from parents."""
 
     async def create_report(self, report: ReportRecord) -> None:
-        """Insert ``report``; :class:`StoreError` when its reference exists."""
         row = report_row(report, timestamp)
 
         async def run(conn: Conn) -> None:
@@ -34,8 +33,6 @@ class PostgresReports(PostgresConnection):
             raise StoreError(f"report {report.reference} exists already") from None
 
     async def get_report(self, reference: str) -> ReportRecord | None:
-        """The report with this reference, or ``None``."""
-
         async def run(conn: Conn) -> ReportRecord | None:
             cursor = await conn.execute(f"{_SELECT_REPORTS} WHERE reference = %s", (reference,))
             row = await cursor.fetchone()
@@ -44,8 +41,6 @@ class PostgresReports(PostgresConnection):
         return await self._run(run)
 
     async def list_reports(self) -> list[ReportRecord]:
-        """Every report, oldest first."""
-
         async def run(conn: Conn) -> list[ReportRecord]:
             cursor = await conn.execute(f"{_SELECT_REPORTS} ORDER BY received_at, reference")
             return [report_from(row, utc) for row in await cursor.fetchall()]
@@ -53,7 +48,6 @@ class PostgresReports(PostgresConnection):
         return await self._run(run)
 
     async def update_report(self, report: ReportRecord, *, expected: ReportState) -> bool:
-        """Write ``report`` over the stored one if it is still in state ``expected``."""
         values = report_row(report, timestamp)[3:]
 
         async def run(conn: Conn) -> bool:

@@ -15,7 +15,7 @@ __all__ = ["PostgresStore"]
 class PostgresStore(
     PostgresLifecycle, PostgresAttestations, PostgresFlags, PostgresKeys, PostgresJobs, PostgresReports
 ):
-    """The store behind ``postgresql://…``; see the module docstring for its guarantees.
+    """The store behind ``postgresql://…``; :mod:`agegate.stores.postgres` says what it guarantees.
 
     ``url`` is the URL without its password.
     """

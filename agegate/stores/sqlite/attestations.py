@@ -17,7 +17,6 @@ class SQLiteAttestations(SQLiteConnection):
     """Attestations and identifier blocks."""
 
     async def put_attestation(self, record: AttestationRecord, *, replaces: Sequence[bytes] = ()) -> None:
-        """Insert or replace ``record``; delete the records under ``replaces``; atomically."""
         row = (bytes(record.subject_hash), record.kid, bytes(record.mac), record.policy)
         checked_at = micros(record.checked_at)
         olds = [(bytes(h),) for h in replaces if bytes(h) != row[0]]
@@ -87,7 +86,6 @@ class SQLiteAttestations(SQLiteConnection):
         return await self._call(run, write=True)
 
     async def get_attestation(self, subject_hashes: Sequence[bytes]) -> AttestationRecord | None:
-        """The record under the first of ``subject_hashes`` that has one, or ``None``."""
         wanted = [bytes(h) for h in subject_hashes]
 
         def run(conn: sqlite3.Connection) -> AttestationRecord | None:
@@ -98,7 +96,6 @@ class SQLiteAttestations(SQLiteConnection):
         return await self._call(run, write=False)
 
     async def delete_attestations(self, subject_hashes: Sequence[bytes]) -> int:
-        """Delete the records under these hashes; returns how many were deleted."""
         wanted = list({bytes(h) for h in subject_hashes})
 
         def run(conn: sqlite3.Connection) -> int:
@@ -113,7 +110,6 @@ class SQLiteAttestations(SQLiteConnection):
     async def block_identifiers(
         self, identifier_hashes: Sequence[bytes], *, until: datetime, kids: Sequence[str] = ()
     ) -> None:
-        """Block these hashes until ``until``; an existing block is extended, never shortened."""
         end = micros(until)
         listed = ",".join(kids)
         rows = [(bytes(h), end, listed) for h in identifier_hashes]
@@ -131,7 +127,6 @@ class SQLiteAttestations(SQLiteConnection):
             await self._call(run, write=True)
 
     async def is_blocked(self, identifier_hashes: Sequence[bytes], *, now: datetime) -> bool:
-        """Whether any of these hashes is blocked at ``now``."""
         at = micros(now)
         wanted = [bytes(h) for h in identifier_hashes]
 
@@ -148,7 +143,6 @@ class SQLiteAttestations(SQLiteConnection):
         return await self._call(run, write=False) if wanted else False
 
     async def delete_expired_blocks(self, *, now: datetime) -> int:
-        """Drop blocks that ended at or before ``now``; returns how many."""
         at = micros(now)
 
         def run(conn: sqlite3.Connection) -> int:

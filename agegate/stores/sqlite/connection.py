@@ -116,7 +116,6 @@ class SQLiteConnection:
     # -- running calls on the store's thread --------------------------------------------------
 
     async def open(self) -> None:
-        """Open the file (creating it owner-only), switch to WAL, create or migrate the schema."""
         with self._guard:
             self._after_fork()
             if self._executor is None:
@@ -130,7 +129,6 @@ class SQLiteConnection:
         _OPEN_STORES.add(self)
 
     async def close(self) -> None:
-        """Close the connection and stop the store's thread. Idempotent."""
         with self._guard:
             self._after_fork()  # in a forked child the parent's thread is not there to wait for
             executor, self._executor = self._executor, None
@@ -306,9 +304,7 @@ class SQLiteConnection:
     # -- change signal -----------------------------------------------------------------------
 
     def revision(self) -> int:
-        """The shared change counter (a memory read; see :mod:`agegate.stores.revision`)."""
         return self._revision.value()
 
     async def bump_revision(self) -> None:
-        """Bump the shared change counter: every process's status cache is dropped at once."""
         self._revision.bump()

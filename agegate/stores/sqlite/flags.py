@@ -14,7 +14,6 @@ class SQLiteFlags(SQLiteConnection):
     """Signal flags."""
 
     async def add_flag(self, flag_hash: bytes, sealed: bytes, *, known: Sequence[bytes] = ()) -> bool:
-        """Keep ``sealed`` under ``flag_hash`` unless the account is flagged already."""
         hashes = [(bytes(h),) for h in (flag_hash, *known)]
         row = (bytes(flag_hash), bytes(sealed))
 
@@ -28,8 +27,6 @@ class SQLiteFlags(SQLiteConnection):
         return await self._call(run, write=True)
 
     async def list_flags(self) -> list[tuple[bytes, bytes]]:
-        """Every flag as ``(flag_hash, sealed)``."""
-
         def run(conn: sqlite3.Connection) -> list[tuple[bytes, bytes]]:
             rows = conn.execute("SELECT flag_hash, sealed FROM signal_flags ORDER BY flag_hash").fetchall()
             return [(bytes(h), bytes(sealed)) for h, sealed in rows]
@@ -37,7 +34,6 @@ class SQLiteFlags(SQLiteConnection):
         return await self._call(run, write=False)
 
     async def delete_flags(self, flag_hashes: Sequence[bytes]) -> int:
-        """Delete these flags (the sealed ids scrubbed from the file); returns how many."""
         wanted = [(h,) for h in {bytes(h) for h in flag_hashes}]
 
         def run(conn: sqlite3.Connection) -> int:

@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from ...errors import StoreError
-from .._jobs import FINAL_STATES, JobCodec, JobStatements, check_state, job_from, job_row, step_rows
-from ..base import JobState, PurgeJob
+from .._jobs import JobCodec, JobStatements, SQLJobJournal, Statement, job_from, job_row, step_rows
+from ..base import PurgeJob
 from .codec import micros, moment
 from .connection import SQLiteConnection
 
@@ -27,8 +27,10 @@ _CODEC = JobCodec(
 _SQL = JobStatements("", mark="?", no_hashes="'[]'")
 
 
-class SQLiteJobs(SQLiteConnection):
+class SQLiteJobs(SQLJobJournal, SQLiteConnection):
     """The purge job journal."""
+
+    _job_sql, _job_codec = _SQL, _CODEC
 
     async def create_job(self, job: PurgeJob) -> tuple[PurgeJob, bool]:
         row, steps = job_row(job, _CODEC), step_rows(job)
@@ -75,57 +77,20 @@ class SQLiteJobs(SQLiteConnection):
     async def claim_job(
         self, job_id: str, *, owner: str, until: datetime, now: datetime, takeover: str | None = None
     ) -> bool:
-        claim = _SQL.claim(job_id, owner=owner, takeover=takeover, until=micros(until), now=micros(now))
-
-        def run(conn: sqlite3.Connection) -> bool:
-            return conn.execute(*claim).rowcount == 1
-
-        return await self._call(run, write=True)
-
-    async def record_step(self, job_id: str, *, owner: str, step: str, count: int, now: datetime) -> bool:
-        hold, add = _SQL.hold(job_id, owner=owner, now=micros(now)), _SQL.add_step(job_id, step, count)
-
-        def run(conn: sqlite3.Connection) -> bool:
-            if conn.execute(*hold).rowcount != 1:
-                return False
-            conn.execute(*add)
-            return True
-
-        return await self._call(run, write=True)
-
-    async def finish_job(
-        self, job_id: str, *, owner: str, state: JobState, now: datetime, error: str | None = None
-    ) -> bool:
-        check_state(state)
-        finish = _SQL.finish(job_id, owner=owner, state=state, error=error, now=micros(now))
-
-        def run(conn: sqlite3.Connection) -> bool:
-            return conn.execute(*finish).rowcount == 1
-
-        # A finished job's sealed account id is wiped: see that no copy stays in the WAL.
-        return await self._call(run, write=True, scrub=state in FINAL_STATES)
-
-    async def reopen_job(
-        self,
-        job_id: str,
-        *,
-        handlers: tuple[str, ...],
-        sealed_subject: bytes,
-        identifier_hashes: tuple[bytes, ...] = (),
-        now: datetime,
-    ) -> bool:
-        reopen = _SQL.reopen(
-            job_id,
-            handlers=_CODEC.names(handlers),
-            sealed_subject=sealed_subject,
-            hashes=_CODEC.hashes(tuple(bytes(h) for h in identifier_hashes)),
-            now=micros(now),
+        return await self._journal(
+            _SQL.claim(job_id, owner=owner, takeover=takeover, until=micros(until), now=micros(now))
         )
 
+    async def _journal(self, first: Statement, then: Statement | None = None, *, scrub: bool = False) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
-            return conn.execute(*reopen).rowcount == 1
+            if conn.execute(*first).rowcount != 1:
+                return False
+            if then is not None:
+                conn.execute(*then)
+            return True
 
-        return await self._call(run, write=True)
+        # scrub: the WAL keeps no copy of what the write overwrote.
+        return await self._call(run, write=True, scrub=scrub)
 
     async def delete_job(self, job_id: str) -> bool:
         def run(conn: sqlite3.Connection) -> bool:

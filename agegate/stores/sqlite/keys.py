@@ -17,8 +17,6 @@ class SQLiteKeys(SQLiteConnection):
     """Key checks and key uses."""
 
     async def key_checks(self) -> dict[str, bytes]:
-        """Every key id the store was opened with, and its check value."""
-
         def run(conn: sqlite3.Connection) -> dict[str, bytes]:
             return {
                 kid: bytes(check) for kid, check in conn.execute("SELECT kid, check_value FROM key_checks")
@@ -27,7 +25,6 @@ class SQLiteKeys(SQLiteConnection):
         return await self._call(run, write=False)
 
     async def register_keys(self, checks: Mapping[str, bytes]) -> dict[str, bytes]:
-        """Record new key ids and check values (never changing one); returns them all."""
         rows = [(kid, bytes(check), micros(datetime.now(UTC))) for kid, check in checks.items()]
         first = ",".join(checks)
 
@@ -46,7 +43,6 @@ class SQLiteKeys(SQLiteConnection):
         return await self._call(run, write=True)
 
     async def key_uses(self, *, now: datetime) -> list[KeyUse]:
-        """Per key id, its attestations and the blocks in force at ``now`` that need it."""
         at = micros(now)
 
         def run(conn: sqlite3.Connection) -> list[KeyUse]:

@@ -17,7 +17,6 @@ class SQLiteReports(SQLiteConnection):
     """Reports from parents."""
 
     async def create_report(self, report: ReportRecord) -> None:
-        """Insert ``report``; :class:`StoreError` when its reference exists."""
         row = report_row(report, micros)
 
         def run(conn: sqlite3.Connection) -> None:
@@ -29,8 +28,6 @@ class SQLiteReports(SQLiteConnection):
         await self._call(run, write=True)
 
     async def get_report(self, reference: str) -> ReportRecord | None:
-        """The report with this reference, or ``None``."""
-
         def run(conn: sqlite3.Connection) -> ReportRecord | None:
             row = conn.execute(f"{_SELECT_REPORTS} WHERE reference = ?", (reference,)).fetchone()
             return report_from(row, moment) if row is not None else None
@@ -38,8 +35,6 @@ class SQLiteReports(SQLiteConnection):
         return await self._call(run, write=False)
 
     async def list_reports(self) -> list[ReportRecord]:
-        """Every report, oldest first."""
-
         def run(conn: sqlite3.Connection) -> list[ReportRecord]:
             rows = conn.execute(f"{_SELECT_REPORTS} ORDER BY received_at, reference").fetchall()
             return [report_from(row, moment) for row in rows]
@@ -47,7 +42,6 @@ class SQLiteReports(SQLiteConnection):
         return await self._call(run, write=False)
 
     async def update_report(self, report: ReportRecord, *, expected: ReportState) -> bool:
-        """Write ``report`` over the stored one if it is still in state ``expected``."""
         values = report_row(report, micros)[3:]
 
         def run(conn: sqlite3.Connection) -> bool:

@@ -12,7 +12,7 @@ __all__ = ["SQLiteStore"]
 
 
 class SQLiteStore(SQLiteAttestations, SQLiteFlags, SQLiteKeys, SQLiteJobs, SQLiteReports):
-    """The store behind ``sqlite:///path``; see the module docstring for its guarantees."""
+    """The store behind ``sqlite:///path``; :mod:`agegate.stores.sqlite` says what it guarantees."""
 
     #: :meth:`swap_attestation` takes ``blocks`` and ``now`` (see :func:`.add_attestation`).
     swaps_unless_blocked = True
