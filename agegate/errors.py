@@ -204,3 +204,18 @@ class JobNotFound(AgeGateError):
 class NoMatch(AgeGateError):
     """The account id matched nothing anywhere (exit status 1); ``--allow-no-match`` purges it
     anyway."""
+
+
+# -- stores: internal control flow, never raised out of a store --------------------------------
+
+
+class _SQLiteBusy(AgeGateError):
+    """The SQLite database was locked by another connection: retry after a pause on the event loop."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+
+class _WriteConflict(AgeGateError):
+    """A conditional write found the row changed: roll the transaction back."""

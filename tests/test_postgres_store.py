@@ -205,11 +205,11 @@ async def test_tables_are_prefixed_and_typed(url: str, schema: str) -> None:
 
 
 async def test_a_version_1_schema_is_migrated_and_keeps_its_records(url: str, schema: str) -> None:
-    import agegate.stores.postgres as postgres_module
+    from agegate.stores.postgres import schema as postgres_schema
 
     # The schema as the first release made it, with an attestation and a block in it.
     _admin(f'CREATE SCHEMA "{schema}"')
-    for statement in postgres_module._MIGRATIONS[0]:
+    for statement in postgres_schema.MIGRATIONS[0]:
         _admin(f'SET search_path TO "{schema}"; {statement}')
     _admin(
         f'CREATE TABLE "{schema}".agegate_meta (singleton boolean PRIMARY KEY DEFAULT true '

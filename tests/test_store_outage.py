@@ -125,9 +125,9 @@ async def test_the_store_alone_bounds_its_calls(url: str, proxy: TCPProxy) -> No
 async def test_opening_on_a_connection_that_stops_answering_is_cut(
     url: str, proxy: TCPProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agegate.stores import postgres
+    from agegate.stores.postgres import lifecycle
 
-    monkeypatch.setattr(postgres, "OPEN_TIMEOUT", 1.0)
+    monkeypatch.setattr(lifecycle, "OPEN_TIMEOUT", 1.0)
     migrate = PostgresStore._migrate
 
     async def frozen_first(self: PostgresStore, conn: Any) -> None:

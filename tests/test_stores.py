@@ -188,12 +188,12 @@ async def test_an_older_schema_is_migrated_forward(tmp_path: Path) -> None:
 
 
 async def test_a_version_1_file_is_migrated_and_keeps_its_records(tmp_path: Path) -> None:
-    import agegate.stores.sqlite as sqlite_module
+    from agegate.stores.sqlite import schema
 
     # A file as the first release made it, with an attestation and a block in it.
     path = tmp_path / "agegate.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
-    for statement in sqlite_module._MIGRATIONS[0]:
+    for statement in schema.MIGRATIONS[0]:
         conn.execute(statement)
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute("PRAGMA user_version = 1")
@@ -226,7 +226,7 @@ async def test_a_version_1_file_is_migrated_and_keeps_its_records(tmp_path: Path
 async def test_a_later_migration_runs_on_open_and_keeps_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agegate.stores.sqlite as sqlite_module
+    from agegate.stores.sqlite import schema
 
     url = f"sqlite:///{tmp_path}/agegate.sqlite3"
     store = SQLiteStore(url)
@@ -234,9 +234,9 @@ async def test_a_later_migration_runs_on_open_and_keeps_data(
     await store.put_attestation(record("a"))
     await store.close()
     # A future version 2 of the schema, as a release would append it.
-    later = (*sqlite_module._MIGRATIONS, ("CREATE TABLE future_things (x INTEGER)",))
-    monkeypatch.setattr(sqlite_module, "_MIGRATIONS", later)
-    monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    later = (*schema.MIGRATIONS, ("CREATE TABLE future_things (x INTEGER)",))
+    monkeypatch.setattr(schema, "MIGRATIONS", later)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     store = SQLiteStore(url)
     await store.open()
     try:
@@ -366,10 +366,10 @@ async def test_damage_found_after_opening_is_a_store_error(tmp_path: Path) -> No
 
 
 async def test_a_busy_database_is_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import agegate.stores.sqlite as sqlite_module
+    from agegate.stores.sqlite import connection
 
     # SQLite's own wait gives up quickly here, so the store's retry is what carries the write.
-    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_MS", 20)
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 20)
     path = tmp_path / "agegate.sqlite3"
     store = SQLiteStore(f"sqlite:///{path}")
     await store.open()
@@ -394,10 +394,10 @@ async def test_a_busy_database_is_waited_for(tmp_path: Path, monkeypatch: pytest
 async def test_a_database_that_stays_busy_is_a_store_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agegate.stores.sqlite as sqlite_module
+    from agegate.stores.sqlite import connection
 
-    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_MS", 20)
-    monkeypatch.setattr(sqlite_module, "RETRY_FOR", 0.2)
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 20)
+    monkeypatch.setattr(connection, "RETRY_FOR", 0.2)
     path = tmp_path / "agegate.sqlite3"
     store = SQLiteStore(f"sqlite:///{path}")
     await store.open()

@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from ..errors import StoreError
+from ._jobs import FINAL_STATES, lease_is_free
 from .base import AttestationRecord, JobState, KeyUse, PurgeJob, ReportRecord, ReportState, key_uses_from
 
-_FINAL = ("done", "dry_run")
+__all__ = ["MemoryStore"]
 
 
 class MemoryStore:
@@ -170,7 +171,7 @@ class MemoryStore:
         return None
 
     async def list_jobs(self, *, unfinished_only: bool = False) -> list[PurgeJob]:
-        jobs = [j for j in self._jobs.values() if not unfinished_only or j.state not in _FINAL]
+        jobs = [j for j in self._jobs.values() if not unfinished_only or j.state not in FINAL_STATES]
         return [copy.deepcopy(j) for j in sorted(jobs, key=lambda j: (j.created_at, j.job_id))]
 
     async def claim_job(
@@ -178,15 +179,7 @@ class MemoryStore:
     ) -> bool:
         async with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or job.state in _FINAL:
-                return False
-            free = (
-                job.lease_owner is None
-                or job.lease_owner == owner
-                or (takeover is not None and job.lease_owner == takeover)
-                or (job.lease_until is not None and job.lease_until <= now)
-            )
-            if not free:
+            if job is None or not lease_is_free(job, owner=owner, takeover=takeover, now=now):
                 return False
             job.lease_owner, job.lease_until, job.updated_at = owner, until, now
             if job.state == "failed":
@@ -211,7 +204,7 @@ class MemoryStore:
                 return False
             job.state, job.error, job.updated_at = state, error, now
             job.lease_owner = job.lease_until = None
-            if state in _FINAL:
+            if state in FINAL_STATES:
                 job.finished_at = now
                 job.sealed_subject = None
                 job.identifier_hashes = ()
