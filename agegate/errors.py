@@ -147,6 +147,24 @@ class UsageError(AgeGateError):
     module runs as ``python -m agegate.cli`` (and is then also imported under its own name)."""
 
 
+class ClientGone(AgeGateError):
+    """The client went away before the whole request body arrived (read by the signup helpers;
+    :mod:`agegate.bodies`)."""
+
+
+class FormRefused(AgeGateError):
+    """A body under the gate's prefix cannot be used (:mod:`agegate.asgi.forms`): ``status`` is
+    the HTTP status to answer, ``error`` the JSON error code (also the message)."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+
+    def __reduce__(self) -> tuple[type[FormRefused], tuple[int, str]]:
+        return (type(self), (self.status, self.error))
+
+
 class PurgeError(AgeGateError):
     """A purge could not finish. The message names the step or handler, never the account; the
     job (``job_id``) stays in the journal and ``agegate purge --resume`` finishes it."""
