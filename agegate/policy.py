@@ -14,6 +14,8 @@ from .errors import ConfigurationError, InvalidBirthDate, InvalidInput
 if TYPE_CHECKING:
     from .regions import PolicyTable
 
+__all__ = ["AOE", "EARLIEST_ZONE", "AgePolicy", "aware", "birthday_in", "today_aoe", "today_latest"]
+
 #: Anywhere on Earth: the last time zone in which a calendar day is still going on.
 AOE = timezone(timedelta(hours=-12), "AoE")
 #: The first time zone to reach a new calendar day (Line Islands).
