@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agegate import AgeGate, AgePolicy, ConfigurationError, InvalidBirthDate, Keyring, UnderAgeError
+from agegate import AgeGate, AgePolicy, InvalidAccountId, InvalidBirthDate, Keyring, UnderAgeError
 from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -84,5 +84,5 @@ async def test_forget_account(gate: AgeGate) -> None:
     assert await gate.forget_account("leaving") == 0
     assert await gate.status_of("leaving") == "unknown"
     assert await gate.cached_status("leaving") == "unknown"
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidAccountId):
         await gate.forget_account("")
