@@ -8,7 +8,9 @@ from .errors import (
     AgeGateError,
     ConfigurationError,
     CredentialRefused,
+    InvalidAccountId,
     InvalidBirthDate,
+    InvalidInput,
     InvalidReport,
     InvalidSignal,
     InvalidToken,
@@ -29,9 +31,11 @@ from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
 
 if TYPE_CHECKING:
+    from .handlers import AccountFiles, PostgresDatabase, SQLiteDatabase
     from .purge import PurgeError, PurgeReport
 
 __all__ = [
+    "AccountFiles",
     "AgeGate",
     "AgeGateError",
     "AgeGateMiddleware",
@@ -42,7 +46,9 @@ __all__ = [
     "CredentialRefused",
     "Decision",
     "Delivery",
+    "InvalidAccountId",
     "InvalidBirthDate",
+    "InvalidInput",
     "InvalidReport",
     "InvalidSignal",
     "InvalidSignupForm",
@@ -52,10 +58,12 @@ __all__ = [
     "KeyringMismatch",
     "Pages",
     "PolicyTable",
+    "PostgresDatabase",
     "PurgeError",
     "PurgeReport",
     "RegionRule",
     "ReportError",
+    "SQLiteDatabase",
     "StoreError",
     "StoreUnavailable",
     "UnderAgeError",
@@ -74,4 +82,9 @@ def __getattr__(name: str) -> Any:
         from . import purge
 
         return getattr(purge, name)
+    if name in ("AccountFiles", "PostgresDatabase", "SQLiteDatabase"):
+        # The purge handlers for SQL tables and files: loaded when first asked for, too.
+        from . import handlers
+
+        return getattr(handlers, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

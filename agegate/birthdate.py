@@ -17,6 +17,20 @@ from .errors import InvalidBirthDate
 from .i18n import N_, date_words
 from .policy import AgePolicy, today_aoe, today_latest
 
+__all__ = [
+    "BIRTH_FIELDS",
+    "DATE_ORDERS",
+    "EXAMPLES",
+    "MAX_AGE",
+    "MAX_INPUT_LENGTH",
+    "MESSAGES",
+    "MIN_YEAR",
+    "BirthInput",
+    "DateOrder",
+    "has_birth_input",
+    "read_birth_input",
+]
+
 DateOrder = Literal["MDY", "DMY", "YMD"]
 DATE_ORDERS: tuple[DateOrder, ...] = ("MDY", "DMY", "YMD")
 

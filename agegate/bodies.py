@@ -12,15 +12,11 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect
 
-from .errors import ConfigurationError
+from .errors import ClientGone, ConfigurationError
 
 __all__ = ["ClientGone", "body_chunks", "check_readable"]
 
 _CHUNK = 16 * 1024
-
-
-class ClientGone(Exception):
-    """The client went away before the whole body arrived."""
 
 
 def _kind(request: Any) -> str | None:

@@ -8,6 +8,31 @@ from __future__ import annotations
 
 from typing import Literal
 
+__all__ = [
+    "RETRY_AFTER",
+    "USAGE_ERRORS",
+    "AgeGateError",
+    "ClientGone",
+    "ConfigurationError",
+    "CredentialRefused",
+    "FormRefused",
+    "InvalidAccountId",
+    "InvalidBirthDate",
+    "InvalidBirthDateCode",
+    "InvalidInput",
+    "InvalidReport",
+    "InvalidSignal",
+    "InvalidToken",
+    "KeyringError",
+    "KeyringMismatch",
+    "PurgeError",
+    "ReportError",
+    "StoreError",
+    "StoreUnavailable",
+    "UnderAgeError",
+    "UsageError",
+]
+
 InvalidBirthDateCode = Literal["empty", "malformed", "impossible", "future", "implausible", "too_long"]
 
 
@@ -19,7 +44,13 @@ class ConfigurationError(AgeGateError, ValueError):
     """agegate was set up with an option it cannot use (a bad key, URL, policy or pattern)."""
 
 
-class InvalidAccountId(ConfigurationError):
+class InvalidInput(AgeGateError, ValueError):
+    """A value given to one call cannot be used (an account id, a birth date, an age signal, a
+    report's field): the caller's input, not agegate's setup. The message never repeats the
+    value. The ``agegate`` command reports it as bad usage (exit status 2)."""
+
+
+class InvalidAccountId(InvalidInput):
     """An account id that no entry point accepts (see :func:`agegate.accounts.check_account_id`):
     empty, too long, with spaces around it or invisible characters, or not in the app's format.
     The message never repeats the id."""
@@ -46,7 +77,7 @@ def _rebuild_mismatch(cls: type[KeyringMismatch], message: str, kids: tuple[str,
     return cls(message, kids=kids)
 
 
-class InvalidBirthDate(AgeGateError, ValueError):
+class InvalidBirthDate(InvalidInput):
     """The birth date given to the screen cannot be used.
 
     ``code`` says why, for programs; the message says it for people; ``reason`` names the
@@ -65,13 +96,13 @@ class InvalidBirthDate(AgeGateError, ValueError):
         return (type(self), (self.code, self.message, self.reason))
 
 
-class InvalidSignal(AgeGateError, ValueError):
+class InvalidSignal(InvalidInput):
     """An age signal (:class:`~agegate.AgeSignal`) cannot be used: bounds out of order, out of
     range or of the wrong type, or a platform payload not in its documented shape. The message
     names the field, never its value."""
 
 
-class CredentialRefused(AgeGateError, ValueError):
+class CredentialRefused(InvalidInput):
     """A digital-ID presentation was not accepted (:mod:`agegate.credentials`).
 
     ``code`` says why, for programs and logs (``malformed``, ``untrusted_issuer``,
@@ -147,6 +178,29 @@ class UsageError(AgeGateError):
     module runs as ``python -m agegate.cli`` (and is then also imported under its own name)."""
 
 
+#: What the ``agegate`` command reports as bad usage, exit status 2: its own usage errors and
+#: per-call bad input (an account id, a birth date...). ``except USAGE_ERRORS``.
+USAGE_ERRORS: tuple[type[AgeGateError], ...] = (UsageError, InvalidInput)
+
+
+class ClientGone(AgeGateError):
+    """The client went away before the whole request body arrived (read by the signup helpers;
+    :mod:`agegate.bodies`)."""
+
+
+class FormRefused(AgeGateError):
+    """A body under the gate's prefix cannot be used (:mod:`agegate.asgi.forms`): ``status`` is
+    the HTTP status to answer, ``error`` the JSON error code (also the message)."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+
+    def __reduce__(self) -> tuple[type[FormRefused], tuple[int, str]]:
+        return (type(self), (self.status, self.error))
+
+
 class PurgeError(AgeGateError):
     """A purge could not finish. The message names the step or handler, never the account; the
     job (``job_id``) stays in the journal and ``agegate purge --resume`` finishes it."""
@@ -161,7 +215,7 @@ class ReportError(AgeGateError):
     answer not delivered). The message names the report's reference, never what it says."""
 
 
-class InvalidReport(ReportError, ValueError):
+class InvalidReport(ReportError, InvalidInput):
     """A field of a report cannot be used: ``field`` names it (``account``, ``relation``,
     ``contact``, ``details``), ``message`` says why for people. Never holds the value."""
 

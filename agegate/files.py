@@ -10,6 +10,8 @@ from pathlib import Path
 
 from .errors import ConfigurationError
 
+__all__ = ["AccountFiles"]
+
 
 class AccountFiles:
     """A purge handler deleting an account's files (or directories) under ``root``.

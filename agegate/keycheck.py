@@ -33,6 +33,8 @@ from .keys import Keyring
 from .stores import AttestationRecord, Store
 from .tokens import OUTCOMES, Hasher, sealed_kid
 
+__all__ = ["KeyStatus", "check_keys", "check_value", "key_status", "mismatch", "move_to_active_key"]
+
 #: What the check value of a key id is a keyed hash of.
 _CHECK_MESSAGE = "agegate/key-check"
 

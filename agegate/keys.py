@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import KeyringError
 
+__all__ = ["DEFAULT_ENV_VAR", "MIN_KEY_BYTES", "PURPOSES", "Keyring", "Purpose"]
+
 Purpose = Literal[
     "cookie",
     "attestation",

@@ -28,7 +28,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from .decisions import Attestation, Decision
-from .errors import ConfigurationError, InvalidSignal, InvalidToken
+from .errors import InvalidInput, InvalidSignal, InvalidToken
 from .policy import aware
 from .signals import AgeSignal
 from .tokens import Hasher, Sealer
@@ -152,11 +152,11 @@ class ActualKnowledge:
         account another way; returns how many flags were removed (0 or 1). The account stays
         recorded under age."""
         if not isinstance(ref, str) or len(ref) != REF_DIGITS:
-            raise ConfigurationError(f"a flag's reference is {REF_DIGITS} hex digits, as listed")
+            raise InvalidInput(f"a flag's reference is {REF_DIGITS} hex digits, as listed")
         rows = await self._gate._ask(lambda store: store.list_flags())
         matches = [h for h, _ in rows if h.hex()[:REF_DIGITS] == ref.lower()]
         if len(matches) > 1:
-            raise ConfigurationError("that reference names more than one flag; clear them after a purge")
+            raise InvalidInput("that reference names more than one flag; clear them after a purge")
         return await self._gate._ask(lambda store: store.delete_flags(matches)) if matches else 0
 
 

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidBirthDate, InvalidInput
 
 if TYPE_CHECKING:
     from .regions import PolicyTable
+
+__all__ = ["AOE", "EARLIEST_ZONE", "AgePolicy", "aware", "birthday_in", "today_aoe", "today_latest"]
 
 #: Anywhere on Earth: the last time zone in which a calendar day is still going on.
 AOE = timezone(timedelta(hours=-12), "AoE")
@@ -29,9 +31,7 @@ def aware(now: datetime | None) -> datetime:
     if now is None:
         return datetime.now(UTC)
     if now.tzinfo is None or now.utcoffset() is None:
-        raise ConfigurationError(
-            "now must be a timezone-aware datetime (for example datetime.now(timezone.utc))"
-        )
+        raise InvalidInput("now must be a timezone-aware datetime (for example datetime.now(timezone.utc))")
     return now
 
 
@@ -39,7 +39,7 @@ def _date_in(zone: timezone, now: datetime | None) -> date:
     try:
         return aware(now).astimezone(zone).date()
     except OverflowError:
-        raise ConfigurationError("now is outside the range of dates agegate can work with") from None
+        raise InvalidInput("now is outside the range of dates agegate can work with") from None
 
 
 def today_aoe(now: datetime | None = None) -> date:
@@ -109,10 +109,11 @@ class AgePolicy:
     def age_on(self, birth: date, today: date) -> int:
         """Whole years of age on ``today`` of a person born on ``birth``.
 
-        Raises ``ValueError`` when ``birth`` is after ``today``.
+        Raises :class:`~agegate.InvalidBirthDate` (a ``ValueError``; code ``future``) when
+        ``birth`` is after ``today``.
         """
         if birth > today:
-            raise ValueError("the birth date is after the given day")
+            raise InvalidBirthDate("future", "the birth date is after the given day")
         years = today.year - birth.year
         if today < birthday_in(birth, today.year):
             years -= 1

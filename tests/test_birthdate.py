@@ -219,11 +219,13 @@ def test_64_characters_are_read_and_65_are_not() -> None:
 
 
 def test_screen_refuses_a_naive_or_out_of_range_now() -> None:
-    from agegate import ConfigurationError
+    from agegate import ConfigurationError, InvalidInput
 
-    with pytest.raises(ConfigurationError, match="timezone-aware"):
+    # Per-call bad input, not a setup error.
+    with pytest.raises(InvalidInput, match="timezone-aware") as caught:
         GATE.screen({"birth_date": "2000-01-01"}, now=datetime(2026, 1, 1))
-    with pytest.raises(ConfigurationError, match="range"):
+    assert not isinstance(caught.value, ConfigurationError)
+    with pytest.raises(InvalidInput, match="range"):
         GATE.screen({"birth_date": "2000-01-01"}, now=datetime(9999, 12, 31, 11, tzinfo=UTC))
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agegate import AgeGate, AgePolicy, ConfigurationError, InvalidBirthDate, Keyring, UnderAgeError
+from agegate import AgeGate, AgePolicy, InvalidAccountId, InvalidBirthDate, Keyring, UnderAgeError
 from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -75,5 +75,5 @@ async def test_forget_account(gate: AgeGate) -> None:
     assert await gate.forget_account("leaving") == 0
     assert await gate.status_of("leaving") == "unknown"
     assert await gate.cached_status("leaving") == "unknown"
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidAccountId):
         await gate.forget_account("")

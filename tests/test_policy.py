@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agegate import AgePolicy, ConfigurationError
+from agegate import AgePolicy, ConfigurationError, InvalidBirthDate, InvalidInput
 from agegate.policy import today_aoe
 
 POLICY = AgePolicy()
@@ -43,8 +43,10 @@ def test_is_under_age_is_age_on_the_aoe_day(birth: date, day: date) -> None:
 
 
 def test_age_on_refuses_a_birth_after_today() -> None:
-    with pytest.raises(ValueError, match="after"):
+    with pytest.raises(ValueError, match="after") as caught:  # still a ValueError, as before
         POLICY.age_on(date(2020, 1, 2), date(2020, 1, 1))
+    assert isinstance(caught.value, InvalidBirthDate)
+    assert caught.value.code == "future"
 
 
 @pytest.mark.parametrize(
@@ -84,7 +86,7 @@ def test_today_aoe() -> None:
 
 
 def test_naive_now_is_refused_with_a_clear_error() -> None:
-    with pytest.raises(ConfigurationError, match="timezone-aware"):
+    with pytest.raises(InvalidInput, match="timezone-aware"):
         POLICY.is_under_age(date(2000, 1, 1), datetime(2026, 1, 1))
 
 

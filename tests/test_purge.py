@@ -17,7 +17,7 @@ from typing import Any
 import purge_app
 import pytest
 
-from agegate import AgeGate, ConfigurationError, Keyring, KeyringMismatch, UnderAgeError
+from agegate import AgeGate, ConfigurationError, InvalidAccountId, Keyring, KeyringMismatch, UnderAgeError
 from agegate import purge as purge_module
 from agegate.purge import PurgeError, PurgeEvent, Purger
 from agegate.purge import lease as lease_module
@@ -339,8 +339,9 @@ async def test_a_repeated_purge_blocks_identifiers_the_first_did_not_know(gate: 
 async def test_unusable_account_ids_are_refused_without_echoing_them(
     memory_gate: AgeGate, subject: str, message: str
 ) -> None:
-    with pytest.raises(ConfigurationError, match=message) as caught:
+    with pytest.raises(InvalidAccountId, match=message) as caught:
         await memory_gate.purge(subject, ticket="T-1", operator="a")
+    assert not isinstance(caught.value, ConfigurationError)  # the caller's input, not the setup
     if subject.strip():
         assert subject.strip() not in str(caught.value)
     assert await memory_gate.purger.jobs() == []
@@ -348,7 +349,7 @@ async def test_unusable_account_ids_are_refused_without_echoing_them(
 
 async def test_an_app_can_declare_its_account_id_format(memory_gate: AgeGate) -> None:
     memory_gate.purger.subject_format(r"acct-\d+", "an account id such as acct-123")
-    with pytest.raises(ConfigurationError, match="does not look like an account id such as acct-123"):
+    with pytest.raises(InvalidAccountId, match="does not look like an account id such as acct-123"):
         await memory_gate.purge("someone@example.org", ticket="T-1", operator="a")
     assert (await memory_gate.purge("acct-77", ticket="T-1", operator="a")).state == "done"
 

@@ -19,6 +19,7 @@ from agegate import (
     AgeGate,
     ConfigurationError,
     Delivery,
+    InvalidInput,
     InvalidReport,
     Keyring,
     KeyringMismatch,
@@ -101,7 +102,7 @@ async def test_close_answers_and_erases_and_a_failing_answer_is_retried(gate: Ag
         sent.append(delivery)
 
     record = await gate.reports.submit(GOOD)
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidInput):
         await gate.reports.close(record.reference, reason="I spoke to the mother, Jane Doe")
     closed = await gate.reports.close(record.reference.lower(), reason="not-a-child")
     assert closed.record.state == "closed" and closed.fields is not None

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from test_postgres_store import until
 
 from agegate import AgeGate, AgePolicy, AgeSignal, InvalidSignal, Keyring, UnderAgeError, lower_wins
-from agegate.errors import AgeGateError, ConfigurationError
+from agegate.errors import AgeGateError, InvalidInput
 from agegate.stores import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -302,7 +302,7 @@ async def test_a_flag_goes_when_the_purge_is_done_or_support_clears_it(shared: C
     assert await gate.knowledge.clear(flags[0].ref) == 1
     assert await gate.knowledge.flags() == []
     assert await gate.status_of("child-2") == "under_age"  # clearing the flag lifts nothing
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidInput):
         await gate.knowledge.clear("nope")
 
 

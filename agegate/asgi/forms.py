@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Receive
 
 from ..birthdate import BIRTH_FIELDS
+from ..errors import FormRefused
 from .paths import safe_next
 
 __all__ = [
@@ -29,14 +30,6 @@ MAX_SCREEN_BODY = 8 * 1024
 #: are not Unicode, so no encoder or database takes them) and control characters other than tab
 #: and line breaks (NUL truncates C strings and some columns).
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-
-
-class FormRefused(Exception):
-    """The body cannot be used; carries the HTTP status and the JSON error code."""
-
-    def __init__(self, status: int, error: str) -> None:
-        self.status = status
-        self.error = error
 
 
 def is_text(value: str) -> bool:

@@ -64,7 +64,7 @@ def _loads(data: bytes) -> Any:
     stream = io.BytesIO(data)
     value = cbor2.CBORDecoder(stream).decode()
     if stream.tell() != len(data):
-        raise ValueError("trailing bytes")
+        raise _malformed()  # a ValueError too: refused like any unreadable CBOR
     return value
 
 

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+__all__ = ["AgeGateConfig", "check_settings"]
+
 _MIDDLEWARE = "agegate.django.AgeGateMiddleware"
 _AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
 

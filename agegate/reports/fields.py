@@ -67,10 +67,11 @@ class ReportFields:
 
     @classmethod
     def from_bytes(cls, raw: bytes, reference: str) -> ReportFields:
-        """The fields sealed by :meth:`to_bytes` for ``reference``; ``ValueError`` otherwise."""
+        """The fields sealed by :meth:`to_bytes` for ``reference``; ``ValueError`` otherwise
+        (:class:`~agegate.InvalidReport` when they are another report's)."""
         data = json.loads(raw.decode("utf-8"))
         if not isinstance(data, dict) or data.pop("reference", None) != reference:
-            raise ValueError("sealed for another report")
+            raise InvalidReport("reference", "sealed for another report")
         return cls(**data)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError, InvalidToken, ReportError
+from ..errors import ConfigurationError, InvalidInput, InvalidToken, ReportError
 from ..policy import aware
 from ..stores import ReportRecord, ReportState, Store
 from ..tokens import Hasher, Sealer
@@ -215,7 +215,7 @@ class Reports:
         """Close an open report that leads to no purge, with ``reason`` (one of
         :data:`CLOSE_REASONS`), and deliver the answer. Returns the report afterwards."""
         if reason not in CLOSE_REASONS:
-            raise ConfigurationError(f"the reason is one of {', '.join(CLOSE_REASONS)}")
+            raise InvalidInput(f"the reason is one of {', '.join(CLOSE_REASONS)}")
         report = await self.get(reference)
         if report.record.state != "open":
             raise ReportError(f"report {report.reference} is {report.record.state}, not open")

@@ -16,6 +16,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from agegate.cli import main
 from agegate.django.config import gate_spec
 
+__all__ = ["Command"]
+
 
 class Command(BaseCommand):
     help = "Run agegate's command line (purge, audit, …) for this site's gate."
