@@ -14,23 +14,29 @@ __all__ = [
     "AgeGateError",
     "ClientGone",
     "ConfigurationError",
+    "CoverageError",
     "CredentialRefused",
     "FormRefused",
     "InvalidAccountId",
     "InvalidBirthDate",
     "InvalidBirthDateCode",
     "InvalidInput",
+    "InvalidReceipt",
     "InvalidReport",
     "InvalidSignal",
+    "InvalidSignupForm",
+    "InvalidSignupFormCode",
     "InvalidToken",
     "KeyringError",
     "KeyringMismatch",
+    "NoDatabaseKnown",
     "PurgeError",
     "ReportError",
     "StoreError",
     "StoreUnavailable",
     "UnderAgeError",
     "UsageError",
+    "VacuumError",
 ]
 
 InvalidBirthDateCode = Literal["empty", "malformed", "impossible", "future", "implausible", "too_long"]
@@ -273,3 +279,48 @@ class _SQLiteBusy(AgeGateError):
 
 class _WriteConflict(AgeGateError):
     """A conditional write found the row changed: roll the transaction back."""
+
+
+# -- signup forms (agegate.signup) ---------------------------------------------------------------
+
+InvalidSignupFormCode = Literal["too_large", "unsupported_media_type", "malformed"]
+_STATUS: dict[InvalidSignupFormCode, int] = {
+    "too_large": 413,
+    "unsupported_media_type": 415,
+    "malformed": 400,
+}
+
+
+class InvalidSignupForm(InvalidInput):
+    """The signup request body could not be read as a form.
+
+    ``code`` is ``too_large``, ``unsupported_media_type`` or ``malformed``; ``status_code`` is
+    the HTTP status to answer with (413, 415 or 400).
+    """
+
+    def __init__(self, code: InvalidSignupFormCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status_code = _STATUS[code]
+
+
+# -- the purge: coverage, receipts, vacuum (agegate.purge) ---------------------------------------
+
+
+class CoverageError(AgeGateError):
+    """The coverage check could not read a database's catalog (the message names the database
+    and the exception class only)."""
+
+
+class NoDatabaseKnown(CoverageError, ConfigurationError):
+    """No registered handler or exemption names a SQL database, so there is nothing the check
+    could vouch for: a CI job must not pass on it."""
+
+
+class InvalidReceipt(AgeGateError):
+    """A receipt is malformed, or its signature does not verify under the key given."""
+
+
+class VacuumError(AgeGateError):
+    """A database could not be vacuumed (the message names it and the exception class only)."""

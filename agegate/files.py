@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidInput
 
 __all__ = ["AccountFiles"]
 
@@ -46,7 +46,7 @@ class AccountFiles:
             or os.sep in subject
             or (os.altsep is not None and os.altsep in subject)
         ):
-            raise ConfigurationError("this account id cannot name a file: it contains a path separator")
+            raise InvalidInput("this account id cannot name a file: it contains a path separator")
         root = self.root.resolve()
         out = []
         for template in self.names:
@@ -54,7 +54,7 @@ class AccountFiles:
             # resolve() the parent only: the last component may be a link we must remove, not follow.
             parent = path.parent.resolve()
             if not parent.is_relative_to(root):
-                raise ConfigurationError("an account file path would leave the files root")
+                raise InvalidInput("an account file path would leave the files root")
             out.append(parent / path.name)
         return out
 

@@ -26,14 +26,14 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import aclosing
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl
 
 from .asgi.forms import is_text
 from .birthdate import BIRTH_FIELDS
 from .bodies import ClientGone, body_chunks, check_readable
 from .decisions import SCOPE_KEY
-from .errors import AgeGateError, InvalidAccountId
+from .errors import InvalidAccountId, InvalidSignupForm
 from .gate import AgeGate
 from .hook import scope_of
 from .regions import REGION_KEY
@@ -45,28 +45,8 @@ MAX_BODY_BYTES = 64 * 1024
 #: The most fields :func:`read_form` accepts in one body.
 MAX_FIELDS = 200
 
-InvalidSignupFormCode = Literal["too_large", "unsupported_media_type", "malformed"]
 Subject = str | Callable[[Mapping[str, str]], str]
 Identifiers = Mapping[str, str] | Callable[[Mapping[str, str]], Mapping[str, str]] | None
-_STATUS: dict[InvalidSignupFormCode, int] = {
-    "too_large": 413,
-    "unsupported_media_type": 415,
-    "malformed": 400,
-}
-
-
-class InvalidSignupForm(AgeGateError, ValueError):
-    """The signup request body could not be read as a form.
-
-    ``code`` is ``too_large``, ``unsupported_media_type`` or ``malformed``; ``status_code`` is
-    the HTTP status to answer with (413, 415 or 400).
-    """
-
-    def __init__(self, code: InvalidSignupFormCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status_code = _STATUS[code]
 
 
 async def read_form(request: Any, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, str]:

@@ -67,4 +67,4 @@ def test_support_lists_purges_and_clears_flagged_accounts(
 
 def test_a_malformed_reference_is_refused(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = cli(capsys, "signals", "clear", "xyz", *BASE, "--json")
-    assert code == 1 and "reference" in json.loads(out)["error"]
+    assert code == 2 and "reference" in json.loads(out)["error"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from agegate import AgeGate, ConfigurationError, Keyring
+from agegate.errors import InvalidInput
 from agegate.handlers import AccountFiles, PostgresDatabase, SQLiteDatabase
 from agegate.purge.coverage import classify
 from agegate.stores import MemoryStore
@@ -122,7 +123,7 @@ async def test_account_files_deletes_the_account_files_only(files: Path) -> None
 @pytest.mark.parametrize("subject", ["..", ".", "../uploads", "acct-2/../acct-2", "a\\b", "a\x00b"])
 async def test_account_files_refuses_path_tricks(files: Path, subject: str) -> None:
     before = _tree(files)
-    with pytest.raises(ConfigurationError, match="cannot name a file"):
+    with pytest.raises(InvalidInput, match="cannot name a file"):
         await AccountFiles(files)(subject)
     assert _tree(files) == before
 
@@ -150,7 +151,7 @@ async def test_account_files_refuses_a_parent_that_links_outside(files: Path, tm
     outside.mkdir()
     (outside / "acct-1.png").write_text("keep")
     (files / "avatars").symlink_to(outside, target_is_directory=True)
-    with pytest.raises(ConfigurationError, match="leave the files root"):
+    with pytest.raises(InvalidInput, match="leave the files root"):
         await AccountFiles(files, names=("avatars/{subject}.png",))("acct-1")
     assert (outside / "acct-1.png").exists()
 

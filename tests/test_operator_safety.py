@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from test_cli_purge import BASE, KEYS, PURGE, app_dir, run  # noqa: F401  (app_dir is a fixture)
 from test_purge_crash import TESTS, _env, agegate, start, wait_for_file
 
-from agegate import ConfigurationError
 from agegate.cli import main
+from agegate.errors import InvalidInput
 from agegate.purge.receipts import verify_receipt
 from agegate.purge.request import contains_secret, refuse_pii_in_labels
 
@@ -45,7 +45,7 @@ from agegate.purge.request import contains_secret, refuse_pii_in_labels
 def test_the_ticket_check_covers_short_ids(ticket: str, subject: str, refused: bool) -> None:
     assert contains_secret(ticket, subject) is refused
     if refused:
-        with pytest.raises(ConfigurationError, match="must not contain the account id"):
+        with pytest.raises(InvalidInput, match="must not contain the account id"):
             refuse_pii_in_labels(subject, {}, {"ticket": ticket})
 
 

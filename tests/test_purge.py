@@ -19,6 +19,7 @@ import pytest
 
 from agegate import AgeGate, ConfigurationError, InvalidAccountId, Keyring, KeyringMismatch, UnderAgeError
 from agegate import purge as purge_module
+from agegate.errors import InvalidInput
 from agegate.purge import PurgeError, PurgeEvent, Purger
 from agegate.purge import lease as lease_module
 from agegate.purge.receipts import verify_receipt
@@ -367,7 +368,7 @@ async def test_an_app_can_declare_its_account_id_format(memory_gate: AgeGate) ->
 async def test_ticket_and_operator_cannot_carry_personal_data(
     memory_gate: AgeGate, ticket: str, operator: str
 ) -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidInput):
         await memory_gate.purge("acct-12345", ticket=ticket, operator=operator, identifiers={"email": EMAIL})
     assert await memory_gate.purger.jobs() == []
 
@@ -702,7 +703,7 @@ async def test_identifier_kinds_are_checked_and_normalised(memory_gate: AgeGate)
         ({"phone": "call me"}, "the phone identifier is empty"),
         ({"email": "   "}, "the email identifier is empty"),
     ):
-        with pytest.raises(ConfigurationError, match=message) as caught:
+        with pytest.raises(InvalidInput, match=message) as caught:
             await memory_gate.purge("acct-1", ticket="T-1", operator="a", identifiers=identifiers)
         assert EMAIL.lower() not in str(caught.value).lower() and "call me" not in str(caught.value)
     assert await memory_gate.purger.jobs() == []
@@ -720,7 +721,7 @@ async def test_an_app_may_declare_its_identifier_kinds(memory_gate: AgeGate) -> 
     memory_gate.purger.identifier_kinds = ("email", "gamertag")
     report = await memory_gate.purge("acct-1", ticket="T-1", operator="a", identifiers={"gamertag": "Kid99"})
     assert report.identifiers_blocked == 1
-    with pytest.raises(ConfigurationError, match="use one of email, gamertag"):
+    with pytest.raises(InvalidInput, match="use one of email, gamertag"):
         await memory_gate.purge("acct-2", ticket="T-2", operator="a", identifiers={"phone": "555 0100"})
 
 

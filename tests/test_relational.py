@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from agegate import AgeGate, ConfigurationError, InvalidAccountId
 from agegate.connections import run_transaction
+from agegate.errors import InvalidInput
 from agegate.handlers import PostgresDatabase, SQLiteDatabase
 from agegate.purge.catalog import partition_parents
 from agegate.purge.request import check_key_form
@@ -144,7 +145,7 @@ async def test_a_uuid_keyed_account(shop: Shop, gate: AgeGate) -> None:
         if not shop.schema
         else (player.upper(), player.replace("-", ""), "{" + player + "}", f"urn:uuid:{player}")
     ):
-        with pytest.raises(ConfigurationError, match="a UUID in lower case with hyphens") as caught:
+        with pytest.raises(InvalidInput, match="a UUID in lower case with hyphens") as caught:
             await gate.purge(wrong, ticket="T-1", operator="ops")
         assert wrong not in str(caught.value)
     assert await gate.purger.jobs() == []
@@ -160,7 +161,7 @@ async def test_an_id_the_key_column_would_convert_is_refused_before_the_freeze(
     gate.purger.add(shop.customers())
     before = shop.snapshot()
     # Spaces around an id break the one account-id rule; the rest, the key column's form.
-    refusal = InvalidAccountId if wrong != wrong.strip() else ConfigurationError
+    refusal = InvalidAccountId if wrong != wrong.strip() else InvalidInput
     with pytest.raises(refusal) as caught:
         await gate.purge(wrong, ticket="T-1", operator="ops")
     assert wrong.strip() not in str(caught.value)
@@ -178,7 +179,7 @@ async def test_an_id_the_key_column_would_convert_is_refused_before_the_freeze(
 
 async def test_sql_rows_on_an_integer_column_refuses_a_converted_id(shop: Shop, gate: AgeGate) -> None:
     gate.purger.add(shop.db.rows(shop.name("review"), "customer_id"))
-    with pytest.raises(ConfigurationError, match="integer with no sign"):
+    with pytest.raises(InvalidInput, match="integer with no sign"):
         await gate.purge("+351", ticket="T-1", operator="ops")
     assert await gate.purger.jobs() == []
 
@@ -191,7 +192,7 @@ def test_an_accepted_integer_id_is_the_one_form_of_its_number(text: str) -> None
         try:
             check_key_form(text, type_name, dialect, "t.id")
             accepted = True
-        except ConfigurationError:
+        except InvalidInput:
             accepted = False
         if dialect == "postgresql":
             assert accepted == canonical

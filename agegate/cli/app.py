@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import AgeGateError, AppNotFound, ConfigurationError, JobNotFound, UsageError
+from ..errors import USAGE_ERRORS, AgeGateError, AppNotFound, ConfigurationError, JobNotFound, UsageError
 from ..gate import AgeGate
 
 __all__ = [
@@ -136,7 +136,7 @@ def json_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argpa
             return command(args)
         except AgeGateError as exc:
             if getattr(args, "json", False):
-                code = EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURE
+                code = EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_FAILURE
                 print(json.dumps({"error": str(exc), "exit": code}))
             raise
 

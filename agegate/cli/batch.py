@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import AgeGateError, ConfigurationError, UsageError
+from ..errors import AgeGateError, ConfigurationError, InvalidInput, UsageError
 from ..gate import AgeGate
 from .app import load_gate, run
 from .safety import confirmed, no_match_message, resume_command
@@ -133,7 +133,7 @@ def _check(gate: AgeGate, accounts: list[BatchLine], args: argparse.Namespace) -
                 gate.purger.check_subject(account.subject)
                 gate.purger.check_identifiers(account.identifiers)
                 errors.append(f"line {account.number}: no ticket (give ticket=T on the line, or --ticket)")
-        except ConfigurationError as exc:
+        except (ConfigurationError, InvalidInput) as exc:
             errors.append(f"line {account.number}: {exc}")
         if account.subject in seen:
             errors.append(f"line {account.number}: the same account as line {seen[account.subject]}")

@@ -29,16 +29,20 @@ __all__ = ["register"]
 _CHECKOUT = Path(__file__).resolve().parents[2]
 
 
-class _Terminated(SystemExit):
-    """SIGTERM arrived: stop serving and clean up.
+class _SigtermExit:
+    """Turns SIGTERM into an exit that cleans up.
 
-    A SystemExit, so that code that wraps ordinary exceptions (logging's dictConfig, while
-    uvicorn is still starting) lets it through, and so does an asyncio callback it interrupts
-    (asyncio logs and drops other exceptions from callbacks, but re-raises SystemExit)."""
+    The handler raises ``SystemExit`` (not an ``Exception``), so that code that wraps ordinary
+    exceptions (logging's dictConfig, while uvicorn is still starting) lets it through, and so
+    does an asyncio callback it interrupts (asyncio logs and drops other exceptions from
+    callbacks, but re-raises SystemExit). ``arrived`` tells that exit from any other."""
 
+    def __init__(self) -> None:
+        self.arrived = False
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise _Terminated()
+    def __call__(self, signum: int, frame: object) -> None:
+        self.arrived = True
+        raise SystemExit(EXIT_OK)
 
 
 def _port(text: str) -> int:
@@ -113,9 +117,10 @@ def _demo(args: argparse.Namespace) -> int:
         else:
             folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="agegate-demo-")))
         # uvicorn re-raises SIGTERM once it has shut down; turn it into an exit that cleans up.
-        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        sigterm = _SigtermExit()
+        previous = signal.signal(signal.SIGTERM, sigterm)
         cleanup.callback(signal.signal, signal.SIGTERM, previous)
-        with contextlib.suppress(_Terminated):
+        try:
             app = example.create_app(keys=keys, data_dir=folder, secure_cookies=False)
             if not _keys_fit(app.state.gate, folder):
                 return EXIT_FAILURE
@@ -124,4 +129,7 @@ def _demo(args: argparse.Namespace) -> int:
             # No access log, warnings only: both would write visitors' IP addresses (uvicorn logs
             # each websocket it accepts at INFO, and the gate accepts a refused one to close it).
             uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+        except SystemExit:
+            if not sigterm.arrived:
+                raise
     return EXIT_OK

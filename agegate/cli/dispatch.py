@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import AgeGateError, UsageError
+from ..errors import USAGE_ERRORS, AgeGateError
 from .app import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
-    except UsageError as exc:
+    except USAGE_ERRORS as exc:  # bad usage, or bad input such as an account id
         print(f"agegate: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except AgeGateError as exc:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ConfigurationError, NoMatch
+from ..errors import ConfigurationError, InvalidInput, NoMatch
 from ..gate import AgeGate
 from ..purge import PurgeReport
 from ..reports import Report
@@ -84,7 +84,7 @@ def purge_one(gate: AgeGate, args: argparse.Namespace, identifiers: dict[str, st
     receipt = str(Path(args.receipt).resolve()) if args.receipt else None
     try:
         gate.purger.check_request(args.subject, args.ticket, args.operator, identifiers, receipt=receipt)
-    except ConfigurationError as exc:
+    except (ConfigurationError, InvalidInput) as exc:
         raise usage(str(exc)) from None
     if not args.dry_run and not args.yes and not sys.stdin.isatty():
         raise usage("refusing to purge without confirmation: pass --yes (stdin is not a terminal)")

@@ -19,7 +19,7 @@ from django.db import router, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.deletion import Collector
 
-from ..errors import ConfigurationError
+from ..errors import InvalidInput
 from ..gate import AgeGate
 
 __all__ = ["purge_model"]
@@ -44,7 +44,7 @@ def purge_model(gate: AgeGate, model: type[Model], field: str = "user", *, name:
         except ValidationError:
             value = None
         if value is None or str(value) != subject:
-            raise ConfigurationError(f"{handler_name}: the account id is not a canonical {target.name} value")
+            raise InvalidInput(f"{handler_name}: the account id is not a canonical {target.name} value")
         return model._default_manager.filter(**{field: value})
 
     def collect(subject: str) -> Collector:

@@ -53,7 +53,7 @@ class SQLRows:
 
     async def check_id(self, subject: str) -> None:
         """Refuse an account id that a typed key column (integer, uuid) would read as another
-        text, such as ``+351`` for the integer 351 (:class:`ConfigurationError`)."""
+        text, such as ``+351`` for the integer 351 (:class:`~agegate.errors.InvalidInput`)."""
         database = self.database
         if not isinstance(database, PooledSQL):
             return

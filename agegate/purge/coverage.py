@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AgeGateError, ConfigurationError
+from ..errors import AgeGateError, CoverageError, NoDatabaseKnown
 from ..handlers import Database, SQLiteDatabase, TableRef
 from .catalog import partition_parents
 from .column_names import Kind, classify, names_another_party
@@ -50,16 +50,6 @@ __all__ = [
 ]
 
 _OWN_TABLES = re.compile(r"agegate_", re.IGNORECASE)
-
-
-class CoverageError(AgeGateError):
-    """The coverage check could not read a database's catalog (the message names the database
-    and the exception class only)."""
-
-
-class NoDatabaseKnown(CoverageError, ConfigurationError):
-    """No registered handler or exemption names a SQL database, so there is nothing the check
-    could vouch for: a CI job must not pass on it."""
 
 
 @dataclass(frozen=True, slots=True)

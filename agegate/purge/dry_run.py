@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ..errors import ConfigurationError, PurgeError
+from ..errors import ConfigurationError, InvalidInput, PurgeError
 from .registry import Registered, rows_deleted
 from .report import PlanStep
 
@@ -21,7 +21,7 @@ async def check_ids(handlers: Iterable[Registered], subject: str) -> None:
             continue
         try:
             await check(subject)
-        except ConfigurationError:
+        except (ConfigurationError, InvalidInput):
             raise
         except Exception as exc:
             raise PurgeError(
@@ -50,7 +50,7 @@ async def count_handlers(
                 counts[registered.name] = sum(s.count for s in steps if s.action != "set null")
             elif registered.count is not None:
                 counts[registered.name] = rows_deleted(await registered.count(subject), registered.name)
-        except ConfigurationError:
+        except (ConfigurationError, InvalidInput):
             raise
         except Exception as exc:
             raise PurgeError(f"counting handler {registered.name!r} failed ({type(exc).__name__})") from None

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ..errors import AgeGateError, _DuplicateKey
+from ..errors import InvalidReceipt, _DuplicateKey
 from ..keys import Keyring
 
 __all__ = [
@@ -44,10 +44,6 @@ __all__ = [
 RECEIPT_TYPE = "agegate.deletion-receipt"
 RECEIPT_VERSION = 1
 _MAX_RECEIPT_BYTES = 64 * 1024
-
-
-class InvalidReceipt(AgeGateError):
-    """A receipt is malformed, or its signature does not verify under the key given."""
 
 
 def signing_key(keys: Keyring, kid: str | None = None) -> Ed25519PrivateKey:

@@ -1,6 +1,6 @@
 """Input checks for a purge request: the account id, the ticket and operator, the identifiers.
 
-Every check raises :class:`~agegate.errors.ConfigurationError` before anything is frozen or
+Every check raises :class:`~agegate.errors.InvalidInput` before anything is frozen or
 journalled, and no message ever repeats the account id or an identifier's value.
 """
 
@@ -11,7 +11,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 
-from ..errors import ConfigurationError
+from ..errors import InvalidInput
 
 __all__ = [
     "IDENTIFIER_KINDS",
@@ -37,24 +37,24 @@ def _has_control(text: str) -> bool:
 def label(what: str, value: str) -> str:
     """A ticket or operator name, trimmed: one line of at most 200 characters."""
     if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"a purge needs a {what}")
+        raise InvalidInput(f"a purge needs a {what}")
     value = value.strip()
     if len(value) > _MAX_LABEL or _has_control(value):
-        raise ConfigurationError(f"the {what} must be one line of at most {_MAX_LABEL} characters")
+        raise InvalidInput(f"the {what} must be one line of at most {_MAX_LABEL} characters")
     return value
 
 
 def known_kind(kind: object, kinds: Iterable[str]) -> str:
-    """``kind`` case-folded and trimmed, if it is one of ``kinds``; else :class:`ConfigurationError`
+    """``kind`` case-folded and trimmed, if it is one of ``kinds``; else :class:`InvalidInput`
     (which names the kind only when it looks like one, so that a value pasted in its place, an
     email, never reaches an error message)."""
     if not isinstance(kind, str):
-        raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
+        raise InvalidInput("identifiers map kinds (email, phone, username) to strings")
     known = {k.strip().lower() for k in kinds}
     folded = kind.strip().lower()
     if folded not in known:
         shown = f" {folded!r}" if _KIND.fullmatch(folded) else ""
-        raise ConfigurationError(f"unknown identifier kind{shown}: use one of {', '.join(sorted(known))}")
+        raise InvalidInput(f"unknown identifier kind{shown}: use one of {', '.join(sorted(known))}")
     return folded
 
 
@@ -69,16 +69,16 @@ def check_identifiers(identifiers: Mapping[str, str] | None, kinds: Iterable[str
     if identifiers is None:
         return 0
     if not isinstance(identifiers, Mapping):
-        raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
+        raise InvalidInput("identifiers map kinds (email, phone, username) to strings")
     kinds = tuple(kinds)
     seen: set[tuple[str, str]] = set()
     for kind, value in identifiers.items():
         folded = known_kind(kind, kinds)
         if not isinstance(value, str):
-            raise ConfigurationError("identifiers map kinds (email, phone, username) to strings")
+            raise InvalidInput("identifiers map kinds (email, phone, username) to strings")
         normal = normalise_identifier(folded, value)
         if not normal:
-            raise ConfigurationError(
+            raise InvalidInput(
                 f"the {folded} identifier is empty"
                 + (" (a phone number needs digits)" if folded == "phone" else "")
             )
@@ -116,7 +116,7 @@ def refuse_pii_in_labels(
     secrets_ = [subject, *(v for v in (identifiers or {}).values() if isinstance(v, str))]
     for what, text in labels.items():
         if any(contains_secret(text, s) for s in secrets_):
-            raise ConfigurationError(
+            raise InvalidInput(
                 f"the {what} must not contain the account id or an identifier: "
                 "use the support system's ticket number and your own name"
             )
@@ -164,18 +164,18 @@ def check_key_form(subject: str, type_name: str, dialect: str, where: str) -> No
         return  # SQLite keeps text that does not read as a number as text: nothing converts it
     if form == "integer":
         if _CANONICAL_INTEGER.fullmatch(subject) is None or subject == "-0":
-            raise ConfigurationError(f"the account id must be written as {where} stores it: {_INTEGER_HINT}")
+            raise InvalidInput(f"the account id must be written as {where} stores it: {_INTEGER_HINT}")
         # SQLite integers are 64-bit whatever the declared type; numeric has no bound.
         bits = 64 if dialect == "sqlite" else _INTEGER_BITS.get(type_name.lower().split("(")[0].strip(), 0)
         if bits and not -(2 ** (bits - 1)) <= int(subject) < 2 ** (bits - 1):
-            raise ConfigurationError(f"the account id is out of the range of {where} ({type_name})")
+            raise InvalidInput(f"the account id is out of the range of {where} ({type_name})")
     elif form == "uuid":
         try:
             canonical = str(uuid.UUID(subject))
         except ValueError:
             canonical = ""
         if canonical != subject:
-            raise ConfigurationError(
+            raise InvalidInput(
                 f"the account id must be written as {where} stores it: a UUID in lower case with "
                 "hyphens, such as 123e4567-e89b-12d3-a456-426614174000"
             )

@@ -17,15 +17,11 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..errors import AgeGateError
+from ..errors import AgeGateError, VacuumError
 from ..handlers import Database, PostgresDatabase, SQLiteDatabase, TableRef
 from .catalog import partition_parents
 
 __all__ = ["VacuumError", "Vacuumed", "vacuum"]
-
-
-class VacuumError(AgeGateError):
-    """A database could not be vacuumed (the message names it and the exception class only)."""
 
 
 @dataclass(frozen=True, slots=True)

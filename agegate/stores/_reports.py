@@ -10,7 +10,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
+from ..errors import StoreError
 from .base import REPORT_STATES, ReportRecord, ReportState
+
+__all__ = ["REPORT_COLUMNS", "STATE_CHECK", "UPDATED_COLUMNS", "report_from", "report_row"]
 
 #: The columns of the reports table, in the order of :func:`report_row`.
 REPORT_COLUMNS = (
@@ -61,7 +64,7 @@ def report_from(row: Sequence[Any], moment: Callable[[Any], datetime | None]) ->
     def must(value: Any) -> datetime:
         found = moment(value)
         if found is None:  # NOT NULL columns: never
-            raise ValueError("a report's time is missing")
+            raise StoreError("a report's time is missing: the store is damaged")
         return found
 
     reference, received, due, state, sealed, updated, outcome, job_id, closed, delivered, attempts, error = (

@@ -12,6 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
+__all__ = [
+    "REPORT_STATES",
+    "AttestationRecord",
+    "JobState",
+    "KeyUse",
+    "PurgeJob",
+    "ReportRecord",
+    "ReportState",
+    "SignupWrite",
+    "Store",
+    "key_uses_from",
+]
+
 JobState = Literal["running", "done", "failed", "dry_run"]
 #: A report's life: ``open`` (received), ``purging`` (a purge from it has begun), ``closed``
 #: (decided; the answer not yet delivered), ``delivered`` (answered; its sealed part erased).

@@ -14,6 +14,8 @@ import mmap
 import os
 import struct
 
+__all__ = ["RevisionFile"]
+
 _COUNTER = struct.Struct("<Q")
 
 
