@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from starlette.types import Scope
 
 from ..decisions import Decision
 from ..errors import ConfigurationError, InvalidToken
@@ -27,7 +28,15 @@ from ..policy import AgePolicy
 from ..regions import labelled_policy
 from ..tokens import OUTCOMES, Outcome
 
-__all__ = ["COOKIE_NAME", "UNDER_AGE", "GateCookie", "cookie_name", "read_cookie", "read_cookies"]
+__all__ = [
+    "COOKIE_NAME",
+    "UNDER_AGE",
+    "GateCookie",
+    "cookie_and_accept",
+    "cookie_name",
+    "read_cookie",
+    "read_cookies",
+]
 
 #: The stem of every gate cookie's default name.
 COOKIE_NAME = "agegate"
@@ -82,6 +91,20 @@ def read_cookies(header: str, names: frozenset[str]) -> list[str]:
         if sep and (key := key.strip()) in names:
             found[key] = value
     return [http_cookies._unquote(value.strip()) for value in found.values()]
+
+
+def cookie_and_accept(scope: Scope) -> tuple[str | None, bytes]:
+    """A request's ``Cookie`` headers (joined as one, or ``None``) and its ``Accept`` header, in
+    one pass over the headers."""
+    cookie: str | None = None
+    accept = b""
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            text = value.decode("latin-1")
+            cookie = text if cookie is None else f"{cookie}; {text}"
+        elif name == b"accept":
+            accept = value
+    return cookie, accept
 
 
 class GateCookie:
