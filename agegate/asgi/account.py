@@ -46,19 +46,33 @@ async def account_of(func: SubjectFunc | None, scope: Scope) -> str | None:
     """The logged-in account ``func`` gives for the request, or ``None``."""
     account: Any = func(scope) if func is not None else None
     if account is not None and type(account) is not str:
-        if inspect.isawaitable(account):
-            account = await account
-        if account is not None and not isinstance(account, str):
-            raise ConfigurationError("subject must return an account id (a string) or None")
+        account = await _resolve(account)
+    return account  # type: ignore[no-any-return]
+
+
+async def _resolve(account: Any) -> str | None:
+    if inspect.isawaitable(account):
+        account = await account
+    if account is not None and not isinstance(account, str):
+        raise ConfigurationError("subject must return an account id (a string) or None")
     return account
 
 
-async def account_status(gate: AgeGate, account: str, region: str | None) -> Status | None:
-    """What the account's stored attestation says under the policy of ``region``.
+async def account_status(
+    gate: AgeGate, subject: SubjectFunc, scope: Scope, region: str | None
+) -> Status | None:
+    """What the stored attestation of the account logged in (``subject``) says under the
+    policy of ``region``; ``None`` when no account is logged in.
 
     Raises :class:`~agegate.StoreUnavailable` when the store cannot answer: now (its own
     ``retry_after``), or at all (a keyring that does not fit it, a damaged file: said loudly
     for the operator, with :data:`BROKEN_RETRY_AFTER`)."""
+    # (account_of, inline: this runs on every request of a logged-in visitor.)
+    account: Any = subject(scope)
+    if account is not None and type(account) is not str:
+        account = await _resolve(account)
+    if not account:
+        return None
     try:
         return gate.peek_status(account, region=region) or await gate.cached_status(account, region=region)
     except StoreUnavailable:

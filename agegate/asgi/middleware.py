@@ -24,8 +24,8 @@ from ..gate import AgeGate
 from ..hook import mark, unmark
 from ..regions import REGION_KEY, RegionFunc
 from .account import SubjectFunc, account_of, account_status, record_under_age, region_of
-from .answers import Header, Headers, close_websocket, respond
-from .cookie import UNDER_AGE, GateCookie, cookie_and_accept
+from .answers import Header, Headers, accept_of, close_websocket, respond
+from .cookie import UNDER_AGE, GateCookie
 from .language import LanguageChooser, LocaleFunc
 from .lifespan import run_lifespan
 from .origin import OriginRule
@@ -142,6 +142,11 @@ class AgeGateMiddleware:
         self._region = region
         self._signal = signal
         self._allowed = Decision.of("allowed", gate.policy.name)
+        #: Whether the cookie alone decides (no account, signal or verified-only paths to ask).
+        self._only_cookie = subject is None and signal is None and not require_verified
+        #: ... and under the gate's own policy (no region function), of this minimum age.
+        self._cookie_decides = self._only_cookie and region is None
+        self._need = gate.policy.min_age
         self._cookie = GateCookie(gate, secure=secure_cookies, name=cookie_name)
         self.cookie_name = self._cookie.name
         #: The cross-site rule, for everywhere the gate writes its cookie.
@@ -189,6 +194,17 @@ class AgeGateMiddleware:
             elif self._gates_all:
                 # Every reading of the path contains the one the router sees, so none is the
                 # screen or under its prefix: with no path patterns, the request is gated.
+                if self._cookie_decides:
+                    found = self._cookie.in_headers(scope["headers"], self._need)
+                    if found is not None and found is not UNDER_AGE:
+                        # The common case, in this frame: an allowed cookie, nothing else to ask.
+                        scope[SCOPE_KEY] = found
+                        token = mark(self.gate, None)
+                        try:
+                            await self.app(scope, receive, send)
+                        finally:
+                            unmark(token)
+                        return
                 await self._gated(scope, receive, send, None, signup=False, reading=method in SAFE_METHODS)
             else:
                 await self._dispatch(scope, receive, send)
@@ -240,12 +256,16 @@ class AgeGateMiddleware:
         """A request that needs a screen result: the cookie, then the logged-in account.
         ``paths``: the readings of the path, or ``None`` when not yet needed."""
         region = None
+        policy = self.gate.policy
         if self._region is not None:
             # Also for the app's signup hook (agegate.signup_fields), in request memory only.
             region = scope[REGION_KEY] = await region_of(self._region, scope)
-        policy = self.gate.policy_for(region)
-        cookie, accept = cookie_and_accept(scope)
-        found = self._cookie.result(cookie, policy)
+            policy = self.gate.policy_for(region)
+        found = self._cookie.in_headers(scope["headers"], policy.min_age)
+        if self._only_cookie and not signup and found is not None and found is not UNDER_AGE:
+            scope[SCOPE_KEY] = found  # the common case: an allowed cookie, nothing else to ask
+            await self._pass_on(scope, receive, send)
+            return
         if self._signal is not None:
             # Read even when the cookie refuses: an under-age signal is recorded for the account.
             try:
@@ -259,29 +279,27 @@ class AgeGateMiddleware:
                     # refusal stands even when the record cannot be written now.
                     if account := await account_of(self._subject, scope):
                         await record_under_age(self.gate, account, read[0], region)
-                    await self._block(scope, receive, send, accept)
+                    await self._block(scope, receive, send)
                     return
                 found = found or read[1]
         if found is UNDER_AGE:
-            await self._block(scope, receive, send, accept)
+            await self._block(scope, receive, send)
             return
         decision = found
         if self._subject is not None:
-            account = await account_of(self._subject, scope)
-            if account:
-                try:
-                    status = await account_status(self.gate, account, region)
-                except StoreUnavailable as exc:
-                    # Whether the account was purged as a child's cannot be known: refuse, for
-                    # now (or until the store is mended); the app is not called.
-                    await self._unavailable(scope, receive, send, accept, exc.retry_after)
-                    return
-                if status == "under_age":
-                    await self._block(scope, receive, send, accept)
-                    return
-                # A verified cookie stays verified: the account's attestation does not record it.
-                if status == "allowed" and (decision is None or not decision.verified):
-                    decision = self._allowed if region is None else Decision.of("allowed", policy)
+            try:
+                status = await account_status(self.gate, self._subject, scope, region)
+            except StoreUnavailable as exc:
+                # Whether the account was purged as a child's cannot be known: refuse, for now
+                # (or until the store is mended); the app is not called.
+                await self._unavailable(scope, receive, send, exc.retry_after)
+                return
+            if status == "under_age":
+                await self._block(scope, receive, send)
+                return
+            # A verified cookie stays verified: the account's attestation does not record it.
+            if status == "allowed" and (decision is None or not decision.verified):
+                decision = self._allowed if region is None else Decision.of("allowed", policy)
 
         if signup and not reading:
             await self._signup_cookie(self.app, scope, receive, send, decision)
@@ -290,11 +308,11 @@ class AgeGateMiddleware:
         if self._require_verified is not None and not verified and not signup:
             paths = paths or readings(scope)
             if self._require_verified.match_any(paths):
-                await self._require_screen(scope, receive, send, paths[0], accept, verified=True)
+                await self._require_screen(scope, receive, send, paths[0], verified=True)
                 return
         if decision is None and not signup:  # a signup form is read before its inline screen
             path = (paths or readings(scope))[0]  # the path the app routes on
-            await self._require_screen(scope, receive, send, path, accept, reading)
+            await self._require_screen(scope, receive, send, path, reading)
             return
         if decision is not None:
             scope[SCOPE_KEY] = decision
@@ -313,11 +331,11 @@ class AgeGateMiddleware:
         else:
             await respond(send, 400, self._headers.json, self._invalid_signal_json)
 
-    async def _block(self, scope: Scope, receive: Receive, send: Send, accept: bytes) -> None:
+    async def _block(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await close_websocket(receive, send, "age_restricted")
             return
-        if b"text/html" not in accept:
+        if b"text/html" not in accept_of(scope):
             headers, body = self._headers.json, self._restricted_json
         else:
             home = (scope.get("root_path") or "") + "/"
@@ -327,14 +345,12 @@ class AgeGateMiddleware:
         else:
             await respond(send, 403, headers, body)
 
-    async def _unavailable(
-        self, scope: Scope, receive: Receive, send: Send, accept: bytes, retry_after: int
-    ) -> None:
+    async def _unavailable(self, scope: Scope, receive: Receive, send: Send, retry_after: int) -> None:
         if scope["type"] == "websocket":
             await close_websocket(receive, send, "store_unavailable", code=1013)  # try again later
             return
         retry = (b"retry-after", str(retry_after).encode())
-        if b"text/html" in accept:
+        if b"text/html" in accept_of(scope):
             page = self.pages.store_unavailable(await self._language(scope)).encode()
             await respond(send, 503, [*self._headers.html, retry], page)
         else:
@@ -346,7 +362,6 @@ class AgeGateMiddleware:
         receive: Receive,
         send: Send,
         path: str,
-        accept: bytes,
         reading: bool = False,
         *,
         verified: bool = False,
@@ -357,7 +372,7 @@ class AgeGateMiddleware:
             )
             return
         root = scope.get("root_path") or ""
-        if b"text/html" in accept:
+        if b"text/html" in accept_of(scope):
             # Come back to the address as sent (still encoded): the decoded path can differ.
             raw = scope.get("raw_path")
             target = raw.decode("latin-1") if raw else root + path
