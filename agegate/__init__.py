@@ -23,13 +23,13 @@ from .gate import AgeGate
 from .keys import Keyring
 from .policy import AgePolicy
 from .regions import PolicyTable, RegionRule, region_from_header
-from .reports import Delivery
 from .signals import AgeSignal, lower_wins
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
 
 if TYPE_CHECKING:
     from .purge import PurgeError, PurgeReport
+    from .reports import Delivery
 
 __all__ = [
     "AgeGate",
@@ -69,9 +69,14 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: the purge code loads when first asked for, not with every app that gates requests.
+    # PEP 562: the purge and report code loads when first asked for, not with every app that
+    # gates requests.
     if name in ("PurgeError", "PurgeReport"):
         from . import purge
 
         return getattr(purge, name)
+    if name == "Delivery":
+        from .reports import Delivery
+
+        return Delivery
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -196,7 +196,10 @@ class AgeGateMiddleware:
                 # screen or under its prefix: with no path patterns, the request is gated.
                 if self._cookie_decides:
                     found = self._cookie.in_headers(scope["headers"], self._need)
-                    if found is not None and found is not UNDER_AGE:
+                    if found is UNDER_AGE:
+                        await self._block(scope, receive, send)
+                        return
+                    if found is not None:
                         # The common case, in this frame: an allowed cookie, nothing else to ask.
                         scope[SCOPE_KEY] = found
                         token = mark(self.gate, None)

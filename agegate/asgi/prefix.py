@@ -18,11 +18,11 @@ from .language import LanguageChooser
 from .origin import OriginRule
 from .pages import Pages
 from .paths import PathRules
-from .report import ReportEndpoint
 
 if TYPE_CHECKING:
     from ..credentials import CredentialVerifier
     from .credential import CredentialEndpoint
+    from .report import ReportEndpoint
 
 __all__ = ["PrefixEndpoints"]
 
@@ -59,9 +59,9 @@ class PrefixEndpoints:
             whole_service=whole_service,
             digital_id=credentials is not None,
         )
-        self._report = ReportEndpoint(
-            gate, prefix=paths.prefix, pages=pages, headers=headers, origins=origins, language=language
-        )
+        self._gate, self._pages, self._headers = gate, pages, headers
+        self._origins, self._language = origins, language
+        self._report: ReportEndpoint | None = None  # built on the first report: most apps get none
         self._credential = _digital_ids(
             gate,
             credentials,
@@ -88,9 +88,23 @@ class PrefixEndpoints:
             await self.screen(scope, receive, send)
             return True
         if self._paths.is_report(paths):
-            await self._report(scope, receive, send)  # reports from parents: open to all
+            await self._report_endpoint()(scope, receive, send)  # reports from parents: open to all
             return True
         return False
+
+    def _report_endpoint(self) -> ReportEndpoint:
+        if self._report is None:
+            from .report import ReportEndpoint
+
+            self._report = ReportEndpoint(
+                self._gate,
+                prefix=self._paths.prefix,
+                pages=self._pages,
+                headers=self._headers,
+                origins=self._origins,
+                language=self._language,
+            )
+        return self._report
 
 
 def _digital_ids(
