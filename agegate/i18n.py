@@ -8,12 +8,15 @@ gettext ``.po`` files compiled to ``.mo``; the README's "Languages" section says
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "CATALOGS",
@@ -30,8 +33,10 @@ __all__ = [
 
 #: The gettext domain of the package's catalogs.
 DOMAIN = "agegate"
-#: Where the compiled catalogs live: ``LOCALE_DIR/<catalog>/LC_MESSAGES/agegate.mo``.
-LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+#: Where the compiled catalogs live: ``LOCALE_DIR/<catalog>/LC_MESSAGES/agegate.mo`` (a
+#: ``pathlib.Path``, made when first asked for: pathlib is not loaded for an English-only app).
+LOCALE_DIR: Path
+_LOCALE_DIR = os.path.join(os.path.dirname(os.path.realpath(__file__)), "locale")
 #: The shipped translations (English is the source language and needs no catalog).
 CATALOGS = ("es", "fr", "de", "it", "nl", "pt_BR", "pl", "ja", "ko", "zh_Hans", "ar", "he")
 #: An ``Accept-Language`` value longer than this is not read past this point.
@@ -205,7 +210,7 @@ def _language(catalog: str, tag: str | None) -> Language:
         if fmt == base:
             return ENGLISH  # no regional English asked for: the gate's own date_order
         return Language("en", False, _MONTHS_EN, order, str)
-    translations = gettext.translation(DOMAIN, LOCALE_DIR, languages=[catalog])
+    translations = gettext.translation(DOMAIN, _LOCALE_DIR, languages=[catalog])
     tag_out = catalog.replace("_", "-")
     return Language(tag_out, base.character_order == "right-to-left", months, order, translations.gettext)
 
@@ -247,3 +252,11 @@ def date_words() -> DateWords:
     # A word two languages read as different months is left out rather than guessed.
     unique = {word: next(iter(found)) for word, found in months.items() if len(found) == 1}
     return DateWords(unique, frozenset(weekdays - unique.keys()), frozenset(fillers))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LOCALE_DIR":
+        from pathlib import Path
+
+        return Path(_LOCALE_DIR)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

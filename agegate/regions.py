@@ -16,7 +16,6 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any, Final, Literal
 
 from .errors import ConfigurationError
@@ -144,6 +143,8 @@ class PolicyTable:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> PolicyTable:
         """A table from a ``.toml`` or ``.json`` file in the built-in table's shape."""
+        from pathlib import Path  # (not loaded by an app without a table file)
+
         file = Path(path)
         try:
             raw = file.read_bytes()
