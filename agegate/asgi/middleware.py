@@ -128,24 +128,18 @@ class AgeGateMiddleware:
             raise ConfigurationError("pages must be an agegate.Pages")
         if not isinstance(mode, str) or mode not in MODES:
             raise ConfigurationError('mode must be "writes" (the default) or "all"')
-        self.app = app
-        self.gate = gate
-        self.prefix = prefix
-        self.mode = mode
+        self.app, self.gate, self.prefix, self.mode = app, gate, prefix, mode
         #: The methods that pass without a screen result, whatever the path (in mode "all",
         #: reads go on to be gated).
         self._passing = SAFE_METHODS if mode == "writes" else _PREFLIGHT
         self.pages = pages or Pages()
         self._paths = PathRules(prefix=prefix, protect=protect, exempt=exempt, signup_paths=signup_paths)
         self._gates_all = self._paths.gates_all
-        self._subject = subject
-        self._region = region
-        self._signal = signal
+        self._subject, self._region, self._signal = subject, region, signal
         self._allowed = Decision.of("allowed", gate.policy.name)
-        #: Whether the cookie alone decides (no account, signal or verified-only paths to ask).
-        self._only_cookie = subject is None and signal is None and not require_verified
-        #: ... and under the gate's own policy (no region function), of this minimum age.
-        self._cookie_decides = self._only_cookie and region is None
+        #: Whether the cookie alone decides, under the gate's own policy (no account, signal,
+        #: region or verified-only paths to ask), of this minimum age.
+        self._cookie_decides = not require_verified and all(f is None for f in (subject, signal, region))
         self._need = gate.policy.min_age
         self._cookie = GateCookie(gate, secure=secure_cookies, name=cookie_name)
         self.cookie_name = self._cookie.name
@@ -265,10 +259,6 @@ class AgeGateMiddleware:
             region = scope[REGION_KEY] = await region_of(self._region, scope)
             policy = self.gate.policy_for(region)
         found = self._cookie.in_headers(scope["headers"], policy.min_age)
-        if self._only_cookie and not signup and found is not None and found is not UNDER_AGE:
-            scope[SCOPE_KEY] = found  # the common case: an allowed cookie, nothing else to ask
-            await self._pass_on(scope, receive, send)
-            return
         if self._signal is not None:
             # Read even when the cookie refuses: an under-age signal is recorded for the account.
             try:
