@@ -7,32 +7,37 @@ from .decisions import Attestation, Decision
 from .errors import (
     AgeGateError,
     ConfigurationError,
+    CoverageError,
     CredentialRefused,
     InvalidAccountId,
     InvalidBirthDate,
     InvalidInput,
+    InvalidReceipt,
     InvalidReport,
     InvalidSignal,
     InvalidToken,
     KeyringError,
     KeyringMismatch,
+    NoDatabaseKnown,
+    PurgeError,
     ReportError,
     StoreError,
     StoreUnavailable,
     UnderAgeError,
+    VacuumError,
 )
 from .gate import AgeGate
 from .keys import Keyring
 from .policy import AgePolicy
 from .regions import PolicyTable, RegionRule, region_from_header
-from .reports import Delivery
 from .signals import AgeSignal, lower_wins
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
 
 if TYPE_CHECKING:
     from .handlers import AccountFiles, PostgresDatabase, SQLiteDatabase
-    from .purge import PurgeError, PurgeReport
+    from .purge import PurgeReport
+    from .reports import Delivery
 
 __all__ = [
     "AccountFiles",
@@ -43,12 +48,14 @@ __all__ = [
     "AgeSignal",
     "Attestation",
     "ConfigurationError",
+    "CoverageError",
     "CredentialRefused",
     "Decision",
     "Delivery",
     "InvalidAccountId",
     "InvalidBirthDate",
     "InvalidInput",
+    "InvalidReceipt",
     "InvalidReport",
     "InvalidSignal",
     "InvalidSignupForm",
@@ -56,6 +63,7 @@ __all__ = [
     "Keyring",
     "KeyringError",
     "KeyringMismatch",
+    "NoDatabaseKnown",
     "Pages",
     "PolicyTable",
     "PostgresDatabase",
@@ -67,6 +75,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "UnderAgeError",
+    "VacuumError",
     "lower_wins",
     "open_store",
     "region_from_header",
@@ -77,14 +86,19 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: the purge code loads when first asked for, not with every app that gates requests.
-    if name in ("PurgeError", "PurgeReport"):
-        from . import purge
+    # PEP 562: the purge and report code loads when first asked for, not with every app that
+    # gates requests.
+    if name == "PurgeReport":
+        from .purge import PurgeReport
 
-        return getattr(purge, name)
+        return PurgeReport
     if name in ("AccountFiles", "PostgresDatabase", "SQLiteDatabase"):
         # The purge handlers for SQL tables and files: loaded when first asked for, too.
         from . import handlers
 
         return getattr(handlers, name)
+    if name == "Delivery":
+        from .reports import Delivery
+
+        return Delivery
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

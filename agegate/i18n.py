@@ -8,18 +8,15 @@ gettext ``.po`` files compiled to ``.mo``; the README's "Languages" section says
 
 from __future__ import annotations
 
-import gettext
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-try:  # the optional extra: CLDR data
-    from babel import Locale, UnknownLocaleError
-except ImportError:  # pragma: no cover - exercised by a test that hides Babel in a subprocess
-    Locale = None  # type: ignore[assignment,misc]
-    UnknownLocaleError = ValueError  # type: ignore[assignment,misc]
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "CATALOGS",
@@ -36,8 +33,10 @@ __all__ = [
 
 #: The gettext domain of the package's catalogs.
 DOMAIN = "agegate"
-#: Where the compiled catalogs live: ``LOCALE_DIR/<catalog>/LC_MESSAGES/agegate.mo``.
-LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+#: Where the compiled catalogs live: ``LOCALE_DIR/<catalog>/LC_MESSAGES/agegate.mo`` (a
+#: ``pathlib.Path``, made when first asked for: pathlib is not loaded for an English-only app).
+LOCALE_DIR: Path
+_LOCALE_DIR = os.path.join(os.path.dirname(os.path.realpath(__file__)), "locale")
 #: The shipped translations (English is the source language and needs no catalog).
 CATALOGS = ("es", "fr", "de", "it", "nl", "pt_BR", "pl", "ja", "ko", "zh_Hans", "ar", "he")
 #: An ``Accept-Language`` value longer than this is not read past this point.
@@ -100,10 +99,21 @@ class Language:
 ENGLISH = Language("en", False, _MONTHS_EN, None, str)
 
 
+@lru_cache(maxsize=1)
+def _babel() -> Any:
+    """Babel's ``Locale``, or ``None`` without the optional extra ``agegate[i18n]``. Imported
+    when first needed: an app whose pages only speak English never loads CLDR."""
+    try:
+        from babel import Locale
+    except ImportError:  # exercised by a test that hides Babel in a subprocess
+        return None
+    return Locale
+
+
 def available() -> tuple[str, ...]:
     """The languages the pages can speak here: English, plus the shipped catalogs when Babel is
     installed."""
-    return ("en", *CATALOGS) if Locale is not None else ("en",)
+    return ("en", *CATALOGS) if _babel() is not None else ("en",)
 
 
 def preferred_tags(header: str) -> list[str]:
@@ -143,7 +153,7 @@ def choose(header: str | None, override: str | None = None) -> Language:
     """The :class:`Language` for a request: the app's ``override`` tag when it names a language
     the pages speak, else the first of the visitor's ``Accept-Language`` that does, else English.
     Without Babel, always English."""
-    if Locale is None:
+    if _babel() is None:
         return ENGLISH
     wanted = ([override] if override else []) + preferred_tags(header or "")
     for tag in wanted:
@@ -178,13 +188,18 @@ def language(catalog: str, tag: str | None = None) -> Language:
 
 @lru_cache(maxsize=1024)
 def _language(catalog: str, tag: str | None) -> Language:
-    if Locale is None or (catalog != "en" and catalog not in CATALOGS):
+    cldr = _babel()
+    if cldr is None or (catalog != "en" and catalog not in CATALOGS):
         return ENGLISH
-    base = Locale.parse(catalog)
+    import gettext
+
+    from babel import UnknownLocaleError
+
+    base = cldr.parse(catalog)
     fmt = base
     if tag:
         try:
-            visitor = Locale.parse(tag, sep="-")
+            visitor = cldr.parse(tag, sep="-")
         except (ValueError, TypeError, UnknownLocaleError):
             visitor = None
         if visitor is not None and visitor.language == base.language:
@@ -195,7 +210,7 @@ def _language(catalog: str, tag: str | None) -> Language:
         if fmt == base:
             return ENGLISH  # no regional English asked for: the gate's own date_order
         return Language("en", False, _MONTHS_EN, order, str)
-    translations = gettext.translation(DOMAIN, LOCALE_DIR, languages=[catalog])
+    translations = gettext.translation(DOMAIN, _LOCALE_DIR, languages=[catalog])
     tag_out = catalog.replace("_", "-")
     return Language(tag_out, base.character_order == "right-to-left", months, order, translations.gettext)
 
@@ -214,13 +229,14 @@ class DateWords:
 @lru_cache(maxsize=1)
 def date_words() -> DateWords:
     """The :class:`DateWords` of every shipped language from CLDR; empty without Babel."""
-    if Locale is None:
+    cldr = _babel()
+    if cldr is None:
         return DateWords({}, frozenset(), frozenset())
     months: dict[str, set[int]] = {}
     weekdays: set[str] = set()
     fillers: set[str] = set()
     for catalog in ("en", *CATALOGS):
-        locale = Locale.parse(catalog)
+        locale = cldr.parse(catalog)
         pattern = locale.date_formats["long"].pattern
         fillers.update(w.casefold() for w in re.findall(r"'([^']+)'", pattern) if w.isalpha())
         # A letter written straight before the month name ("d בMMMM y") is part of the word.
@@ -236,3 +252,11 @@ def date_words() -> DateWords:
     # A word two languages read as different months is left out rather than guessed.
     unique = {word: next(iter(found)) for word, found in months.items() if len(found) == 1}
     return DateWords(unique, frozenset(weekdays - unique.keys()), frozenset(fillers))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LOCALE_DIR":
+        from pathlib import Path
+
+        return Path(_LOCALE_DIR)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,12 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Any, Final, Literal
 
 from .errors import ConfigurationError
@@ -146,10 +143,17 @@ class PolicyTable:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> PolicyTable:
         """A table from a ``.toml`` or ``.json`` file in the built-in table's shape."""
+        from pathlib import Path  # (not loaded by an app without a table file)
+
         file = Path(path)
         try:
             raw = file.read_bytes()
-            data = json.loads(raw) if file.suffix.lower() == ".json" else tomllib.loads(raw.decode())
+            if file.suffix.lower() == ".json":
+                data = json.loads(raw)
+            else:
+                import tomllib  # only for a table kept as TOML
+
+                data = tomllib.loads(raw.decode())
         except OSError as exc:
             raise ConfigurationError(f"cannot read the region table {file}: {exc.strerror}") from None
         except (ValueError, UnicodeDecodeError) as exc:
@@ -212,6 +216,9 @@ class PolicyTable:
 
 @cache
 def _builtin() -> PolicyTable:
+    import tomllib  # (and the package's data files: only once a region table is used)
+    from importlib import resources
+
     data = resources.files("agegate").joinpath("data", "policies.toml").read_text("utf-8")
     return PolicyTable.from_mapping(tomllib.loads(data))
 

@@ -3,11 +3,11 @@ messages, and a refused websocket."""
 
 from __future__ import annotations
 
-from starlette.types import Receive, Send
+from starlette.types import Receive, Scope, Send
 
 from .pages import Pages
 
-__all__ = ["Headers", "close_websocket", "respond"]
+__all__ = ["Headers", "accept_of", "close_websocket", "respond"]
 
 Header = tuple[bytes, bytes]
 
@@ -40,6 +40,15 @@ class Headers:
             *self.html[:-1],
             (b"content-security-policy", scripts.encode("latin-1")),
         ]
+
+
+def accept_of(scope: Scope) -> bytes:
+    """The request's ``Accept`` header (the last one), or ``b""``: read only when answering."""
+    accept = b""
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            accept = value
+    return bytes(accept)
 
 
 async def respond(

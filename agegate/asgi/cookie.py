@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from http import cookies as http_cookies
 from typing import Any, Final
@@ -27,7 +28,14 @@ from ..policy import AgePolicy
 from ..regions import labelled_policy
 from ..tokens import OUTCOMES, Outcome
 
-__all__ = ["COOKIE_NAME", "UNDER_AGE", "GateCookie", "cookie_name", "read_cookie", "read_cookies"]
+__all__ = [
+    "COOKIE_NAME",
+    "UNDER_AGE",
+    "GateCookie",
+    "cookie_name",
+    "read_cookie",
+    "read_cookies",
+]
 
 #: The stem of every gate cookie's default name.
 COOKIE_NAME = "agegate"
@@ -136,10 +144,30 @@ class GateCookie:
         own). The decision is the one the cookie was sealed with."""
         if not header:
             return None
-        need = (policy or self._own).min_age
+        return self._found(header, (policy or self._own).min_age)
+
+    def in_headers(self, headers: Iterable[tuple[bytes, bytes]], need: int) -> Any:
+        """:meth:`result` for a request's ASGI ``headers`` (its ``Cookie`` headers joined as
+        one), under a policy of minimum age ``need``: the middleware's hot path."""
+        cookie: bytes | None = None
+        for key, value in headers:
+            if key == b"cookie":
+                cookie = value if cookie is None else cookie + b"; " + value
+        return None if cookie is None else self._found(cookie.decode("latin-1"), need)
+
+    def _found(self, header: str, need: int) -> Any:
         if self._only_name is not None:
             token = read_cookie(header, self._only_name)
-            return None if token is None else _counts(self._open(token, int(time.time())), need)
+            if token is None:
+                return None
+            known = self._recent.get(token)  # the common case: a browser seen lately
+            if known is not None and time.time() < known[0]:
+                said = known[1]
+            else:
+                said = self._unknown(token, int(time.time()))
+            if said is None or said is UNDER_AGE:
+                return said
+            return said[1] if said[0] >= need else None
         now = int(time.time())
         found: Any = None
         for token in read_cookies(header, self._names):
@@ -156,11 +184,15 @@ class GateCookie:
         # until it expires, instead of decrypting it on every request. Only tokens that opened
         # get here, so a forged one can never be served from memory.
         known = self._recent.get(token)
-        if known is None:
-            known = self._older.get(token)
-            if known is not None:
-                self._remember(token, known)
         if known is not None and now < known[0]:
+            return known[1]
+        return self._unknown(token, now)
+
+    def _unknown(self, token: str, now: int) -> Any:
+        """:meth:`_open` for a token not in the recent generation (or expired there)."""
+        known = self._older.get(token)
+        if known is not None and now < known[0]:
+            self._remember(token, known)  # a browser that keeps coming back stays remembered
             return known[1]
         try:
             index, _, expires_at, label, verified = self._sealer.open_fields(token, now)
@@ -173,7 +205,12 @@ class GateCookie:
             if known is None:
                 known = self._labels[label] = self._read_label(label)
             found = known[verified]
-        self._remember(token, (expires_at, found))
+        # (self._remember, inline: this runs for every browser's first request.)
+        recent = self._recent
+        if len(recent) >= _GENERATION:
+            self._older = recent
+            self._recent = recent = {}
+        recent[token] = (expires_at, found)
         return found
 
     def _read_label(self, label: bytes) -> tuple[Any, Any]:

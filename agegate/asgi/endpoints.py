@@ -27,11 +27,10 @@ from .forms import FormRefused, is_json, media_type, read_screen_body
 from .language import LanguageChooser
 from .origin import OriginRule
 from .pages import DATE_FIELDS, Pages, ScreenForm, error_message, invalid_fields, json_body
-from .paths import safe_next
+from .paths import PATH_SAFE, safe_next
 
 __all__ = ["Screen"]
 
-_PATH_SAFE = "/-._~!$&'()*+,;=:@"
 _SCREEN_HEADERS = frozenset(
     {b"accept", b"content-type", b"content-length", b"sec-fetch-site", b"origin", b"host"}
 )
@@ -101,7 +100,7 @@ class Screen:
         cookie = seen.get(b"cookie")
         html = b"text/html" in seen.get(b"accept", b"")
         root = scope.get("root_path") or ""
-        home = quote(root, safe=_PATH_SAFE) + "/"  # also a Location value: ASCII only
+        home = quote(root, safe=PATH_SAFE) + "/"  # also a Location value: ASCII only
         action = root + self.prefix
         if method in ("GET", "HEAD"):
             # The form is the same for everyone (the contract's first row), except that a
@@ -130,7 +129,7 @@ class Screen:
             await self.error(send, html, 403, "cross_site_request", root=root, scope=scope)
             return
         media = media_type(seen.get(b"content-type"))
-        location = quote(root, safe=_PATH_SAFE) + self.prefix  # the screen, as a Location value
+        location = quote(root, safe=PATH_SAFE) + self.prefix  # the screen, as a Location value
         policy = self.gate.policy_for(scope.get(REGION_KEY))
         current = self.cookie.result(cookie.decode("latin-1") if cookie else None, policy)
         if current is UNDER_AGE:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from starlette.types import Scope
 
 from ..errors import ConfigurationError
+from .pages import screen_url
 
 __all__ = [
     "GATED",
     "OPEN",
+    "PATH_SAFE",
     "SIGNUP",
     "PathRules",
     "Patterns",
@@ -20,8 +22,11 @@ __all__ = [
     "resolve_dots",
     "route_path",
     "safe_next",
+    "screen_location",
 ]
 
+#: What stays unescaped in a path written into a ``Location`` header (ASCII only).
+PATH_SAFE = "/-._~!$&'()*+,;=:@"
 _PATTERN = re.compile(r"/[^\s\x00-\x1f\x7f]{0,1023}")
 #: Escapes that can change how a path splits into segments: . / \\ ; ? # % and NUL.
 _STRUCTURAL = re.compile(r"%(?:2[eEfF]|5[cC]|3[bBfF]|23|25|00)")
@@ -74,6 +79,10 @@ class Patterns:
             if bare and _glob([*pieces[:-1], pieces[-1] + "/", ""], path):
                 return True
         return False
+
+    def match_any(self, paths: Iterable[str]) -> bool:
+        """Whether any of ``paths`` (the readings of one path) matches any of the patterns."""
+        return any(self.match(path) for path in paths)
 
 
 def _glob(pieces: list[str], path: str) -> bool:
@@ -137,6 +146,17 @@ def safe_next(value: str | None, default: str = "/") -> str:
         if decoded.startswith("//") or "\\" in decoded or not decoded.isprintable():
             return default
     return value
+
+
+def screen_location(root: str, prefix: str, target: str, query: bytes | None) -> bytes:
+    """The address of the screen at ``prefix`` under the root path ``root``, for ``Location``
+    (ASCII), with ``next`` the address as sent (``target``, ``query``) when it is a same-site
+    path (else the app's home page)."""
+    home = quote(root, safe=PATH_SAFE) + "/"
+    back = safe_next(target, home)
+    if query and back == target:
+        back = safe_next(f"{target}?{query.decode('latin-1')}", back)
+    return screen_url(home[:-1] + prefix, back).encode("ascii")
 
 
 def _strip_params(path: str) -> str:

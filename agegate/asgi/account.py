@@ -1,0 +1,98 @@
+"""The app's functions of the ASGI scope that the gate calls on a gated request: the logged-in
+account (``subject=``) and the visitor's region (``region=``), each plain or async; and what the
+account's stored attestation says, or an under-age signal recorded against it."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.types import Scope
+
+from ..errors import AgeGateError, ConfigurationError, KeyringError, StoreError, StoreUnavailable
+from ..gate import AgeGate, Status
+from ..regions import RegionFunc
+from ..signals import AgeSignal
+
+__all__ = [
+    "BROKEN_RETRY_AFTER",
+    "SubjectFunc",
+    "account_of",
+    "account_status",
+    "record_under_age",
+    "region_of",
+]
+
+SubjectFunc = Callable[[Scope], str | None] | Callable[[Scope], Awaitable[str | None]]
+
+_log = logging.getLogger("agegate.asgi")
+#: Retry-After, in seconds, when the store cannot be used until someone mends it.
+BROKEN_RETRY_AFTER = 60
+
+
+async def region_of(func: RegionFunc, scope: Scope) -> str | None:
+    """The region code ``func`` gives for the request (``None``: the gate's own policy)."""
+    code: Any = func(scope)
+    if inspect.isawaitable(code):
+        code = await code
+    if code is not None and not isinstance(code, str):
+        raise ConfigurationError("region must return a region code (a string) or None")
+    return code
+
+
+async def account_of(func: SubjectFunc | None, scope: Scope) -> str | None:
+    """The logged-in account ``func`` gives for the request, or ``None``."""
+    account: Any = func(scope) if func is not None else None
+    if account is not None and type(account) is not str:
+        account = await _resolve(account)
+    return account  # type: ignore[no-any-return]
+
+
+async def _resolve(account: Any) -> str | None:
+    if inspect.isawaitable(account):
+        account = await account
+    if account is not None and not isinstance(account, str):
+        raise ConfigurationError("subject must return an account id (a string) or None")
+    return account
+
+
+async def account_status(
+    gate: AgeGate, subject: SubjectFunc, scope: Scope, region: str | None
+) -> Status | None:
+    """What the stored attestation of the account logged in (``subject``) says under the
+    policy of ``region``; ``None`` when no account is logged in.
+
+    Raises :class:`~agegate.StoreUnavailable` when the store cannot answer: now (its own
+    ``retry_after``), or at all (a keyring that does not fit it, a damaged file: said loudly
+    for the operator, with :data:`BROKEN_RETRY_AFTER`)."""
+    # (account_of, inline: this runs on every request of a logged-in visitor.)
+    account: Any = subject(scope)
+    if account is not None and type(account) is not str:
+        account = await _resolve(account)
+    if not account:
+        return None
+    try:
+        return gate.peek_status(account, region=region) or await gate.cached_status(account, region=region)
+    except StoreUnavailable:
+        raise
+    except (StoreError, KeyringError) as exc:
+        # The message names no person (key ids and store errors only).
+        _log.error("the age gate cannot read its store: %s", exc)
+        broken = StoreUnavailable()
+        broken.retry_after = BROKEN_RETRY_AFTER
+        raise broken from None
+
+
+async def record_under_age(gate: AgeGate, account: str, signal: AgeSignal, region: str | None) -> None:
+    """Record an under-age signal against the account (actual knowledge). A failure is logged
+    and swallowed: the request is refused anyway, and the next one tries again."""
+    try:
+        # Once recorded, the account's cached status says so: no write (and no revision bump
+        # for every worker) on each request the child's device makes.
+        known = gate.peek_status(account) or await gate.cached_status(account)
+        if known != "under_age":
+            await gate.record_signal(account, signal, region=region)
+    except AgeGateError as exc:
+        _log.error("the age gate could not record an under-age signal: %s", type(exc).__name__)
