@@ -23,8 +23,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hmac import HMAC
 
-from .errors import InvalidToken
+from .errors import InvalidInput, InvalidToken
 from .keys import Keyring, Purpose
+
+__all__ = ["MAX_CLOCK_SKEW", "OUTCOMES", "VERSION", "Claims", "Outcome", "Hasher", "Sealer", "sealed_kid"]
 
 Outcome = Literal["allowed", "under_age"]
 OUTCOMES: tuple[Outcome, ...] = ("allowed", "under_age")
@@ -171,7 +173,7 @@ def _unix(now: datetime | int | None) -> int:
     if isinstance(now, int):
         return now
     if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
+        raise InvalidInput("now must be timezone-aware")
     return int(now.timestamp())
 
 
