@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.hmac import HMAC
 from .errors import InvalidInput, InvalidToken
 from .keys import Keyring, Purpose
 
-__all__ = ["MAX_CLOCK_SKEW", "OUTCOMES", "VERSION", "Claims", "Outcome", "Hasher", "Sealer", "sealed_kid"]
+__all__ = ["MAX_CLOCK_SKEW", "OUTCOMES", "VERSION", "Claims", "Hasher", "Outcome", "Sealer", "sealed_kid"]
 
 Outcome = Literal["allowed", "under_age"]
 OUTCOMES: tuple[Outcome, ...] = ("allowed", "under_age")
