@@ -12,7 +12,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, get_args
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -21,19 +21,8 @@ from .errors import KeyringError
 
 __all__ = ["DEFAULT_ENV_VAR", "MIN_KEY_BYTES", "PURPOSES", "Keyring", "Purpose"]
 
+#: What each derived key is for (HKDF info); one leaked purpose key opens nothing else.
 Purpose = Literal[
-    "cookie",
-    "attestation",
-    "subject",
-    "identifier",
-    "journal",
-    "receipt",
-    "check",
-    "credential",
-    "report",
-    "flag",
-]
-PURPOSES: tuple[Purpose, ...] = (
     "cookie",
     "attestation",
     "subject",
@@ -44,7 +33,8 @@ PURPOSES: tuple[Purpose, ...] = (
     "credential",  # the digital-ID request's nonce cookie (agegate.credentials)
     "report",  # reports from parents: what the reporter typed, sealed until it is answered
     "flag",  # the keyed hash under which an account flagged by an age signal is kept
-)
+]
+PURPOSES: tuple[Purpose, ...] = get_args(Purpose)
 
 #: Shortest accepted secret key, in bytes.
 MIN_KEY_BYTES = 32
