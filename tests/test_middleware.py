@@ -1146,6 +1146,17 @@ def test_cookie_scan_agrees_with_starlette(before: str, value: str, after: str) 
         assert read_cookie(header, COOKIE) == cookie_parser(header).get(COOKIE)
 
 
+@given(st.text(alphabet=st.sampled_from('"\\01234789an\n'), max_size=24))
+def test_cookie_unquote_is_the_standard_librarys(text: str) -> None:
+    # The oracle is the private function Starlette calls; agegate's own copy must agree with it.
+    from http.cookies import _unquote  # type: ignore[attr-defined]
+
+    from agegate.asgi.cookie import _unquote as ours
+
+    for value in (text, f'"{text}"'):
+        assert ours(value) == _unquote(value)
+
+
 def test_cookie_scan_survives_what_simplecookie_drops() -> None:
     header = f'bad"cookie=1; {COOKIE}=abc; other=x y'
     assert SimpleCookie(header).get(COOKIE) is None  # the standard library gives up

@@ -14,7 +14,6 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import replace
-from http import cookies as http_cookies
 from typing import Any, Final
 
 from cryptography.hazmat.primitives import hashes
@@ -66,6 +65,20 @@ def cookie_name(keys: Keyring, *, secure: bool = True, kid: str | None = None) -
     return (_SECURE_PREFIX if secure else "") + f"{COOKIE_NAME}-{tag.hex()}"
 
 
+#: A backslash escape in a quoted cookie value: three octal digits, or any one character.
+_ESCAPE = re.compile(r"\\(?:([0-3][0-7][0-7])|(.))")
+
+
+def _unquote(value: str) -> str:
+    """A cookie value as Starlette reads it: a double-quoted value loses its quotes and its
+    backslash escapes (``\\012`` is a line feed, ``\\"`` a quote); anything else is kept as
+    it is. The same rule as the standard library's private ``http.cookies._unquote``, which
+    Starlette calls, written out so that agegate relies on no private name."""
+    if len(value) < 2 or value[0] != '"' or value[-1] != '"':
+        return value
+    return _ESCAPE.sub(lambda m: chr(int(m[1], 8)) if m[1] else m[2], value[1:-1])
+
+
 def read_cookie(header: str, name: str) -> str | None:
     """The value of cookie ``name`` in a ``Cookie`` header, exactly as Starlette's
     ``cookie_parser`` reads it (the last of several wins), without parsing the other cookies."""
@@ -78,7 +91,7 @@ def read_cookie(header: str, name: str) -> str | None:
             found = value
     if found is None:
         return None
-    return http_cookies._unquote(found.strip())
+    return _unquote(found.strip())
 
 
 def read_cookies(header: str, names: frozenset[str]) -> list[str]:
@@ -89,7 +102,7 @@ def read_cookies(header: str, names: frozenset[str]) -> list[str]:
         key, sep, value = chunk.partition("=")
         if sep and (key := key.strip()) in names:
             found[key] = value
-    return [http_cookies._unquote(value.strip()) for value in found.values()]
+    return [_unquote(value.strip()) for value in found.values()]
 
 
 class GateCookie:

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ..purge import NOTES, PLANNED, job_policy
+from ..purge.journal import job_policy, planned, steps_of
 from ..stores import PurgeJob
 from .app import APP_HELP, EXIT_OK, json_errors, load_gate, run, when
 
@@ -26,7 +26,7 @@ def _audit(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'JOB':<17} {'TICKET':<16} {'OPERATOR':<14} {'STATE':<8} {'STARTED':<21} {'FINISHED':<21} STEPS")
     for job in jobs:
-        steps = " ".join(f"{n}={c}" for n, c in job.steps.items() if not n.startswith(NOTES))
+        steps = " ".join(f"{n}={c}" for n, c in steps_of(job).items())
         line = (
             f"{job.job_id:<17} {job.ticket:<16} {job.operator:<14} {job.state:<8} "
             f"{when(job.created_at):<21} {when(job.finished_at):<21} {steps}"
@@ -44,10 +44,9 @@ def _job_json(job: PurgeJob) -> dict[str, Any]:
         "operator": job.operator,
         "state": job.state,
         "handlers": list(job.handlers),
-        "steps": {n: c for n, c in job.steps.items() if not n.startswith(NOTES)},
+        "steps": steps_of(job),
         "policy": job_policy(job),
-        # What each handler's count side saw before it ran (see agegate.purge).
-        "planned": {n[len(PLANNED) :]: c for n, c in job.steps.items() if n.startswith(PLANNED)},
+        "planned": planned(job),
         "created_at": job.created_at.isoformat(),
         "updated_at": job.updated_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,

@@ -22,6 +22,8 @@ __all__ = [
     "handler_steps",
     "job_policy",
     "note",
+    "planned",
+    "steps_of",
 ]
 
 #: Steps that are not handlers; no handler may take these names.
@@ -45,6 +47,16 @@ NOTES = (PLANNED, POLICY, SIGNING_KEY, RECEIPT)
 def handler_steps(job: PurgeJob) -> dict[str, int]:
     """The job's finished handlers and their counts (no fixed steps, no notes)."""
     return {n: c for n, c in job.steps.items() if n not in RESERVED_STEPS and not n.startswith(NOTES)}
+
+
+def steps_of(job: PurgeJob) -> dict[str, int]:
+    """The job's steps, fixed ones and handlers, in order: its journal without the notes."""
+    return {n: c for n, c in job.steps.items() if not n.startswith(NOTES)}
+
+
+def planned(job: PurgeJob) -> dict[str, int]:
+    """What each handler's count side saw before it ran (its ``planned:NAME`` notes), by name."""
+    return {n[len(PLANNED) :]: c for n, c in job.steps.items() if n.startswith(PLANNED)}
 
 
 def note(job: PurgeJob, prefix: str) -> str | None:
