@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from .birthdate import has_birth_input
 from .decisions import Attestation, Decision
-from .errors import StoreError, UnderAgeError
+from .errors import ConfigurationError, InvalidInput, StoreError, UnderAgeError
 from .gate_status import GateStatus
 from .hook import signup_place
 from .keycheck import move_to_active_key
@@ -124,7 +124,10 @@ class GateSignup(GateStatus):
         for kind in identifiers or {}:
             # The default kinds are known without loading the purge code for them.
             if self._purger is not None or not isinstance(kind, str) or kind.strip().lower() not in _KINDS:
-                self.purger.known_kind(kind)
+                try:
+                    self.purger.known_kind(kind)
+                except InvalidInput as exc:  # the app's own code names the kinds: its setup
+                    raise ConfigurationError(str(exc)) from None
         if isinstance(decision, Decision) and not (decision.allowed and decision.outcome == "allowed"):
             raise UnderAgeError()
         if not self.passed(decision, region=region) or has_birth_input(fields):
