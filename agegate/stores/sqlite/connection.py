@@ -215,7 +215,7 @@ class SQLiteConnection:
                 pause = retry.pause(busy, self._error)
             await asyncio.sleep(pause)
 
-    def call_blocking(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+    def _call_blocking(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
         """:meth:`_call` for a thread that may block (never the event loop's): ``fn`` runs on the
         store's thread as it would there, with the same retries, the pauses slept in the calling
         thread. A store call that has not answered when the retries' time is up is

@@ -89,7 +89,7 @@ class SQLiteJobs(SQLJobJournal, SQLiteConnection):
         """:meth:`record_step` from a thread that may block
         (:class:`~agegate.stores.base.BlockingJournal`)."""
         statements = self._step(job_id, owner=owner, step=step, count=count, now=now)
-        return self.call_blocking(_guarded(*statements), write=True)
+        return self._call_blocking(_guarded(*statements), write=True)
 
     async def delete_job(self, job_id: str) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
