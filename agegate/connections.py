@@ -15,11 +15,12 @@ import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["Pool", "PooledDatabase", "run_transaction"]
+__all__ = ["BeforeCommit", "Pool", "PooledDatabase", "run_transaction"]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class PooledDatabase(Protocol):
@@ -78,6 +79,35 @@ class Pool:
             _close_all(self._idle)
 
 
+class BeforeCommit(Generic[T]):
+    """What :func:`run_transaction` runs between a transaction's work and its commit: a
+    coroutine function awaited on the event loop (the object is one too), and optionally the
+    same work as a blocking call, ``in_thread``, which the transaction's worker thread then
+    makes itself: no switch to the event loop and back before each commit."""
+
+    __slots__ = ("in_thread", "on_loop")
+
+    def __init__(
+        self, on_loop: Callable[[T], Awaitable[None]], in_thread: Callable[[T], None] | None = None
+    ) -> None:
+        self.on_loop, self.in_thread = on_loop, in_thread
+
+    async def __call__(self, result: T) -> None:
+        await self.on_loop(result)
+
+    @classmethod
+    def of(cls, hook: Callable[[T], Awaitable[None]]) -> BeforeCommit[T]:
+        return hook if isinstance(hook, BeforeCommit) else cls(hook)
+
+    def taking(self, convert: Callable[[U], T]) -> BeforeCommit[U]:
+        """The same work, done on ``convert(result)``."""
+        on_loop, in_thread = self.on_loop, self.in_thread
+        return BeforeCommit(
+            lambda result: on_loop(convert(result)),
+            None if in_thread is None else lambda result: in_thread(convert(result)),
+        )
+
+
 class _Journal:
     """What the worker thread of :func:`run_transaction` asks of the event loop before it
     commits, and whether the caller gave up (was cancelled) meanwhile."""
@@ -93,10 +123,16 @@ class _Journal:
         self._pending: concurrent.futures.Future[None] | None = None
 
     def before_commit(self, result: Any) -> None:
-        """In the worker thread: run ``before_commit(result)`` on the event loop and wait for it;
-        raise (so that the transaction rolls back) if it fails or the caller was cancelled."""
+        """In the worker thread: run ``before_commit(result)`` on the event loop and wait for it
+        (or, for a :class:`BeforeCommit` with ``in_thread``, run that here); raise (so that the
+        transaction rolls back) if it fails or the caller was cancelled."""
         before_commit = self._before_commit
-        if before_commit is not None:
+        in_thread = before_commit.in_thread if isinstance(before_commit, BeforeCommit) else None
+        if in_thread is not None:
+            with self._lock:
+                self._check()
+            in_thread(result)  # a cancellation meanwhile is seen below: nothing commits
+        elif before_commit is not None:
 
             async def on_the_loop() -> None:
                 await before_commit(result)
@@ -135,7 +171,8 @@ async def run_transaction(
     before_commit: Callable[[T], Awaitable[None]] | None = None,
 ) -> T:
     """Run ``work(conn)`` in one transaction on a pooled connection, in a worker thread; then
-    ``await before_commit(result)`` (the purge journals its count there) and commit, or roll
+    ``await before_commit(result)`` (the purge journals its count there; a :class:`BeforeCommit`
+    with ``in_thread`` is called in the worker thread instead) and commit, or roll
     back when ``commit`` is false (a dry run). On SQLite the transaction is ``BEGIN IMMEDIATE``:
     it holds the write lock from its first statement.
 

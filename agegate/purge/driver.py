@@ -12,8 +12,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 
+from ..connections import BeforeCommit
 from ..errors import PurgeError, StepFailed, _LostLease
 from ..stores import PurgeJob, Store
+from ..stores.base import BlockingJournal
 from . import lease
 from .journal import BLOCK, FREEZE, PLANNED, RECEIPT, RESERVED_STEPS, handler_steps, note
 from .registry import HandlerRegistry, Registered, rows_deleted
@@ -106,18 +108,7 @@ class JobDriver(HandlerRegistry):
                 self._emit("start", job.job_id, step)
                 interrupted_before = job.steps.get(PLANNED + step)
 
-                async def journal_planned(planned: int, step: str = step) -> None:
-                    # What the handler is about to delete is journalled before it is gone: if
-                    # this run is interrupted half-way, the resumed run still reports it all.
-                    if PLANNED + step in job.steps:
-                        return
-                    planned = rows_deleted(planned, step)
-                    if not await store.record_step(
-                        job.job_id, owner=owner, step=PLANNED + step, count=planned, now=_now()
-                    ):
-                        raise _LostLease()
-                    job.steps[PLANNED + step] = planned
-
+                journal_planned = _planned_journal(store, job, owner, step)
                 # A handler that can count but not journal its own count is counted first (the
                 # account is frozen, so nothing new arrives). A handler that journals its count
                 # (one transaction: delete, journal, commit) is never counted beforehand.
@@ -187,6 +178,40 @@ class JobDriver(HandlerRegistry):
             not_run=not_run,
             receipt=note(job, RECEIPT),
         )
+
+
+def _planned_journal(store: Store, job: PurgeJob, owner: str, step: str) -> BeforeCommit[int]:
+    """What journals the count a handler is about to delete (``planned:STEP``) before it is
+    gone: if the run is interrupted half-way, the resumed run still reports it all. Awaited, or
+    called in the handler's worker thread when the store can write from there (a built-in
+    handler does, just before its commit)."""
+    entry = PLANNED + step
+
+    def count_of(planned: int) -> int | None:
+        return None if entry in job.steps else rows_deleted(planned, step)
+
+    def journalled(held: bool, count: int) -> None:
+        if not held:
+            raise _LostLease()
+        job.steps[entry] = count
+
+    async def on_loop(planned: int) -> None:
+        count = count_of(planned)
+        if count is not None:
+            journalled(
+                await store.record_step(job.job_id, owner=owner, step=entry, count=count, now=_now()), count
+            )
+
+    if not isinstance(store, BlockingJournal):
+        return BeforeCommit(on_loop)
+    record_now = store.record_step_blocking
+
+    def in_thread(planned: int) -> None:
+        count = count_of(planned)
+        if count is not None:
+            journalled(record_now(job.job_id, owner=owner, step=entry, count=count, now=_now()), count)
+
+    return BeforeCommit(on_loop, in_thread)
 
 
 def _plain(run: Step) -> _Run:

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any
 
-from ..connections import run_transaction
+from ..connections import BeforeCommit, run_transaction
 from ..errors import ConfigurationError
 from ..handlers import PostgresDatabase, SQLiteDatabase, TableRef
 from .catalog import Catalog, display, postgres_catalog, postgres_watch, sqlite_catalog
@@ -184,16 +184,11 @@ class AccountRows:
         self, subject: str, *, dry: bool, planned: Callable[[int], Awaitable[None]] | None = None
     ) -> list[PlannedRows]:
         await self.prepare()
-
-        async def journal(rows: list[PlannedRows]) -> None:
-            assert planned is not None
-            await planned(_deleted(rows))
-
         return await run_transaction(
             self.database,
             lambda conn: self._statements(conn, subject),
             commit=not dry,
-            before_commit=None if planned is None else journal,
+            before_commit=None if planned is None else BeforeCommit.of(planned).taking(_deleted),
         )
 
     async def __call__(self, subject: str) -> int:

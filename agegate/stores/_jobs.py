@@ -258,9 +258,15 @@ class SQLJobJournal:
         raise NotImplementedError
 
     async def record_step(self, job_id: str, *, owner: str, step: str, count: int, now: datetime) -> bool:
+        return await self._journal(*self._step(job_id, owner=owner, step=step, count=count, now=now))
+
+    def _step(
+        self, job_id: str, *, owner: str, step: str, count: int, now: datetime
+    ) -> tuple[Statement, Statement]:
+        """:meth:`record_step`'s statements: hold the lease, then add the step."""
         # The row lock that holding the lease takes orders concurrent steps of this job.
         hold = self._job_sql.hold(job_id, owner=owner, now=self._job_codec.time(now))
-        return await self._journal(hold, self._job_sql.add_step(job_id, step, count))
+        return hold, self._job_sql.add_step(job_id, step, count)
 
     async def finish_job(
         self, job_id: str, *, owner: str, state: JobState, now: datetime, error: str | None = None

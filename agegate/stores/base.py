@@ -15,6 +15,7 @@ from typing import Literal, Protocol, runtime_checkable
 __all__ = [
     "REPORT_STATES",
     "AttestationRecord",
+    "BlockingJournal",
     "JobState",
     "KeyUse",
     "PurgeJob",
@@ -305,6 +306,24 @@ class Store(Protocol):
         the stored report of its reference, if that one is still in state ``expected`` (compare
         and set). Returns whether it wrote. A sealed part set to ``None`` leaves no copy behind
         in the store's files (SQLite: its WAL is checkpointed)."""
+
+
+@runtime_checkable
+class BlockingJournal(Protocol):
+    """What a store may offer besides :class:`Store`: :meth:`record_step` as a blocking call.
+
+    A purge journals a built-in handler's count inside the handler's transaction, from the worker
+    thread that runs it, just before the commit. With this, that thread writes the journal
+    itself, instead of handing the write to the event loop and waiting for it to come back (two
+    thread switches fewer per account). The SQLite store offers it; a store without it is
+    journalled through the event loop, as before.
+    """
+
+    def record_step_blocking(self, job_id: str, *, owner: str, step: str, count: int, now: datetime) -> bool:
+        """:meth:`Store.record_step`, with the same outcome and guarantees, called from a thread
+        that may block (never the event loop's): returns whether ``owner`` held the lease;
+        raises :class:`~agegate.StoreUnavailable` when the store cannot answer in time."""
+        ...
 
 
 async def add_attestation(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import os
@@ -97,6 +98,28 @@ def _os_error(exc: OSError, doing: str) -> StoreError:
     return kind(f"{doing}: {exc.strerror or type(exc).__name__}")
 
 
+class _Retry:
+    """How a call retries a busy database: pauses growing from 2 ms to 100 ms (jittered), and a
+    :class:`StoreUnavailable` once it has been busy for :data:`RETRY_FOR` seconds."""
+
+    __slots__ = ("deadline", "delay")
+
+    def __init__(self) -> None:
+        self.deadline = time.monotonic() + RETRY_FOR
+        self.delay = 0.002
+
+    def left(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    def pause(self, busy: _SQLiteBusy, error: Callable[[Exception], StoreError]) -> float:
+        """The pause before the next try, or ``error(...)`` raised when time is up."""
+        if time.monotonic() >= self.deadline:
+            raise error(busy.error) from None
+        pause = self.delay * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not secrets
+        self.delay = min(self.delay * 2, 0.1)
+        return pause
+
+
 class SQLiteConnection:
     """The store's connection and the thread it lives on; the parts of :class:`.SQLiteStore`
     reach the database only through :meth:`_call`."""
@@ -116,17 +139,21 @@ class SQLiteConnection:
     # -- running calls on the store's thread --------------------------------------------------
 
     async def open(self) -> None:
-        with self._guard:
-            self._after_fork()
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agegate-sqlite")
-            executor = self._executor
+        executor = self._start()
         try:
             await asyncio.get_running_loop().run_in_executor(executor, self._connect)
         except BaseException:
             await self._shutdown(executor)
             raise
         _OPEN_STORES.add(self)
+
+    def _start(self) -> ThreadPoolExecutor:
+        """The store's thread, started if needed (in a forked child, a new one)."""
+        with self._guard:
+            self._after_fork()
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agegate-sqlite")
+            return self._executor
 
     async def close(self) -> None:
         with self._guard:
@@ -176,22 +203,50 @@ class SQLiteConnection:
         ``scrub`` truncates the WAL afterwards, so deleted bytes do not linger in it."""
         if self._pid != os.getpid() and self._executor is not None:
             await self.open()
-        deadline = time.monotonic() + RETRY_FOR
-        delay = 0.002
+        retry = _Retry()
         loop = asyncio.get_running_loop()
         while True:
-            executor = self._executor
-            if executor is None:
-                raise StoreError("the SQLite store is not open: call `await store.open()` first")
+            executor = self._open_executor()
             try:
                 return await loop.run_in_executor(executor, self._run, fn, write, scrub)
             except RuntimeError as exc:  # the executor was shut down under us
                 raise StoreError("the SQLite store is closed") from exc
             except _SQLiteBusy as busy:
-                if time.monotonic() >= deadline:
-                    raise self._error(busy.error) from None
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not secrets
-            delay = min(delay * 2, 0.1)
+                pause = retry.pause(busy, self._error)
+            await asyncio.sleep(pause)
+
+    def _call_blocking(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        """:meth:`_call` for a thread that may block (never the event loop's): ``fn`` runs on the
+        store's thread as it would there, with the same retries, the pauses slept in the calling
+        thread. A store call that has not answered when the retries' time is up is
+        :class:`StoreUnavailable` (it is cancelled if it has not started)."""
+        if self._pid != os.getpid() and self._executor is not None:
+            # A forked child: a thread of its own; the connection, released for the fork (see
+            # _before_fork), is opened again by the first call on it.
+            self._start()
+        retry = _Retry()
+        while True:
+            executor = self._open_executor()
+            try:
+                future = executor.submit(self._run, fn, write, False)
+            except RuntimeError as exc:  # the executor was shut down under us
+                raise StoreError("the SQLite store is closed") from exc
+            try:
+                return future.result(timeout=retry.left())
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise StoreUnavailable(
+                    f"the SQLite database {self.path!r} did not answer within {RETRY_FOR:.0f} seconds"
+                ) from None
+            except _SQLiteBusy as busy:
+                pause = retry.pause(busy, self._error)
+            time.sleep(pause)
+
+    def _open_executor(self) -> ThreadPoolExecutor:
+        executor = self._executor
+        if executor is None:
+            raise StoreError("the SQLite store is not open: call `await store.open()` first")
+        return executor
 
     def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool, scrub: bool) -> T:
         """One try at running ``fn`` in one transaction; raises :class:`_SQLiteBusy` to be retried."""

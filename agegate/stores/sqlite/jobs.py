@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -82,15 +82,14 @@ class SQLiteJobs(SQLJobJournal, SQLiteConnection):
         )
 
     async def _journal(self, first: Statement, then: Statement | None = None, *, scrub: bool = False) -> bool:
-        def run(conn: sqlite3.Connection) -> bool:
-            if conn.execute(*first).rowcount != 1:
-                return False
-            if then is not None:
-                conn.execute(*then)
-            return True
-
         # scrub: the WAL keeps no copy of what the write overwrote.
-        return await self._call(run, write=True, scrub=scrub)
+        return await self._call(_guarded(first, then), write=True, scrub=scrub)
+
+    def record_step_blocking(self, job_id: str, *, owner: str, step: str, count: int, now: datetime) -> bool:
+        """:meth:`record_step` from a thread that may block
+        (:class:`~agegate.stores.base.BlockingJournal`)."""
+        statements = self._step(job_id, owner=owner, step=step, count=count, now=now)
+        return self._call_blocking(_guarded(*statements), write=True)
 
     async def delete_job(self, job_id: str) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
@@ -98,6 +97,19 @@ class SQLiteJobs(SQLJobJournal, SQLiteConnection):
             return conn.execute("DELETE FROM purge_jobs WHERE job_id = ?", (job_id,)).rowcount == 1
 
         return await self._call(run, write=True)
+
+
+def _guarded(first: Statement, then: Statement | None) -> Callable[[sqlite3.Connection], bool]:
+    """Run ``first`` and, if it changed one row, ``then``; whether it did."""
+
+    def run(conn: sqlite3.Connection) -> bool:
+        if conn.execute(*first).rowcount != 1:
+            return False
+        if then is not None:
+            conn.execute(*then)
+        return True
+
+    return run
 
 
 def _select_jobs(conn: sqlite3.Connection, tail: str, params: tuple[Any, ...]) -> list[PurgeJob]:
