@@ -3,7 +3,7 @@
 With the optional extra ``agegate[i18n]`` (Babel), the pages speak every language shipped in
 ``agegate/locale/`` and take month names, the order of the date fields and the writing direction
 from CLDR. Without Babel, every page is English and nothing else changes. The catalogs are
-gettext ``.po`` files compiled to ``.mo``; the README's "Languages" section says how to add one.
+gettext ``.po`` files compiled to ``.mo``; ``docs/regions-and-languages.md`` says how to add one.
 """
 
 from __future__ import annotations

@@ -251,3 +251,34 @@ def test_vacuum_without_a_database_is_a_usage_error(
     code, _, err = run(capsys, "purge", "--app", "bare_app:gate", "--vacuum")
     assert code == 2 and "nothing to vacuum" in err
     assert main(["purge", *BASE, "--vacuum", "--dry-run"]) == 2
+
+
+def test_a_purge_with_no_handlers_says_so(
+    app_dir: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An app that registers no handler: the purge freezes agegate's own records only, and says
+    # so instead of printing an empty list under "Deleted:".
+    (tmp_path / "bare_app.py").write_text(
+        "from agegate import AgeGate, Keyring\nfrom agegate.stores import MemoryStore\n"
+        "gate = AgeGate(keys=Keyring.from_env(), store=MemoryStore())\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "bare_app", raising=False)
+    args = [
+        "purge",
+        "--app",
+        "bare_app:gate",
+        "--subject",
+        "acct-9",
+        "--ticket",
+        "SUP-1",
+        "--operator",
+        "ops",
+    ]
+    args.append("--allow-no-match")  # nothing of acct-9 is anywhere: no handler, no record
+    for extra in (["--dry-run"], ["--yes"]):
+        code, out, _ = run(capsys, *args, *extra)
+        assert code == 0 and "nothing: the app registers no purge handler" in out

@@ -3,7 +3,9 @@ the checkout and at the signup, an adult passes, and the signup stores nothing o
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -67,4 +69,26 @@ async def test_the_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             refused = await kid.post("/signup", data={"birth_date": "2019-01-01", "name": "Kid"})
             assert refused.status_code == 403 and refused.json() == {"error": "age_restricted"}
             assert (await kid.post("/checkout")).status_code == 403  # the sticky cookie
+
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        async with browser() as odd:  # bodies that are not a form: a clear 4xx, never a 500
+            for body, headers, status, code in (
+                (b"[1, 2]", {"content-type": "application/json"}, 400, "malformed"),
+                (b"{bad", {"content-type": "application/json"}, 400, "malformed"),
+                (b"birth_year=%FF%FE", form, 400, "malformed"),
+                (b"x", {"content-type": "text/plain"}, 415, "unsupported_media_type"),
+                (b"a=" + b"1" * 100_000, form, 413, "too_large"),
+            ):
+                answer = await odd.post("/signup", content=body, headers=headers)
+                assert (answer.status_code, answer.json()) == (status, {"error": code})
+
+        # The store cannot answer (another process holds SQLite's write lock): a 503 to retry,
+        # and no account.
+        with contextlib.closing(sqlite3.connect(tmp_path / "agegate.sqlite3", isolation_level=None)) as lock:
+            lock.execute("BEGIN EXCLUSIVE")
+            async with browser() as waiting:
+                busy = await waiting.post("/signup", data={"birth_date": "1990-04-23", "name": "Bo"})
+            lock.execute("ROLLBACK")
+        assert busy.status_code == 503 and busy.json() == {"error": "store_unavailable"}
+        assert int(busy.headers["retry-after"]) > 0
     assert (tmp_path / "agegate.sqlite3").is_file()

@@ -74,6 +74,11 @@ def print_report(report: PurgeReport, gate: AgeGate) -> None:
     else:
         print(f"Purge done for ticket {report.ticket} (job {report.job_id}), {when(report.finished_at)}.")
         print("The account is frozen (under_age) everywhere. Deleted:")
+    if not report.deleted and not report.uncounted and not report.not_run:
+        print(
+            "  nothing: the app registers no purge handler, so only agegate's own records are "
+            "frozen (see docs/purge.md; `agegate purge --coverage` checks what is left)"
+        )
     for name, count in report.deleted.items():
         print(f"  {name:<28} {count}")
     for name in report.uncounted:

@@ -20,7 +20,7 @@ def run_vacuum(gate: AgeGate, args: argparse.Namespace) -> int:
         covered = await gate.purger.covered_tables()
         if not covered:
             raise UsageError(
-                "no SQL database is known to the purge: nothing to vacuum (see the README's support section)"
+                "no SQL database is known to the purge: nothing to vacuum (see docs/support-runbook.md)"
             )
         return await vacuum(covered)
 

@@ -6,7 +6,7 @@ them as dead tuples until ``VACUUM``. :func:`vacuum` runs, for each database the
 name: SQLite ``VACUUM`` (the file is rebuilt without its free pages) and a WAL checkpoint that
 truncates the ``-wal`` file; PostgreSQL ``VACUUM`` of the tables the handlers purge, their
 partitions and inheritance children included. Backups and PostgreSQL's archived WAL still hold
-the rows until they expire: see the README's support section.
+the rows until they expire: see the support runbook (``docs/support-runbook.md``).
 """
 
 from __future__ import annotations
