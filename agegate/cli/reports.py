@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,9 +109,10 @@ def _show(args: argparse.Namespace) -> int:
     elif r.delivered_at:
         print(f"  answer     delivered {when(r.delivered_at)}")
     if r.state == "open":
+        app = f" --app {shlex.quote(args.app)}" if args.app else ""  # else AGEGATE_APP names it
         print(
-            f"Purge it: agegate purge --report {r.reference} --subject ACCOUNT_ID --operator NAME; "
-            f"or close it: agegate reports close {r.reference} --reason {'|'.join(CLOSE_REASONS)}"
+            f"Purge it: agegate purge{app} --report {r.reference} --subject ACCOUNT_ID --operator NAME; "
+            f"or close it: agegate reports close{app} {r.reference} --reason {'|'.join(CLOSE_REASONS)}"
         )
     return EXIT_OK
 
