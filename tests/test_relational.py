@@ -417,3 +417,32 @@ async def test_a_purge_cancelled_mid_transaction_rolls_back_and_frees_the_connec
     removed = sum(len(before[t]) - len(expected[t]) for t in rs.TABLES)
     assert await asyncio.wait_for(shop.customers()("353"), 30) == removed
     assert shop.snapshot() == expected
+
+
+def test_the_postgres_plan_check_sees_a_table_renamed_or_swapped(postgres_schema: str) -> None:
+    # A name that comes to mean another table (a step table renamed away, the account table
+    # swapped for a new one that others reference) must make the plan again, even when no
+    # trigger of the old tables changed.
+    import psycopg
+
+    from agegate.purge.catalog import postgres_watch
+
+    s = postgres_schema
+    assert POSTGRES_URL is not None
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(
+            f'CREATE SCHEMA "{s}"; CREATE TABLE "{s}".customer (id int PRIMARY KEY);'
+            f'CREATE TABLE "{s}".orders (id int PRIMARY KEY, customer_id int REFERENCES "{s}".customer(id))'
+        )
+        tables = [(s, "customer"), (s, "orders")]
+        for change in (
+            f'ALTER TABLE "{s}".orders RENAME TO orders_old',
+            f'ALTER TABLE "{s}".customer RENAME TO customer_old;'
+            f'CREATE TABLE "{s}".customer (id int PRIMARY KEY);'
+            f'CREATE TABLE "{s}".posts (id int, customer_id int REFERENCES "{s}".customer(id))',
+        ):
+            check = postgres_watch(conn, tables)
+            before = conn.execute(check).fetchone()
+            conn.execute(change)
+            assert conn.execute(check).fetchone() != before, change
+            tables = [(s, "customer"), (s, "orders_old")]  # the second change starts from the first

@@ -169,15 +169,25 @@ def postgres_catalog(conn: Any) -> Catalog:
 
 def postgres_watch(conn: Any, tables: Iterable[Table]) -> str:
     """A query whose answer changes when a foreign key from or to one of ``tables`` is added,
-    dropped or replaced: it reads the triggers PostgreSQL keeps on both ends of every foreign
-    key, through the index on their table, so it costs the same whatever the database's size
-    (a query over all of ``pg_constraint`` grows with every table of every schema)."""
+    dropped or replaced, or when one of their names comes to mean another table (renamed,
+    dropped, or swapped for a new one): it reads the triggers PostgreSQL keeps on both ends of
+    every foreign key, through the index on their table, and looks the names up again, so it
+    costs the same whatever the database's size (a query over all of ``pg_constraint`` grows
+    with every table of every schema)."""
+    from psycopg import sql
+
     names = [".".join('"' + part.replace('"', '""') + '"' for part in table) for table in tables]
     found = conn.execute(
         "SELECT to_regclass(name)::oid::int8 FROM unnest(%s::text[]) AS name", (names,)
     ).fetchall()
     oids = ", ".join(str(int(row[0])) for row in found if row[0] is not None) or "0"
-    return f"SELECT count(*), coalesce(sum(oid::int8), 0) FROM pg_trigger WHERE tgrelid IN ({oids})"  # noqa: S608
+    # The names, quoted by the driver for this connection: what each means now, in order.
+    now_named = sql.Literal(names).as_string(conn)
+    return (
+        "SELECT count(*), coalesce(sum(oid::int8), 0), (SELECT array_agg(coalesce("  # noqa: S608
+        f"to_regclass(n)::oid::int8, 0) ORDER BY i) FROM unnest({now_named}::text[]) WITH ORDINALITY "
+        f"AS u(n, i)) FROM pg_trigger WHERE tgrelid IN ({oids})"
+    )
 
 
 def postgres_partition_parents(conn: Any) -> dict[Table, Table]:
