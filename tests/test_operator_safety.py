@@ -236,18 +236,23 @@ def test_vacuum_clears_deleted_rows_from_the_sqlite_file(
     assert b"kid.1002@example.org" in database.read_bytes()  # the others' rows stay
 
 
-def test_vacuum_without_a_database_is_a_usage_error(
-    app_dir: Path,  # noqa: F811
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def bare_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app module, ``bare_app:gate``, that registers no purge handler."""
     (tmp_path / "bare_app.py").write_text(
         "from agegate import AgeGate, Keyring\nfrom agegate.stores import MemoryStore\n"
         "gate = AgeGate(keys=Keyring.from_env(), store=MemoryStore())\n"
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.delitem(sys.modules, "bare_app", raising=False)
+
+
+def test_vacuum_without_a_database_is_a_usage_error(
+    app_dir: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bare_app(tmp_path, monkeypatch)
     code, _, err = run(capsys, "purge", "--app", "bare_app:gate", "--vacuum")
     assert code == 2 and "nothing to vacuum" in err
     assert main(["purge", *BASE, "--vacuum", "--dry-run"]) == 2
@@ -261,12 +266,7 @@ def test_a_purge_with_no_handlers_says_so(
 ) -> None:
     # An app that registers no handler: the purge freezes agegate's own records only, and says
     # so instead of printing an empty list under "Deleted:".
-    (tmp_path / "bare_app.py").write_text(
-        "from agegate import AgeGate, Keyring\nfrom agegate.stores import MemoryStore\n"
-        "gate = AgeGate(keys=Keyring.from_env(), store=MemoryStore())\n"
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delitem(sys.modules, "bare_app", raising=False)
+    bare_app(tmp_path, monkeypatch)
     args = [
         "purge",
         "--app",
