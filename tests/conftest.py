@@ -14,17 +14,22 @@ dropped afterwards; the test is skipped when the variable is not set.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from agegate import AgeGate, Keyring
 from agegate.stores import MemoryStore, Store
+
+if TYPE_CHECKING:
+    from agegate.handlers import SQLiteDatabase
 
 #: The shared PostgreSQL server's URL ("" when the PostgreSQL tests are to be skipped).
 POSTGRES_URL = os.environ.get("AGEGATE_TEST_POSTGRES_URL", "")
@@ -109,3 +114,17 @@ def postgres_schema() -> Iterator[str]:
 def postgres_url(postgres_schema: str) -> str:
     """``AGEGATE_TEST_POSTGRES_URL`` with ``?schema=`` this test's own schema."""
     return f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}schema={postgres_schema}"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[SQLiteDatabase]:
+    """An app's SQLite database with a table ``t`` of three rows, for transaction tests."""
+    from agegate.handlers import SQLiteDatabase  # not at import: the purge code loads lazily
+
+    path = tmp_path / "app.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(1,), (2,), (3,)])
+    database = SQLiteDatabase(path)
+    yield database
+    database.close()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from store_contract import HOUR, T0, job
+from test_connections import _delete_all, _rows
 
 from agegate import StoreUnavailable
 from agegate.connections import BeforeCommit, run_transaction
@@ -29,31 +30,11 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Any:
-    path = tmp_path / "app.sqlite3"
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
-        conn.executemany("INSERT INTO t VALUES (?)", [(1,), (2,), (3,)])
-    database = SQLiteDatabase(path)
-    yield database
-    database.close()
-
-
-@pytest.fixture
 async def store(tmp_path: Path) -> Any:
     store = SQLiteStore(f"sqlite:///{tmp_path}/agegate.sqlite3")
     await store.open()
     yield store
     await store.close()
-
-
-def _delete_all(conn: Any) -> int:
-    return int(conn.execute("DELETE FROM t").rowcount)
-
-
-def _rows(db: SQLiteDatabase) -> int:
-    with contextlib.closing(sqlite3.connect(db.path)) as conn:
-        return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
 
 
 async def _on_loop(rows: int) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import contextvars
 import sqlite3
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,17 +16,6 @@ from agegate.handlers import SQLiteDatabase
 
 pytestmark = pytest.mark.anyio
 _who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Any:
-    path = tmp_path / "app.sqlite3"
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
-        conn.executemany("INSERT INTO t VALUES (?)", [(1,), (2,), (3,)])
-    database = SQLiteDatabase(path)
-    yield database
-    database.close()
 
 
 def _delete_all(conn: Any) -> int:
