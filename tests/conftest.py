@@ -8,6 +8,9 @@ stays in memory whatever a module's ``gate_store`` is.
 ``@pytest.mark.time_limit(seconds)`` fails a sync test that runs longer (see
 :func:`purge_app.time_limit`); async tests bound their own waits.
 
+Hypothesis runs without its per-example deadline: these machines are shared, and a cold first
+example (imports, a regex compiled) can take longer than 200 ms with nothing wrong.
+
 PostgreSQL: ``postgres_url`` is ``AGEGATE_TEST_POSTGRES_URL`` with a schema of the test's own,
 dropped afterwards; the test is skipped when the variable is not set.
 """
@@ -24,12 +27,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings
 
 from agegate import AgeGate, Keyring
 from agegate.stores import MemoryStore, Store
 
 if TYPE_CHECKING:
     from agegate.handlers import SQLiteDatabase
+
+settings.register_profile("agegate", deadline=None)
+settings.load_profile("agegate")
 
 #: The shared PostgreSQL server's URL ("" when the PostgreSQL tests are to be skipped).
 POSTGRES_URL = os.environ.get("AGEGATE_TEST_POSTGRES_URL", "")

@@ -22,6 +22,7 @@ from agegate.cli import main
 from agegate.errors import InvalidInput
 from agegate.purge.receipts import verify_receipt
 from agegate.purge.request import contains_secret, refuse_pii_in_labels
+from agegate.reports.service import new_reference
 
 # -- the ticket must not hold the account id, short ids included -----------------------------
 
@@ -65,6 +66,17 @@ def test_a_short_id_standing_as_a_word_is_always_found(
 def test_a_numeric_ticket_never_refuses_another_number(subject: int, ticket: int) -> None:
     if str(subject) != str(ticket):
         assert not contains_secret(f"SUP-{ticket}", str(subject))
+
+
+@given(short_ids)
+def test_a_report_reference_as_ticket_never_refuses_a_short_id(subject: str) -> None:
+    # References are drawn at random: one ending "6X4A" holds the word "a" by chance, and
+    # `purge --report` (whose ticket is the reference) must not refuse account "a" for it.
+    for reference in ("R-0FAN-WNQ9-6X4A", "R-0042-7AB0-0000", new_reference()):
+        refuse_pii_in_labels(subject, {}, {"ticket": reference})
+    # Anywhere else the reference's shape earns nothing: an operator is still checked.
+    with pytest.raises(InvalidInput, match="operator must not contain"):
+        refuse_pii_in_labels("7", {}, {"ticket": "R-0042-7AB0-0000", "operator": "R-0042-7AB0-0000"})
 
 
 # -- an id that matches nothing --------------------------------------------------------------
