@@ -58,11 +58,12 @@ CONFIG = st.fixed_dictionaries(
         "origins": st.sampled_from([(), ["https://shop.example"]]),
         "trust_forwarded_host": st.booleans(),
         "logged_in": st.booleans(),
-        "region": st.sampled_from([None, "US", "DE", "ZZ"]),
+        # 49: an app's region function that answers what no region code is.
+        "region": st.sampled_from([None, "US", "DE", "ZZ", 49]),
     }
 )
 VISITOR = st.sampled_from(
-    ["child_cookie", "no_result", "child_account", "store_down", "store_broken", "us_result"]
+    ["child_cookie", "no_result", "child_account", "store_down", "store_broken", "us_result", "wrong_account"]
 )
 
 
@@ -113,7 +114,12 @@ async def test_a_refused_visitor_never_reaches_a_gated_path(
     await gate.record("kid", "under_age")
     await gate.record("bob", "allowed")
     options = dict(config)
-    logged_in = options.pop("logged_in") or visitor in ("child_account", "store_down", "store_broken")
+    logged_in = options.pop("logged_in") or visitor in (
+        "child_account",
+        "store_down",
+        "store_broken",
+        "wrong_account",
+    )
     code = options.pop("region")
     region = None if code is None else lambda scope: code
     app = App()
@@ -129,6 +135,7 @@ async def test_a_refused_visitor_never_reaches_a_gated_path(
         "store_down": (ADULT, "bob"),
         "store_broken": (ADULT, "bob"),
         "us_result": (US_ADULT, ""),
+        "wrong_account": (ADULT, " kid"),  # subject= gives an id the gate refuses
     }[visitor]
     if visitor == "store_down":
         store.failing = StoreUnavailable("the store is down")
@@ -145,6 +152,8 @@ async def test_a_refused_visitor_never_reaches_a_gated_path(
         assert not app.called and status == (400 if method == "POST" else 405)
     elif not is_gated:
         assert app.called and status == 200
+    elif code == 49 or visitor == "wrong_account":
+        assert not app.called and status == 503  # the app's function is wrong: refused, not a 500
     elif visitor in ("child_cookie", "child_account"):
         assert not app.called and status == 403
     elif visitor in ("store_down", "store_broken"):

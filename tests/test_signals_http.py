@@ -218,6 +218,23 @@ async def test_an_under_age_signal_is_recorded_once_and_listed() -> None:
     assert gate._store.revision() == before + 1  # one write, not one per request
 
 
+@pytest.mark.parametrize("account", [" acct-9", 42], ids=["refused id", "not a string"])
+async def test_an_under_age_signal_with_a_wrong_subject_is_refused_and_logged(
+    account: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # subject= gives what the gate cannot record against: the request is still refused (403,
+    # not a 500), nothing is recorded, and the operator is told which function is wrong.
+    gate = new_gate()
+    app = App(gate, subject=lambda scope: account)
+    headers = {"x-age-signal": json.dumps(SIGNALS["under"])}
+    with caplog.at_level(logging.ERROR, logger="agegate.asgi"):
+        async with app.client() as client:
+            assert (await client.post("/orders", headers=headers)).status_code == 403
+    assert app.calls == [] and await gate.knowledge.flags() == []
+    assert "subject=" in caplog.text or "could not record" in caplog.text
+    assert "acct-9" not in caplog.text
+
+
 def test_signal_must_be_callable() -> None:
     with pytest.raises(ConfigurationError, match="signal"):
         AgeGateMiddleware(Starlette(), gate=new_gate(), signal="x-age-signal")  # type: ignore[arg-type]

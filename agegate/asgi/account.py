@@ -11,7 +11,13 @@ from typing import Any
 
 from starlette.types import Scope
 
-from ..errors import AgeGateError, ConfigurationError, KeyringError, StoreError, StoreUnavailable
+from ..errors import (
+    AgeGateError,
+    InvalidInput,
+    KeyringError,
+    StoreError,
+    StoreUnavailable,
+)
 from ..gate import AgeGate, Status
 from ..regions import RegionFunc
 from ..signals import AgeSignal
@@ -30,15 +36,28 @@ SubjectFunc = Callable[[Scope], str | None] | Callable[[Scope], Awaitable[str | 
 _log = logging.getLogger("agegate.asgi")
 #: Retry-After, in seconds, when the store cannot be used until someone mends it.
 BROKEN_RETRY_AFTER = 60
+_WRONG = "the age gate refused a request: %s= returned %s, not %s (a string) or None"
+
+
+def _refusal(message: str, *args: object) -> StoreUnavailable:
+    """The refusal of a request the gate cannot decide for now: ``message`` logged for the
+    operator (it names no person), answered as an outage (503, :data:`BROKEN_RETRY_AFTER`),
+    never by letting the request through."""
+    _log.error(message, *args)
+    broken = StoreUnavailable()
+    broken.retry_after = BROKEN_RETRY_AFTER
+    return broken
 
 
 async def region_of(func: RegionFunc, scope: Scope) -> str | None:
-    """The region code ``func`` gives for the request (``None``: the gate's own policy)."""
+    """The region code ``func`` gives for the request (``None``: the gate's own policy).
+    Raises :class:`~agegate.StoreUnavailable` (logged) when it gives something else: the app's
+    function is wrong, and the request is refused until it is mended."""
     code: Any = func(scope)
     if inspect.isawaitable(code):
         code = await code
     if code is not None and not isinstance(code, str):
-        raise ConfigurationError("region must return a region code (a string) or None")
+        raise _refusal(_WRONG, "region", type(code).__name__, "a region code")
     return code
 
 
@@ -54,7 +73,7 @@ async def _resolve(account: Any) -> str | None:
     if inspect.isawaitable(account):
         account = await account
     if account is not None and not isinstance(account, str):
-        raise ConfigurationError("subject must return an account id (a string) or None")
+        raise _refusal(_WRONG, "subject", type(account).__name__, "an account id")
     return account
 
 
@@ -77,18 +96,23 @@ async def account_status(
         return gate.peek_status(account, region=region) or await gate.cached_status(account, region=region)
     except StoreUnavailable:
         raise
+    except InvalidInput as exc:  # its message never repeats the id
+        raise _refusal("the age gate refused a request: subject= gave an id it refuses (%s)", exc) from None
     except (StoreError, KeyringError) as exc:
         # The message names no person (key ids and store errors only).
-        _log.error("the age gate cannot read its store: %s", exc)
-        broken = StoreUnavailable()
-        broken.retry_after = BROKEN_RETRY_AFTER
-        raise broken from None
+        raise _refusal("the age gate cannot read its store: %s", exc) from None
 
 
-async def record_under_age(gate: AgeGate, account: str, signal: AgeSignal, region: str | None) -> None:
-    """Record an under-age signal against the account (actual knowledge). A failure is logged
-    and swallowed: the request is refused anyway, and the next one tries again."""
+async def record_under_age(
+    gate: AgeGate, subject: SubjectFunc | None, scope: Scope, signal: AgeSignal, region: str | None
+) -> None:
+    """Record an under-age signal against the account logged in (``subject``), if any (actual
+    knowledge). A failure is logged and swallowed: the request is refused anyway, and the next
+    one tries again."""
     try:
+        account = await account_of(subject, scope)
+        if not account:
+            return
         # Once recorded, the account's cached status says so: no write (and no revision bump
         # for every worker) on each request the child's device makes.
         known = gate.peek_status(account) or await gate.cached_status(account)

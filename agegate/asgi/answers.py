@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from .pages import Pages
+from .language import LanguageChooser
+from .pages import Pages, json_body
 
-__all__ = ["Headers", "accept_of", "close_websocket", "respond"]
+__all__ = ["Headers", "Unavailable", "accept_of", "close_websocket", "respond"]
 
 Header = tuple[bytes, bytes]
 
@@ -73,3 +74,25 @@ async def close_websocket(receive: Receive, send: Send, reason: str, code: int =
         return  # the client went away
     await send({"type": "websocket.accept"})
     await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+class Unavailable:
+    """The answer to a request the gate cannot decide for now (its store is down, or the app's
+    ``subject=`` or ``region=`` function answered what the gate cannot use): 503 with
+    ``Retry-After``, a page or ``{"error": "store_unavailable"}``; a websocket is closed with
+    1013 (try again later). The app is not called."""
+
+    def __init__(self, pages: Pages, headers: Headers, language: LanguageChooser) -> None:
+        self._pages, self._headers, self._language = pages, headers, language
+        self._json = json_body({"error": "store_unavailable"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, retry_after: int) -> None:
+        if scope["type"] == "websocket":
+            await close_websocket(receive, send, "store_unavailable", code=1013)
+            return
+        retry = (b"retry-after", str(retry_after).encode())
+        if b"text/html" in accept_of(scope):
+            page = self._pages.store_unavailable(await self._language(scope)).encode()
+            await respond(send, 503, [*self._headers.html, retry], page)
+        else:
+            await respond(send, 503, [*self._headers.json, retry], self._json)

@@ -23,8 +23,8 @@ from ..errors import ConfigurationError, InvalidSignal, StoreUnavailable
 from ..gate import AgeGate
 from ..hook import mark, unmark
 from ..regions import REGION_KEY, RegionFunc
-from .account import SubjectFunc, account_of, account_status, record_under_age, region_of
-from .answers import Header, Headers, accept_of, close_websocket, respond
+from .account import SubjectFunc, account_status, record_under_age, region_of
+from .answers import Header, Headers, Unavailable, accept_of, close_websocket, respond
 from .cookie import UNDER_AGE, GateCookie
 from .language import LanguageChooser, LocaleFunc
 from .lifespan import run_lifespan
@@ -147,6 +147,7 @@ class AgeGateMiddleware:
         self.origins = OriginRule(origins, trust_forwarded_host=trust_forwarded_host)
         self._language = LanguageChooser(locale)
         self._headers = Headers(self.pages, vary_language=self._language.varies)
+        self._unavailable = Unavailable(self.pages, self._headers, self._language)
         self._endpoints = PrefixEndpoints(
             gate,
             paths=self._paths,
@@ -155,6 +156,7 @@ class AgeGateMiddleware:
             headers=self._headers,
             origins=self.origins,
             language=self._language,
+            unavailable=self._unavailable,
             whole_service=mode == "all",
             credentials=credentials,
             secure=secure_cookies,
@@ -173,7 +175,6 @@ class AgeGateMiddleware:
         # Prebuilt early answers: the blocked path only sends bytes (pages are kept per language).
         self._restricted_json = json_body({"error": "age_restricted"})
         self._required_json = json_body({"error": "age_screen_required", "screen": prefix})
-        self._unavailable_json = json_body({"error": "store_unavailable"})
         self._invalid_signal_json = json_body({"error": "invalid_age_signal"})
 
     # -- the request path --------------------------------------------------------------------
@@ -256,7 +257,11 @@ class AgeGateMiddleware:
         policy = self.gate.policy
         if self._region is not None:
             # Also for the app's signup hook (agegate.signup_fields), in request memory only.
-            region = scope[REGION_KEY] = await region_of(self._region, scope)
+            try:
+                region = scope[REGION_KEY] = await region_of(self._region, scope)
+            except StoreUnavailable as exc:  # the app's region function is wrong (logged)
+                await self._unavailable(scope, receive, send, exc.retry_after)
+                return
             policy = self.gate.policy_for(region)
         found = self._cookie.in_headers(scope["headers"], policy.min_age)
         if self._signal is not None:
@@ -270,8 +275,7 @@ class AgeGateMiddleware:
                 if not read[1].allowed:
                     # Refused; with an account, recorded against it (actual knowledge). The
                     # refusal stands even when the record cannot be written now.
-                    if account := await account_of(self._subject, scope):
-                        await record_under_age(self.gate, account, read[0], region)
+                    await record_under_age(self.gate, self._subject, scope, read[0], region)
                     await self._block(scope, receive, send)
                     return
                 found = found or read[1]
@@ -337,17 +341,6 @@ class AgeGateMiddleware:
             await respond(send, 403, headers, b"", len(body))
         else:
             await respond(send, 403, headers, body)
-
-    async def _unavailable(self, scope: Scope, receive: Receive, send: Send, retry_after: int) -> None:
-        if scope["type"] == "websocket":
-            await close_websocket(receive, send, "store_unavailable", code=1013)  # try again later
-            return
-        retry = (b"retry-after", str(retry_after).encode())
-        if b"text/html" in accept_of(scope):
-            page = self.pages.store_unavailable(await self._language(scope)).encode()
-            await respond(send, 503, [*self._headers.html, retry], page)
-        else:
-            await respond(send, 503, [*self._headers.json, retry], self._unavailable_json)
 
     async def _require_screen(
         self,

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 from starlette.types import Receive, Scope, Send
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreUnavailable
 from ..gate import AgeGate
 from ..regions import REGION_KEY, RegionFunc
 from .account import region_of
-from .answers import Headers
+from .answers import Headers, Unavailable
 from .cookie import GateCookie
 from .endpoints import Screen
 from .language import LanguageChooser
@@ -40,6 +40,7 @@ class PrefixEndpoints:
         headers: Headers,
         origins: OriginRule,
         language: LanguageChooser,
+        unavailable: Unavailable,
         whole_service: bool,
         credentials: CredentialVerifier | None,
         secure: bool,
@@ -47,6 +48,7 @@ class PrefixEndpoints:
     ) -> None:
         self._paths = paths
         self._region = region
+        self._unavailable = unavailable
         #: The screen (the middleware also renders its refusal page and cross-site errors).
         self.screen = Screen(
             gate,
@@ -76,21 +78,31 @@ class PrefixEndpoints:
         """Answer an HTTP request whose path readings are ``paths`` if it is for one of the
         endpoints (``OPTIONS`` never is: CORS preflights go to the app); whether it was."""
         if self._credential is not None and (route := self._credential.route(paths)):
-            if self._region is not None:
-                scope[REGION_KEY] = await region_of(self._region, scope)  # the age asked for
-            await self._credential(scope, receive, send, route)
+            if await self._regional(scope, receive, send):  # the age asked for
+                await self._credential(scope, receive, send, route)
             return True
         if scope["method"] == "OPTIONS":
             return False
         if self._paths.is_screen(paths):
-            if self._region is not None:
-                scope[REGION_KEY] = await region_of(self._region, scope)  # for the screen's policy
-            await self.screen(scope, receive, send)
+            if await self._regional(scope, receive, send):  # for the screen's policy
+                await self.screen(scope, receive, send)
             return True
         if self._paths.is_report(paths):
             await self._report_endpoint()(scope, receive, send)  # reports from parents: open to all
             return True
         return False
+
+    async def _regional(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Put the request's region in its scope (with ``region=``); whether it could be: when
+        the app's region function answers what the gate cannot use, the request is answered
+        503 here (and logged)."""
+        if self._region is not None:
+            try:
+                scope[REGION_KEY] = await region_of(self._region, scope)
+            except StoreUnavailable as exc:
+                await self._unavailable(scope, receive, send, exc.retry_after)
+                return False
+        return True
 
     def _report_endpoint(self) -> ReportEndpoint:
         if self._report is None:
