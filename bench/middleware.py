@@ -216,12 +216,19 @@ async def measure(gate: AgeGate, rounds: int, n: int) -> int:
     fresh = cycling(sealed(2 * n * (rounds + 1)), n)
     browsers = cycling(sealed(50_000), n)
     post, get = scope_for("POST", allowed), scope_for("GET", allowed)
+    # What a browser sends: the gate's cookie among a dozen and more of the site's others.
+    others = "; ".join(f"_ga_{i}=GS1.1.{i}1700000000.5.1.1700000100.0.0.0" for i in range(15))
+    browser = scope_for("POST", f"{others}; {allowed}; session=0123456789abcdef; csrftoken=x1y2z3")
     noop = starlette(Middleware(NoOp))
     cases: dict[str, tuple[Case, Case]] = {
         # name: (the case, its anchor)
         "allowed POST": ((gated, copies(post, n), 200), (bare, copies(post, n), 200)),
         "allowed POST, first-seen cookies": ((gated, fresh, 200), (bare, fresh, 200)),
         "allowed POST, 50k distinct cookies": ((gated, browsers, 200), (bare, browsers, 200)),
+        "allowed POST, 18 cookies (reference)": (
+            (gated, copies(browser, n), 200),
+            (bare, copies(browser, n), 200),
+        ),
         "GET (against the no-op layer)": ((gated, copies(get, n), 200), (noop, copies(get, n), 200)),
         "blocked POST": ((gated, copies(scope_for("POST", under), n), 403), (bare, copies(post, n), 200)),
         "cached subject POST": ((with_subject, copies(post, n), 200), (gated, copies(post, n), 200)),
