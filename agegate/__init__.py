@@ -30,7 +30,6 @@ from .gate import AgeGate
 from .keys import Keyring
 from .policy import AgePolicy
 from .regions import PolicyTable, RegionRule, region_from_header
-from .signals import AgeSignal, lower_wins
 from .signup import InvalidSignupForm, signup_fields, signup_form
 from .stores import open_store
 
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     from .handlers import AccountFiles, PostgresDatabase, SQLiteDatabase
     from .purge import PurgeReport
     from .reports import Delivery
+    from .signals import AgeSignal, lower_wins
 
 __all__ = [
     "AccountFiles",
@@ -97,6 +97,11 @@ def __getattr__(name: str) -> Any:
         from . import handlers
 
         return getattr(handlers, name)
+    if name in ("AgeSignal", "lower_wins"):
+        # Age signals: loaded by an app that reads them (signal=, gate.screen_signal).
+        from . import signals
+
+        return getattr(signals, name)
     if name == "Delivery":
         from .reports import Delivery
 

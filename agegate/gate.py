@@ -103,13 +103,28 @@ class AgeGate(GateSignup):
         self._seen_revision = 0
         super().__init__(keys, store, store_timeout)
         self._purger: Purger | None = None
-        from .knowledge import ActualKnowledge
-        from .reports import Reports
+        self._reports: Reports | None = None
+        self._knowledge: ActualKnowledge | None = None
 
-        #: Reports from parents that a child has an account (:class:`~agegate.reports.Reports`).
-        self.reports: Reports = Reports(self)
-        #: Accounts known to be a child's from an age signal (:mod:`agegate.knowledge`).
-        self.knowledge: ActualKnowledge = ActualKnowledge(self)
+    @property
+    def reports(self) -> Reports:
+        """Reports from parents that a child has an account (:class:`~agegate.reports.Reports`).
+        Made (and the report code imported) on first use, like :attr:`purger`."""
+        if self._reports is None:
+            from .reports import Reports
+
+            self._reports = Reports(self)
+        return self._reports
+
+    @property
+    def knowledge(self) -> ActualKnowledge:
+        """Accounts known to be a child's from an age signal (:mod:`agegate.knowledge`). Made
+        on first use, like :attr:`purger`."""
+        if self._knowledge is None:
+            from .knowledge import ActualKnowledge
+
+            self._knowledge = ActualKnowledge(self)
+        return self._knowledge
 
     # -- age signals (see agegate.signals and agegate.knowledge) -----------------------------
 

@@ -1,5 +1,5 @@
-"""An app that only gates requests and screens signups loads neither the purge code nor
-dateutil's parser; they load when first needed."""
+"""An app that only gates requests and screens signups loads neither the purge code, the report
+and age-signal code nor dateutil's parser; they load when first needed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-LAZY = ("agegate.purge", "agegate.coverage", "agegate.receipts", "agegate.handlers", "dateutil.parser")
+LAZY = (
+    "agegate.purge",
+    "agegate.coverage",
+    "agegate.receipts",
+    "agegate.handlers",
+    "agegate.reports",
+    "agegate.knowledge",
+    "agegate.signals",
+    "agegate.asgi.signals",
+    "dateutil.parser",
+)
 
 APP = """
 import asyncio, sys
@@ -25,15 +35,18 @@ asyncio.run(gate.signup(adult, subject="acct-1", identifiers={"email": "a@exampl
 print(" ".join(sorted(m for m in sys.modules if m.startswith(LAZY))))
 gate.purger
 print(agegate.PurgeReport.__name__, " ".join(sorted(m for m in sys.modules if m.startswith(LAZY))))
+gate.reports, gate.knowledge, agegate.AgeSignal
+print(" ".join(sorted(m for m in sys.modules if m.startswith(LAZY))))
 """
 
 
 def test_the_gate_and_the_signup_hook_load_no_purge_code_and_no_date_parser() -> None:
     code = f"LAZY = {LAZY!r}\n{APP}"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
-    before, after = out.stdout.splitlines()
+    before, after, last = out.stdout.splitlines()
     assert before == ""
     assert after.startswith("PurgeReport ") and "agegate.purge" in after.split()
+    assert {"agegate.reports", "agegate.knowledge", "agegate.signals"} <= set(last.split())
 
 
 def test_the_default_identifier_kinds_are_the_purges() -> None:

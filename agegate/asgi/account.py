@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import Scope
 
@@ -20,7 +20,9 @@ from ..errors import (
 )
 from ..gate import AgeGate, Status
 from ..regions import RegionFunc
-from ..signals import AgeSignal
+
+if TYPE_CHECKING:
+    from ..signals import AgeSignal
 
 __all__ = [
     "BROKEN_RETRY_AFTER",

@@ -32,11 +32,11 @@ from .origin import OriginRule
 from .pages import Pages, json_body, screen_url
 from .paths import OPEN, SIGNUP, PathRules, Patterns, readings, safe_next, screen_location
 from .prefix import PrefixEndpoints
-from .signals import SignalFunc, read_signal
 from .signup_path import SignupCookie
 
 if TYPE_CHECKING:
     from ..credentials import CredentialVerifier
+    from .signals import SignalFunc
 
 __all__ = ["MODES", "SAFE_METHODS", "AgeGateMiddleware", "Mode", "SubjectFunc"]
 
@@ -136,6 +136,10 @@ class AgeGateMiddleware:
         self._paths = PathRules(prefix=prefix, protect=protect, exempt=exempt, signup_paths=signup_paths)
         self._gates_all = self._paths.gates_all
         self._subject, self._region, self._signal = subject, region, signal
+        if signal is not None:
+            from .signals import read_signal  # loaded by an app that reads age signals only
+
+            self._read_signal = read_signal
         self._allowed = Decision.of("allowed", gate.policy.name)
         #: Whether the cookie alone decides, under the gate's own policy (no account, signal,
         #: region or verified-only paths to ask), of this minimum age.
@@ -267,7 +271,7 @@ class AgeGateMiddleware:
         if self._signal is not None:
             # Read even when the cookie refuses: an under-age signal is recorded for the account.
             try:
-                read = await read_signal(self._signal, scope, self.gate, region)
+                read = await self._read_signal(self._signal, scope, self.gate, region)
             except InvalidSignal:
                 await self._refuse_signal(scope, receive, send)
                 return
