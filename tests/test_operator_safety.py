@@ -74,9 +74,14 @@ def test_a_report_reference_as_ticket_never_refuses_a_short_id(subject: str) -> 
     # `purge --report` (whose ticket is the reference) must not refuse account "a" for it.
     for reference in ("R-0FAN-WNQ9-6X4A", "R-0042-7AB0-0000", new_reference()):
         refuse_pii_in_labels(subject, {}, {"ticket": reference})
-    # Anywhere else the reference's shape earns nothing: an operator is still checked.
+    # Anywhere else the reference's shape earns nothing: an operator is still checked, and a
+    # longer id is still looked for in the reference itself.
     with pytest.raises(InvalidInput, match="operator must not contain"):
         refuse_pii_in_labels("7", {}, {"ticket": "R-0042-7AB0-0000", "operator": "R-0042-7AB0-0000"})
+    with pytest.raises(InvalidInput, match="ticket must not contain"):
+        refuse_pii_in_labels("ACCT-1234", {}, {"ticket": "R-ACCT-1234-0000"})
+    with pytest.raises(InvalidInput, match="ticket must not contain"):
+        refuse_pii_in_labels("7", {}, {"ticket": "R-0042-7AB0-0000 acct 7"})  # not a reference
 
 
 # -- an id that matches nothing --------------------------------------------------------------

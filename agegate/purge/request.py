@@ -94,14 +94,16 @@ def _words(text: str) -> str:
     return " " + " ".join(re.findall(r"[^\W_]+", spaced)) + " "
 
 
-def contains_secret(text: str, secret: str) -> bool:
+def contains_secret(text: str, secret: str, *, short_words: bool = True) -> bool:
     """Whether ``text`` (a ticket or operator name) holds ``secret`` (an account id or an
     identifier). Values of five characters or more are looked for anywhere; shorter ones, which
     would match ordinary text by accident, only as whole words (``42`` is in ``acct 42`` and
-    ``acct42``, not in ``SUP-1423``)."""
+    ``acct42``, not in ``SUP-1423``), and not at all with ``short_words=False``."""
     secret = secret.strip().casefold()
     if len(secret) >= 5:
         return secret in text.casefold()
+    if not short_words:
+        return False
     words = _words(secret)
     return words.strip() != "" and words in _words(text)
 
@@ -113,15 +115,15 @@ def refuse_pii_in_labels(
 
     They are kept in the clear in the audit log: they must not smuggle the account id or an
     identifier into it (see :func:`contains_secret` for how short values are looked for). A
-    ticket that is a report's reference is exempt: agegate drew it at random, so it carries
-    nothing of the account, and an id such as ``7`` would otherwise be "found" in one by chance
-    (``R-0FAN-W7Q9-6X4A``) and refuse the purge of that report for good.
+    ticket that is a report's reference is not searched for short values as words: agegate
+    draws references at random, so one can hold an id such as ``a`` or ``7`` by chance
+    (``R-0FAN-WNQ9-6X4A``), which would refuse the purge of that report for good. Longer
+    values are still looked for in it.
     """
     secrets_ = [subject, *(v for v in (identifiers or {}).values() if isinstance(v, str))]
     for what, text in labels.items():
-        if what == "ticket" and is_reference(text):
-            continue
-        if any(contains_secret(text, s) for s in secrets_):
+        short_words = what != "ticket" or not is_reference(text)
+        if any(contains_secret(text, s, short_words=short_words) for s in secrets_):
             raise InvalidInput(
                 f"the {what} must not contain the account id or an identifier: "
                 "use the support system's ticket number and your own name"
