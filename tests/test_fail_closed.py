@@ -58,12 +58,22 @@ CONFIG = st.fixed_dictionaries(
         "origins": st.sampled_from([(), ["https://shop.example"]]),
         "trust_forwarded_host": st.booleans(),
         "logged_in": st.booleans(),
-        # 49: an app's region function that answers what no region code is.
-        "region": st.sampled_from([None, "US", "DE", "ZZ", 49]),
+        # 49: an app's region function that answers what no region code is; "raise": one that
+        # raises.
+        "region": st.sampled_from([None, "US", "DE", "ZZ", 49, "raise"]),
     }
 )
 VISITOR = st.sampled_from(
-    ["child_cookie", "no_result", "child_account", "store_down", "store_broken", "us_result", "wrong_account"]
+    [
+        "child_cookie",
+        "no_result",
+        "child_account",
+        "store_down",
+        "store_broken",
+        "us_result",
+        "wrong_account",
+        "subject_raises",
+    ]
 )
 
 
@@ -98,7 +108,14 @@ async def ask(middleware: AgeGateMiddleware, method: str, path: str, cookie: str
 
 
 def account_of(scope: Any) -> str | None:
-    return dict(scope["headers"]).get(b"x-account", b"").decode() or None
+    account = dict(scope["headers"]).get(b"x-account", b"").decode() or None
+    if account == "raise":
+        raise LookupError("the app's session store is down")
+    return account
+
+
+def raising(scope: Any) -> str | None:
+    raise RuntimeError("the app's geo lookup failed")
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -119,9 +136,10 @@ async def test_a_refused_visitor_never_reaches_a_gated_path(
         "store_down",
         "store_broken",
         "wrong_account",
+        "subject_raises",
     )
     code = options.pop("region")
-    region = None if code is None else lambda scope: code
+    region = None if code is None else raising if code == "raise" else lambda scope: code
     app = App()
     middleware = AgeGateMiddleware(
         app, gate=gate, subject=account_of if logged_in else None, region=region, **options
@@ -136,6 +154,7 @@ async def test_a_refused_visitor_never_reaches_a_gated_path(
         "store_broken": (ADULT, "bob"),
         "us_result": (US_ADULT, ""),
         "wrong_account": (ADULT, " kid"),  # subject= gives an id the gate refuses
+        "subject_raises": (ADULT, "raise"),  # subject= raises
     }[visitor]
     if visitor == "store_down":
         store.failing = StoreUnavailable("the store is down")
@@ -152,7 +171,7 @@ async def test_a_refused_visitor_never_reaches_a_gated_path(
         assert not app.called and status == (400 if method == "POST" else 405)
     elif not is_gated:
         assert app.called and status == 200
-    elif code == 49 or visitor == "wrong_account":
+    elif code in (49, "raise") or visitor in ("wrong_account", "subject_raises"):
         assert not app.called and status == 503  # the app's function is wrong: refused, not a 500
     elif visitor in ("child_cookie", "child_account"):
         assert not app.called and status == 403

@@ -183,19 +183,23 @@ async def test_an_async_region_function_and_a_bad_one(gate: AgeGate) -> None:
         assert await screen(c, FOURTEEN, None) == "under_age"
     with pytest.raises(ConfigurationError):
         AgeGateMiddleware(App().endpoint, gate=gate, region="cf-ipcountry")  # type: ignore[arg-type]
-    # A region function that answers what the gate cannot use refuses the request: 503, logged
-    # for the operator; neither the app nor the screen is served with a wrong policy.
-    app = App()
-    bad = build(gate, app, region=lambda scope: 49)
-    async with client(bad) as c:
-        for response in (
-            await c.post("/checkout"),
-            await c.get("/agegate"),
-            await c.post("/agegate", data=FOURTEEN),
-        ):
-            assert response.status_code == 503 and response.headers["retry-after"] == "60"
-            assert response.json() == {"error": "store_unavailable"}
-    assert app.scopes == []
+
+    # A region function that answers what the gate cannot use, or raises, refuses the request:
+    # 503, logged for the operator; neither the app nor the screen is served with a wrong policy.
+    def raises(scope: Any) -> str | None:
+        raise RuntimeError("the geo lookup failed")
+
+    for wrong in (lambda scope: 49, raises):
+        app = App()
+        async with client(build(gate, app, region=wrong)) as c:
+            for response in (
+                await c.post("/checkout"),
+                await c.get("/agegate"),
+                await c.post("/agegate", data=FOURTEEN),
+            ):
+                assert response.status_code == 503 and response.headers["retry-after"] == "60"
+                assert response.json() == {"error": "store_unavailable"}
+        assert app.scopes == []
 
 
 @pytest.mark.anyio

@@ -218,14 +218,22 @@ async def test_an_under_age_signal_is_recorded_once_and_listed() -> None:
     assert gate._store.revision() == before + 1  # one write, not one per request
 
 
-@pytest.mark.parametrize("account", [" acct-9", 42], ids=["refused id", "not a string"])
+def _subject_raises(scope: Any) -> str | None:
+    raise KeyError("acct-9")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [lambda scope: " acct-9", lambda scope: 42, _subject_raises],
+    ids=["refused id", "not a string", "raises"],
+)
 async def test_an_under_age_signal_with_a_wrong_subject_is_refused_and_logged(
-    account: Any, caplog: pytest.LogCaptureFixture
+    subject: Callable[[Any], Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     # subject= gives what the gate cannot record against: the request is still refused (403,
     # not a 500), nothing is recorded, and the operator is told which function is wrong.
     gate = new_gate()
-    app = App(gate, subject=lambda scope: account)
+    app = App(gate, subject=subject)
     headers = {"x-age-signal": json.dumps(SIGNALS["under"])}
     with caplog.at_level(logging.ERROR, logger="agegate.asgi"):
         async with app.client() as client:

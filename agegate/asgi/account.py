@@ -39,6 +39,8 @@ _log = logging.getLogger("agegate.asgi")
 #: Retry-After, in seconds, when the store cannot be used until someone mends it.
 BROKEN_RETRY_AFTER = 60
 _WRONG = "the age gate refused a request: %s= returned %s, not %s (a string) or None"
+#: The type only: the exception's message could quote the account id.
+_RAISED = "the age gate refused a request: its %s= function raised %s"
 
 
 def _refusal(message: str, *args: object) -> StoreUnavailable:
@@ -53,30 +55,37 @@ def _refusal(message: str, *args: object) -> StoreUnavailable:
 
 async def region_of(func: RegionFunc, scope: Scope) -> str | None:
     """The region code ``func`` gives for the request (``None``: the gate's own policy).
-    Raises :class:`~agegate.StoreUnavailable` (logged) when it gives something else: the app's
-    function is wrong, and the request is refused until it is mended."""
-    code: Any = func(scope)
-    if inspect.isawaitable(code):
-        code = await code
+    Raises :class:`~agegate.StoreUnavailable` (logged) when it raises or gives something else:
+    the app's function is wrong, and the request is refused until it is mended."""
+    try:
+        code: Any = func(scope)
+        if inspect.isawaitable(code):
+            code = await code
+    except Exception as exc:
+        raise _refusal(_RAISED, "region", type(exc).__name__) from None
     if code is not None and not isinstance(code, str):
         raise _refusal(_WRONG, "region", type(code).__name__, "a region code")
     return code
 
 
 async def account_of(func: SubjectFunc | None, scope: Scope) -> str | None:
-    """The logged-in account ``func`` gives for the request, or ``None``."""
-    account: Any = func(scope) if func is not None else None
-    if account is not None and type(account) is not str:
-        account = await _resolve(account)
-    return account  # type: ignore[no-any-return]
+    """The logged-in account ``func`` gives for the request, or ``None``. Raises
+    :class:`~agegate.StoreUnavailable` (logged) when it raises or gives something else."""
+    if func is None:
+        return None
+    try:
+        account: Any = func(scope)
+        if inspect.isawaitable(account):
+            account = await account
+    except Exception as exc:
+        raise _refusal(_RAISED, "subject", type(exc).__name__) from None
+    return _account(account)
 
 
-async def _resolve(account: Any) -> str | None:
-    if inspect.isawaitable(account):
-        account = await account
-    if account is not None and not isinstance(account, str):
-        raise _refusal(_WRONG, "subject", type(account).__name__, "an account id")
-    return account
+def _account(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _refusal(_WRONG, "subject", type(value).__name__, "an account id")
+    return value
 
 
 async def account_status(
@@ -87,11 +96,17 @@ async def account_status(
 
     Raises :class:`~agegate.StoreUnavailable` when the store cannot answer: now (its own
     ``retry_after``), or at all (a keyring that does not fit it, a damaged file: said loudly
-    for the operator, with :data:`BROKEN_RETRY_AFTER`)."""
+    for the operator, with :data:`BROKEN_RETRY_AFTER`), and when ``subject`` is wrong (see
+    :func:`account_of`)."""
     # (account_of, inline: this runs on every request of a logged-in visitor.)
-    account: Any = subject(scope)
-    if account is not None and type(account) is not str:
-        account = await _resolve(account)
+    try:
+        account: Any = subject(scope)
+        if type(account) is not str and inspect.isawaitable(account):
+            account = await account
+    except Exception as exc:
+        raise _refusal(_RAISED, "subject", type(exc).__name__) from None
+    if type(account) is not str:
+        account = _account(account)
     if not account:
         return None
     try:
@@ -113,8 +128,11 @@ async def record_under_age(
     one tries again."""
     try:
         account = await account_of(subject, scope)
-        if not account:
-            return
+    except StoreUnavailable:
+        return  # the subject function is wrong, and that was said
+    if not account:
+        return
+    try:
         # Once recorded, the account's cached status says so: no write (and no revision bump
         # for every worker) on each request the child's device makes.
         known = gate.peek_status(account) or await gate.cached_status(account)
