@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from raw_asgi import http_scope, send_through
 from servers import uvicorn_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,7 +28,7 @@ from test_postgres_store import schema, url
 from test_store_outage import proxy, through
 from test_store_timeout import StallingStore
 
-from agegate import AgeGate, AgeGateMiddleware, Keyring
+from agegate import AgeGate, AgeGateMiddleware, Keyring, StoreUnavailable
 
 __all__ = ["proxy", "schema", "url"]  # fixtures, used by name
 ADULT = {"birth_year": "1988", "birth_month": "7", "birth_day": "9"}
@@ -228,3 +229,20 @@ async def test_a_keyring_that_does_not_fit_the_store_is_a_503_not_a_500(
     assert calls.count == 1
     logged = "\n".join(record.getMessage() for record in caplog.records if record.name == "agegate.asgi")
     assert "live" in logged and "other" in logged and "bob-1234" not in logged
+
+
+@pytest.mark.anyio
+async def test_a_head_request_that_needs_the_store_gets_503_headers_without_a_body() -> None:
+    store = StallingStore()
+    store.failing = StoreUnavailable("the store is down")
+    gate = AgeGate(keys=Keyring.generate("head"), store=store, store_timeout=0.05)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the app must not be called")
+
+    middleware = AgeGateMiddleware(app, gate=gate, mode="all", subject=lambda scope: "bob")
+    got = await send_through(middleware, http_scope("GET", "/catalogue"))
+    head = await send_through(middleware, http_scope("HEAD", "/catalogue"))
+    assert got[0]["status"] == head[0]["status"] == 503
+    assert dict(head[0]["headers"]) == dict(got[0]["headers"])  # Content-Length: the GET's body
+    assert got[1]["body"] and head[1]["body"] == b""

@@ -92,7 +92,8 @@ class Unavailable:
             return
         retry = (b"retry-after", str(retry_after).encode())
         if b"text/html" in accept_of(scope):
-            page = self._pages.store_unavailable(await self._language(scope)).encode()
-            await respond(send, 503, [*self._headers.html, retry], page)
+            headers = [*self._headers.html, retry]
+            body = self._pages.store_unavailable(await self._language(scope)).encode()
         else:
-            await respond(send, 503, [*self._headers.json, retry], self._json)
+            headers, body = [*self._headers.json, retry], self._json
+        await respond(send, 503, headers, b"" if scope["method"] == "HEAD" else body, len(body))
