@@ -53,16 +53,23 @@ def _refusal(message: str, *args: object) -> StoreUnavailable:
     return broken
 
 
+async def _answer(func: Callable[[Scope], Any], scope: Scope, what: str) -> Any:
+    """What the app's function ``what=`` gives for the request, awaited if need be; when it
+    raises, :class:`~agegate.StoreUnavailable` (logged by the exception's type only)."""
+    try:
+        value = func(scope)
+        if inspect.isawaitable(value):
+            value = await value
+    except Exception as exc:
+        raise _refusal(_RAISED, what, type(exc).__name__) from None
+    return value
+
+
 async def region_of(func: RegionFunc, scope: Scope) -> str | None:
     """The region code ``func`` gives for the request (``None``: the gate's own policy).
     Raises :class:`~agegate.StoreUnavailable` (logged) when it raises or gives something else:
     the app's function is wrong, and the request is refused until it is mended."""
-    try:
-        code: Any = func(scope)
-        if inspect.isawaitable(code):
-            code = await code
-    except Exception as exc:
-        raise _refusal(_RAISED, "region", type(exc).__name__) from None
+    code = await _answer(func, scope, "region")
     if code is not None and not isinstance(code, str):
         raise _refusal(_WRONG, "region", type(code).__name__, "a region code")
     return code
@@ -71,15 +78,7 @@ async def region_of(func: RegionFunc, scope: Scope) -> str | None:
 async def account_of(func: SubjectFunc | None, scope: Scope) -> str | None:
     """The logged-in account ``func`` gives for the request, or ``None``. Raises
     :class:`~agegate.StoreUnavailable` (logged) when it raises or gives something else."""
-    if func is None:
-        return None
-    try:
-        account: Any = func(scope)
-        if inspect.isawaitable(account):
-            account = await account
-    except Exception as exc:
-        raise _refusal(_RAISED, "subject", type(exc).__name__) from None
-    return _account(account)
+    return None if func is None else _account(await _answer(func, scope, "subject"))
 
 
 def _account(value: Any) -> str | None:
