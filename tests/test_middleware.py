@@ -1242,5 +1242,9 @@ async def test_an_app_brings_its_own_look(gate: AgeGate, shop: Shop) -> None:
         assert "<div id=mine>" in page and "body{color:teal}" in page and 'name="birth_year"' in page
         refused = await c.post("/agegate", data=CHILD, headers=HTML, follow_redirects=True)
         assert "<div id=mine>" in refused.text and "keep looking around" in refused.text
+        # The layout is not told the language: the body carries it (with Babel installed).
+        arabic = (await c.get("/agegate", headers={**HTML, "accept-language": "ar"})).text
+        assert '<div id=mine><div lang="ar" dir="rtl">' in arabic
+        assert '<div id=mine><div lang="en"' not in page  # English needs no mark
     with pytest.raises(ConfigurationError):
         Pages(css="</style><script>alert(1)</script>")

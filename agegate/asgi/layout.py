@@ -131,6 +131,10 @@ class PageLayout:
     def page(self, title: str, body_html: str, language: Language = ENGLISH) -> str:
         """A whole document around ``body_html`` (already HTML) with the plain-text ``title``."""
         if self._layout is not None:
+            if language.tag != ENGLISH.tag:
+                # The app's layout is not told the language: mark the body itself, so that a
+                # screen reader speaks it in its language and Arabic and Hebrew run right to left.
+                body_html = f'<div lang="{escape(language.tag)}" dir="{language.dir}">{body_html}</div>'
             return self._layout(escape(title), body_html, self.css)
         full_title = f"{title} \N{EN DASH} {self.site_name}" if self.site_name else title
         return _document(escape(full_title), body_html, self.css, language, self._brand())
