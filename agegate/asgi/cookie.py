@@ -82,18 +82,28 @@ def _unquote(value: str) -> str:
 def read_cookie(header: str, name: str) -> str | None:
     """The value of cookie ``name`` in a ``Cookie`` header, exactly as Starlette's
     ``cookie_parser`` reads it (the last of several wins), without parsing the other cookies."""
-    at = header.find(name)
-    if at < 0:
+    if name not in header:
         return None
-    end = header.find(";", at)
-    if end < 0:
-        end = len(header)
-    if header.find(name, end) < 0:
-        # The common case, no chunk after this one holding the name: only this chunk can be
-        # the cookie (a name with ';' in it fits no chunk, here as below). A browser sends a
-        # dozen cookies or more; reading one chunk instead of all is most of the scan's cost.
-        key, sep, value = header[header.rfind(";", 0, at) + 1 : end].partition("=")
-        return _unquote(value.strip()) if sep and key.strip() == name else None
+    # Only a chunk holding the name can be the cookie. The common cases read just that one: a
+    # header of one cookie, and the name in one chunk with none after it holding it (a browser
+    # sends a dozen cookies or more; reading one chunk instead of all is most of the scan's
+    # cost). A name with ';' in it fits no chunk, here as in the loop below.
+    if ";" not in header:
+        key, sep, value = header.partition("=")
+    else:
+        at = header.find(name)
+        end = header.find(";", at)
+        if end < 0:
+            key, sep, value = header[header.rfind(";", 0, at) + 1 :].partition("=")
+        elif header.find(name, end) < 0:
+            key, sep, value = header[header.rfind(";", 0, at) + 1 : end].partition("=")
+        else:
+            return _last_of(header, name)
+    return _unquote(value.strip()) if sep and key.strip() == name else None
+
+
+def _last_of(header: str, name: str) -> str | None:
+    """:func:`read_cookie` when several chunks hold the name: each one read, the last wins."""
     found: str | None = None
     for chunk in header.split(";"):
         key, sep, value = chunk.partition("=")
