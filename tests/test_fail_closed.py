@@ -216,3 +216,26 @@ def test_an_option_set_wrong_is_refused_when_built(options: dict[str, Any]) -> N
     gate = AgeGate(keys=KEYS, store="memory://")
     with pytest.raises(ConfigurationError):
         AgeGateMiddleware(App(), gate=gate, **options)
+
+
+def _raises_with_the_id(scope: Any) -> str | None:
+    raise KeyError("kid-4471")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [lambda scope: " kid-4471", lambda scope: "kid-4471" * 100, lambda scope: 4471, _raises_with_the_id],
+    ids=["spaces around", "too long", "not a string", "raises"],
+)
+@pytest.mark.anyio
+async def test_a_wrong_subject_function_is_refused_and_logged_without_the_id(
+    subject: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate = AgeGate(keys=KEYS, store="memory://")
+    app = App()
+    middleware = AgeGateMiddleware(app, gate=gate, subject=subject)
+    headers = [(b"cookie", f"{middleware.cookie_name}={ADULT}".encode())]
+    with caplog.at_level("DEBUG"):
+        sent = await send_through(middleware, http_scope("POST", "/checkout", headers))
+    assert sent[0]["status"] == 503 and not app.called
+    assert "subject=" in caplog.text and "4471" not in caplog.text
