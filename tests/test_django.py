@@ -18,6 +18,7 @@ from agegate import Keyring
 
 ADULT = {"birth_date": "1988-07-09"}
 CHILD = {"birth_date": f"{time.gmtime().tm_year - 9}-05-02"}
+SHOP_GATE = "examples.django_shop.gate:gate"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -54,6 +55,11 @@ def test_check_is_clean_with_the_app_installed() -> None:
     [
         ({"AGEGATE": {"gate": "examples.django_shop.settings:DEBUG"}}, "agegate.E001"),
         ({"AGEGATE": {"gate": "examples.django_shop.gate:gate", "protekt": []}}, "agegate.E001"),
+        ({"AGEGATE": {"gate": SHOP_GATE, "region": "cf-ipcountry"}}, "agegate.E001"),
+        ({"AGEGATE": {"gate": SHOP_GATE, "signal": "test_django:ADULT"}}, "agegate.E001"),  # no function
+        ({"AGEGATE": {"gate": SHOP_GATE, "locale": "no_such_module:f"}}, "agegate.E001"),
+        ({"AGEGATE": {"gate": SHOP_GATE, "mode": "reads"}}, "agegate.E001"),
+        ({"AGEGATE": {"gate": SHOP_GATE, "protect": ["orders"]}}, "agegate.E001"),  # not a path
         ({"MIDDLEWARE": ["django.contrib.sessions.middleware.SessionMiddleware"]}, "agegate.E002"),
         (
             {
@@ -204,3 +210,62 @@ async def test_asignup_in_an_async_view_tells_the_middleware() -> None:
         assert (await kid.post("/signup", {"username": "tot", **CHILD})).status_code == 403
         # The middleware wrote the sticky under-age cookie: an adult's date does not pass now.
         assert (await kid.post("/signup", {"username": "tot2", **ADULT})).status_code == 403
+
+
+FOURTEEN = {"birth_date": f"{time.gmtime().tm_year - 15}-01-01"}  # 14 or 15 today: under 16
+
+
+def country(scope: Any) -> str | None:
+    """The app's region function for the Django tests: the visitor's country, from a header."""
+    for name, value in scope["headers"]:
+        if name == b"cf-ipcountry":
+            return str(value.decode())
+    return None
+
+
+def play_signal(scope: Any) -> Any:
+    from agegate import AgeSignal
+
+    for name, value in scope["headers"]:
+        if name == b"x-age-signal":
+            return AgeSignal.from_google_play(json.loads(value))
+    return None
+
+
+def settings_with(**options: Any) -> Any:
+    from django.conf import settings
+    from django.test import override_settings
+
+    return override_settings(AGEGATE={**settings.AGEGATE, **options})
+
+
+def test_region_signal_and_mode_are_the_middlewares_options_in_django() -> None:
+    from django.test import Client
+
+    # region= as "MODULE:ATTR": a 14-year-old passes where 13 is the age, not where it is 16.
+    with settings_with(region="test_django:country"):
+        c = Client()
+        said = c.post("/agegate", FOURTEEN, content_type="application/json", HTTP_CF_IPCOUNTRY="US")
+        assert said.json() == {"outcome": "allowed"}
+        german = Client()
+        said = german.post("/agegate", FOURTEEN, content_type="application/json", HTTP_CF_IPCOUNTRY="DE")
+        assert said.json() == {"outcome": "under_age"}
+        assert german.post("/orders", {"product": "kite"}, HTTP_CF_IPCOUNTRY="DE").status_code == 403
+    # signal= as a callable: a mobile client's under-age signal is refused.
+    under = json.dumps({"userStatus": "SUPERVISED", "ageLower": 0, "ageUpper": 12})
+    with settings_with(signal=play_signal):
+        refused = Client().post("/orders", {"product": "kite"}, HTTP_X_AGE_SIGNAL=under)
+        assert refused.status_code == 403 and refused.json() == {"error": "age_restricted"}
+    # mode="all": a read of a gated page needs a result too (not passed on as a read).
+    with settings_with(mode="all", protect=["/orders"]):
+        assert Client().get("/orders").status_code == 428
+        assert Client().get("/agegate").status_code == 200  # the screen itself stays open
+    assert Client().get("/orders").status_code != 428  # in the default mode, reads pass
+
+
+@pytest.mark.anyio
+async def test_mode_all_gates_reads_through_the_async_client_too() -> None:
+    from django.test import AsyncClient
+
+    with settings_with(mode="all", protect=["/orders"]):
+        assert (await AsyncClient().get("/orders")).status_code == 428

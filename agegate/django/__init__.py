@@ -10,7 +10,9 @@ Settings (needs the optional extra ``agegate[django]``)::
 
 ``AGEGATE["gate"]`` names the app's :class:`~agegate.AgeGate` as ``MODULE:ATTR``; the other keys
 are :class:`~agegate.AgeGateMiddleware`'s options (``protect``, ``exempt``, ``signup_paths``,
-``secure_cookies``, ``prefix``, ``cookie_name``, ``origins``, ``trust_forwarded_host``). The
+``secure_cookies``, ``prefix``, ``cookie_name``, ``origins``, ``trust_forwarded_host``,
+``pages``, ``mode``, and ``region``, ``signal`` and ``locale`` as functions or ``"MODULE:ATTR"``
+names of functions of the ASGI scope the middleware builds from the request). The
 logged-in user (``request.user.pk``) is the subject; ``settings.LOGIN_URL`` is exempt unless
 ``"exempt_login": False``. Signups go through :func:`signup` (sync views) or :func:`asignup`;
 ``manage.py agegate purge …`` runs the purge; :func:`purge_model` registers model handlers.

@@ -26,16 +26,23 @@ class AgeGateConfig(AppConfig):
         checks.register(check_settings)
 
 
+async def _nothing(scope: Any, receive: Any, send: Any) -> None:
+    """The app behind the middleware a check builds (it never serves a request)."""
+
+
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """``AGEGATE`` names a gate, and the middleware is installed after authentication (so the
     logged-in account counts)."""
+    from ..asgi.middleware import AgeGateMiddleware
+    from ..errors import ConfigurationError
     from .config import get_gate, middleware_options
 
     errors: list[checks.CheckMessage] = []
     try:
-        get_gate()
-        middleware_options()
-    except (ImproperlyConfigured, ImportError) as exc:
+        # Built as the middleware builds it, so an option set wrong is said here, not on the
+        # first request.
+        AgeGateMiddleware(_nothing, gate=get_gate(), **middleware_options())
+    except (ImproperlyConfigured, ImportError, ConfigurationError) as exc:
         errors.append(checks.Error(str(exc), id="agegate.E001"))
     middleware = list(getattr(settings, "MIDDLEWARE", None) or ())
     if _MIDDLEWARE not in middleware:

@@ -26,15 +26,18 @@ _OPTIONS = frozenset(
         "origins",
         "trust_forwarded_host",
         "pages",
+        "mode",
     }
 )
+#: Options that are the app's functions of the ASGI scope: a callable, or ``"MODULE:ATTR"``.
+_FUNCTIONS = frozenset({"region", "signal", "locale"})
 
 
 def _setting() -> dict[str, Any]:
     value = getattr(settings, "AGEGATE", None)
     if not isinstance(value, dict):
         raise ImproperlyConfigured('set AGEGATE = {"gate": "mysite.gate:gate", ...} in the settings')
-    unknown = set(value) - _OPTIONS - {"gate", "exempt_login"}
+    unknown = set(value) - _OPTIONS - _FUNCTIONS - {"gate", "exempt_login"}
     if unknown:
         raise ImproperlyConfigured(f"AGEGATE has unknown keys: {', '.join(sorted(unknown))}")
     return value
@@ -67,12 +70,25 @@ def login_path() -> str | None:
     return url.partition("?")[0] if url.startswith("/") and not url.startswith("//") else None
 
 
+def _function(key: str, value: object) -> Any:
+    """``AGEGATE[key]``: a callable, or one named ``"MODULE:ATTR"``, imported."""
+    if isinstance(value, str):
+        module, sep, attr = value.partition(":")
+        if not (sep and module and attr):
+            raise ImproperlyConfigured(f'AGEGATE["{key}"] names a function as "MODULE:ATTR"')
+        value = getattr(importlib.import_module(module), attr, None)
+    if not callable(value):
+        raise ImproperlyConfigured(f'AGEGATE["{key}"] is not a function of the ASGI scope')
+    return value
+
+
 def middleware_options() -> dict[str, Any]:
     """The options of :class:`~agegate.AgeGateMiddleware` from ``AGEGATE``; the login page is
     exempt (signing in from a new device is not providing data) unless ``exempt_login`` is
-    false."""
+    false. ``region``, ``signal`` and ``locale`` may name their function as ``"MODULE:ATTR"``."""
     value = _setting()
     options = {key: value[key] for key in _OPTIONS if key in value}
+    options.update({key: _function(key, value[key]) for key in _FUNCTIONS if key in value})
     login = login_path() if value.get("exempt_login", True) else None
     if login:
         options["exempt"] = [*options.get("exempt", ()), login]

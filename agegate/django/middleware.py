@@ -51,6 +51,8 @@ class AgeGateMiddleware:
         self.gate = get_gate()
         self.asgi = Gate(_passed, gate=self.gate, subject=_account, **middleware_options())
         self.prefix = self.asgi.prefix
+        #: Reads that pass without asking the gate: none in mode "all", where reads are gated too.
+        self._passing = SAFE_METHODS if self.asgi.mode == "writes" else frozenset()
         self._loop = loop_of(self.gate)
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
@@ -68,7 +70,7 @@ class AgeGateMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        if request.method in SAFE_METHODS and self.prefix not in request.path:
+        if request.method in self._passing and self.prefix not in request.path:
             return self.get_response(request)
         exchange = _Exchange(request, _account_of(request, getattr(request, "user", None)))
         self._loop.run(exchange.run(self.asgi))
@@ -84,7 +86,7 @@ class AgeGateMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
-        if request.method in SAFE_METHODS and self.prefix not in request.path:
+        if request.method in self._passing and self.prefix not in request.path:
             return await get_response(request)
         auser = getattr(request, "auser", None)
         user = await auser() if auser is not None else None
