@@ -85,6 +85,11 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+def __dir__() -> list[str]:
+    # The names loaded when first asked for (see __getattr__) are listed too.
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     # PEP 562: the purge and report code loads when first asked for, not with every app that
     # gates requests.

@@ -9,6 +9,7 @@ its configuration and construction, and the age signals.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -105,26 +106,41 @@ class AgeGate(GateSignup):
         self._purger: Purger | None = None
         self._reports: Reports | None = None
         self._knowledge: ActualKnowledge | None = None
+        # Made once, even when threads (a Django site's sync views) ask at the same moment: a
+        # report's settings and callbacks live on the one object.
+        self._making = threading.Lock()
 
     @property
     def reports(self) -> Reports:
         """Reports from parents that a child has an account (:class:`~agegate.reports.Reports`).
         Made (and the report code imported) on first use, like :attr:`purger`."""
         if self._reports is None:
-            from .reports import Reports
+            with self._making:
+                if self._reports is None:
+                    from .reports import Reports
 
-            self._reports = Reports(self)
+                    self._reports = Reports(self)
         return self._reports
+
+    @reports.setter
+    def reports(self, value: Reports) -> None:
+        self._reports = value
 
     @property
     def knowledge(self) -> ActualKnowledge:
         """Accounts known to be a child's from an age signal (:mod:`agegate.knowledge`). Made
         on first use, like :attr:`purger`."""
         if self._knowledge is None:
-            from .knowledge import ActualKnowledge
+            with self._making:
+                if self._knowledge is None:
+                    from .knowledge import ActualKnowledge
 
-            self._knowledge = ActualKnowledge(self)
+                    self._knowledge = ActualKnowledge(self)
         return self._knowledge
+
+    @knowledge.setter
+    def knowledge(self, value: ActualKnowledge) -> None:
+        self._knowledge = value
 
     # -- age signals (see agegate.signals and agegate.knowledge) -----------------------------
 

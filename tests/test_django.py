@@ -60,6 +60,7 @@ def test_check_is_clean_with_the_app_installed() -> None:
         ({"AGEGATE": {"gate": SHOP_GATE, "locale": "no_such_module:f"}}, "agegate.E001"),
         ({"AGEGATE": {"gate": SHOP_GATE, "mode": "reads"}}, "agegate.E001"),
         ({"AGEGATE": {"gate": SHOP_GATE, "protect": ["orders"]}}, "agegate.E001"),  # not a path
+        ({"AGEGATE": {"gate": SHOP_GATE, "exempt": None}}, "agegate.E001"),
         ({"MIDDLEWARE": ["django.contrib.sessions.middleware.SessionMiddleware"]}, "agegate.E002"),
         (
             {

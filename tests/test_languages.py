@@ -3,6 +3,7 @@ shipped language (neutral in each), JSON messages, the app's override, and life 
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
@@ -301,14 +302,25 @@ async def test_the_app_can_choose_the_language(asynchronous: bool) -> None:
         assert seen == ["/checkout"]
 
 
+def _locale_raises(scope: Any) -> str | None:
+    raise LookupError("the user's profile is gone")
+
+
+@pytest.mark.parametrize("locale", [lambda scope: 42, _locale_raises], ids=["not a tag", "raises"])
 @pytest.mark.anyio
-async def test_a_locale_that_is_not_a_tag_is_a_configuration_error() -> None:
+async def test_a_locale_function_at_fault_falls_back_to_the_visitors_language(
+    locale: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Which language a page speaks is no reason to refuse it: the page is served by
+    # Accept-Language, and the operator told which function is wrong.
     with pytest.raises(ConfigurationError):
         app(locale="de")
-    transport = httpx.ASGITransport(app=app(locale=lambda scope: 42), raise_app_exceptions=True)
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.example") as c:
-        with pytest.raises(ConfigurationError):
-            await c.get("/agegate", headers=HTML)
+    transport = httpx.ASGITransport(app=app(locale=locale), raise_app_exceptions=True)
+    with caplog.at_level(logging.ERROR, logger="agegate.asgi"):
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.example") as c:
+            page = await c.get("/agegate", headers={**HTML, "accept-language": "de"})
+    assert page.status_code == 200 and '<html lang="de"' in page.text
+    assert "locale function" in caplog.text and "profile" not in caplog.text
 
 
 # -- the app's look without a template ---------------------------------------------------------

@@ -65,3 +65,32 @@ def test_month_and_weekday_names_read_as_dateutil_reads_them(word: str) -> None:
     info = parserinfo()
     assert _MONTHS.month(word) == info.month(word)
     assert _WEEKDAYS.weekday(word) == info.weekday(word)
+
+
+def test_reports_and_knowledge_are_made_once_whatever_the_threads() -> None:
+    import threading
+
+    from agegate import AgeGate, Keyring
+
+    for _ in range(50):
+        gate = AgeGate(keys=Keyring.generate("k"), store="memory://")
+        start = threading.Barrier(8)
+        seen: list[object] = []
+
+        def ask(gate: AgeGate = gate, start: threading.Barrier = start, seen: list[object] = seen) -> None:
+            start.wait()
+            seen.extend((gate.reports, gate.knowledge))
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len({id(x) for x in seen}) == 2  # one Reports, one ActualKnowledge
+    gate.reports = seen[0]  # type: ignore[assignment]  # still settable, as an attribute was
+
+
+def test_names_loaded_on_first_use_are_listed() -> None:
+    import agegate
+
+    assert {"AgeSignal", "lower_wins", "PurgeReport", "Delivery", "SQLiteDatabase"} <= set(dir(agegate))

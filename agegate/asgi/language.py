@@ -7,6 +7,7 @@ Only the answers that render a page or a message ask; the pass and block paths n
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ __all__ = ["LanguageChooser", "LocaleFunc"]
 #: The app's own language choice for a request: a language tag (``"de"``, ``"pt-BR"``) or
 #: ``None`` to follow ``Accept-Language``; plain or async.
 LocaleFunc = Callable[[Scope], str | None] | Callable[[Scope], Awaitable[str | None]]
+
+_log = logging.getLogger("agegate.asgi")
 
 
 class LanguageChooser:
@@ -37,11 +40,20 @@ class LanguageChooser:
             return ENGLISH
         override: Any = None
         if self._locale is not None:
-            override = self._locale(scope)
-            if inspect.isawaitable(override):
-                override = await override
+            try:
+                override = self._locale(scope)
+                if inspect.isawaitable(override):
+                    override = await override
+            except Exception as exc:
+                # A fault in the app's function: the page is still served, by Accept-Language,
+                # and the operator told (the type only: the message could quote the request).
+                _log.error("the age gate's locale function raised %s", type(exc).__name__)
+                override = None
             if override is not None and not isinstance(override, str):
-                raise ConfigurationError("locale must return a language tag (a string) or None")
+                _log.error(
+                    "the age gate's locale function returned %s, not a language tag", type(override).__name__
+                )
+                override = None
         header = None
         for name, value in scope["headers"]:
             if name == b"accept-language":

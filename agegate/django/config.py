@@ -91,5 +91,8 @@ def middleware_options() -> dict[str, Any]:
     options.update({key: _function(key, value[key]) for key in _FUNCTIONS if key in value})
     login = login_path() if value.get("exempt_login", True) else None
     if login:
-        options["exempt"] = [*options.get("exempt", ()), login]
+        exempt = options.get("exempt", ())
+        if not isinstance(exempt, list | tuple):
+            raise ImproperlyConfigured('AGEGATE["exempt"] is a list of path patterns, such as ["/health"]')
+        options["exempt"] = [*exempt, login]
     return options
