@@ -102,25 +102,18 @@ class AgeGate(GateSignup):
         self._status_cache: dict[str, tuple[float, Standing]] = {}
         self._status_generation = 0
         self._seen_revision = 0
-        super().__init__(keys, store, store_timeout)
+        # Parts made on first use (see GateStatus._once).
         self._purger: Purger | None = None
         self._reports: Reports | None = None
         self._knowledge: ActualKnowledge | None = None
-        # Made once, even when threads (a Django site's sync views) ask at the same moment: a
-        # report's settings and callbacks live on the one object.
         self._making = threading.Lock()
+        super().__init__(keys, store, store_timeout)
 
     @property
     def reports(self) -> Reports:
         """Reports from parents that a child has an account (:class:`~agegate.reports.Reports`).
         Made (and the report code imported) on first use, like :attr:`purger`."""
-        if self._reports is None:
-            with self._making:
-                if self._reports is None:
-                    from .reports import Reports
-
-                    self._reports = Reports(self)
-        return self._reports
+        return self._once("_reports", self._new_reports)
 
     @reports.setter
     def reports(self, value: Reports) -> None:
@@ -130,17 +123,21 @@ class AgeGate(GateSignup):
     def knowledge(self) -> ActualKnowledge:
         """Accounts known to be a child's from an age signal (:mod:`agegate.knowledge`). Made
         on first use, like :attr:`purger`."""
-        if self._knowledge is None:
-            with self._making:
-                if self._knowledge is None:
-                    from .knowledge import ActualKnowledge
-
-                    self._knowledge = ActualKnowledge(self)
-        return self._knowledge
+        return self._once("_knowledge", self._new_knowledge)
 
     @knowledge.setter
     def knowledge(self, value: ActualKnowledge) -> None:
         self._knowledge = value
+
+    def _new_reports(self) -> Reports:
+        from .reports import Reports
+
+        return Reports(self)
+
+    def _new_knowledge(self) -> ActualKnowledge:
+        from .knowledge import ActualKnowledge
+
+        return ActualKnowledge(self)
 
     # -- age signals (see agegate.signals and agegate.knowledge) -----------------------------
 

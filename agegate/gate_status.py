@@ -4,6 +4,7 @@ account under a policy, the in-memory status cache, and the purge entry point (s
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -64,17 +65,33 @@ class GateStatus(GateScreen):
     _status_generation: int
     _seen_revision: int
     _purger: Purger | None
+    #: Held while a part made on first use is made (see :meth:`_once`).
+    _making: threading.Lock
+
+    def _once(self, attribute: str, make: Callable[[], T]) -> T:
+        """``self.<attribute>``, made by ``make()`` on first use: once, even when threads (a
+        Django site's sync views) ask at the same moment, since what it holds (handlers,
+        settings, callbacks) must live on the one object."""
+        found: T | None = getattr(self, attribute)
+        if found is None:
+            with self._making:
+                found = getattr(self, attribute)
+                if found is None:
+                    found = make()
+                    setattr(self, attribute, found)
+        return found
 
     @property
     def purger(self) -> Purger:
         """The gate's :class:`~agegate.purge.Purger`: its handlers and purge jobs. Made (and the
         purge code imported) on first use, so that an app that only gates requests and screens
         signups never loads it."""
-        if self._purger is None:
-            from .purge import Purger
+        return self._once("_purger", self._new_purger)
 
-            self._purger = Purger(cast("AgeGate", self))  # the only subclass
-        return self._purger
+    def _new_purger(self) -> Purger:
+        from .purge import Purger
+
+        return Purger(cast("AgeGate", self))  # the only subclass
 
     # -- attestations ------------------------------------------------------------------------
 

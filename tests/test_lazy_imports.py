@@ -67,7 +67,7 @@ def test_month_and_weekday_names_read_as_dateutil_reads_them(word: str) -> None:
     assert _WEEKDAYS.weekday(word) == info.weekday(word)
 
 
-def test_reports_and_knowledge_are_made_once_whatever_the_threads() -> None:
+def test_the_purger_reports_and_knowledge_are_made_once_whatever_the_threads() -> None:
     import threading
 
     from agegate import AgeGate, Keyring
@@ -79,14 +79,14 @@ def test_reports_and_knowledge_are_made_once_whatever_the_threads() -> None:
 
         def ask(gate: AgeGate = gate, start: threading.Barrier = start, seen: list[object] = seen) -> None:
             start.wait()
-            seen.extend((gate.reports, gate.knowledge))
+            seen.extend((gate.reports, gate.knowledge, gate.purger))
 
         threads = [threading.Thread(target=ask) for _ in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        assert len({id(x) for x in seen}) == 2  # one Reports, one ActualKnowledge
+        assert len({id(x) for x in seen}) == 3  # one Reports, one ActualKnowledge, one Purger
     gate.reports = seen[0]  # type: ignore[assignment]  # still settable, as an attribute was
 
 
