@@ -100,12 +100,12 @@ async def account_status(
     # (account_of, inline: this runs on every request of a logged-in visitor.)
     try:
         account: Any = subject(scope)
-        if type(account) is not str and inspect.isawaitable(account):
+        if account is not None and type(account) is not str and inspect.isawaitable(account):
             account = await account
     except Exception as exc:
         raise _refusal(_RAISED, "subject", type(exc).__name__) from None
     if type(account) is not str:
-        account = _account(account)
+        account = _account(account)  # None, or refused
     if not account:
         return None
     try:
